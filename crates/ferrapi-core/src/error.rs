@@ -1,0 +1,109 @@
+//! [`HttpError`]: an error a handler returns to answer with a status and a
+//! JSON `{"detail": …}` body, as FastAPI's `HTTPException`.
+
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use serde_json::Value;
+
+/// An HTTP error answered as `{"detail": …}` with a status and optional headers.
+///
+/// This is FastAPI's `HTTPException`: return it (or `Err(it)`) from a handler
+/// and the framework answers with its status, its headers and a JSON body whose
+/// only key is `detail`.
+///
+/// ```
+/// use ferrapi_core::HttpError;
+/// use http::StatusCode;
+///
+/// let err = HttpError::not_found("User not found");
+/// assert_eq!(err.status(), StatusCode::NOT_FOUND);
+/// assert_eq!(err.body(), serde_json::json!({"detail": "User not found"}));
+///
+/// let err = HttpError::new(StatusCode::UNAUTHORIZED, "Not authenticated")
+///     .with_header("www-authenticate", "Bearer");
+/// assert_eq!(err.headers()["www-authenticate"], "Bearer");
+/// ```
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("HTTP {status}: {detail}")]
+pub struct HttpError {
+    status: StatusCode,
+    detail: Value,
+    headers: HeaderMap,
+}
+
+impl HttpError {
+    /// An error with `status` and a `detail` (a string, or any JSON value).
+    pub fn new(status: StatusCode, detail: impl Into<Value>) -> Self {
+        Self {
+            status,
+            detail: detail.into(),
+            headers: HeaderMap::new(),
+        }
+    }
+
+    /// Adds a response header. Invalid names or values are ignored (they can
+    /// only come from the program, never from a request) and reported in debug
+    /// builds.
+    #[must_use]
+    pub fn with_header(mut self, name: &str, value: &str) -> Self {
+        match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
+            (Ok(name), Ok(value)) => {
+                self.headers.append(name, value);
+            }
+            _ => debug_assert!(false, "invalid header {name}: {value}"),
+        }
+        self
+    }
+
+    /// Replaces the detail with any JSON value.
+    #[must_use]
+    pub fn with_detail(mut self, detail: impl Into<Value>) -> Self {
+        self.detail = detail.into();
+        self
+    }
+
+    /// 400 Bad Request.
+    pub fn bad_request(detail: impl Into<Value>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, detail)
+    }
+    /// 401 Unauthorized, with `WWW-Authenticate: Bearer`.
+    pub fn unauthorized(detail: impl Into<Value>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, detail).with_header("www-authenticate", "Bearer")
+    }
+    /// 403 Forbidden.
+    pub fn forbidden(detail: impl Into<Value>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, detail)
+    }
+    /// 404 Not Found.
+    pub fn not_found(detail: impl Into<Value>) -> Self {
+        Self::new(StatusCode::NOT_FOUND, detail)
+    }
+    /// 409 Conflict.
+    pub fn conflict(detail: impl Into<Value>) -> Self {
+        Self::new(StatusCode::CONFLICT, detail)
+    }
+    /// 500 Internal Server Error with FastAPI's detail text.
+    pub fn internal() -> Self {
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "Internal Server Error")
+    }
+
+    /// The status code.
+    pub fn status(&self) -> StatusCode {
+        self.status
+    }
+    /// The `detail` value.
+    pub fn detail(&self) -> &Value {
+        &self.detail
+    }
+    /// Extra response headers.
+    pub fn headers(&self) -> &HeaderMap {
+        &self.headers
+    }
+    /// The JSON body: `{"detail": …}`.
+    pub fn body(&self) -> Value {
+        serde_json::json!({ "detail": self.detail })
+    }
+    /// Splits the error into its status, detail and headers.
+    pub fn into_parts(self) -> (StatusCode, Value, HeaderMap) {
+        (self.status, self.detail, self.headers)
+    }
+}

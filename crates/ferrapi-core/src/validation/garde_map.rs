@@ -1,0 +1,208 @@
+//! garde's report to pydantic-shaped errors: Rust field names mapped to the
+//! schema's (serde) names, errors ordered by declaration.
+
+use super::walk::Schema;
+use super::{ErrorItem, Loc, LocItem};
+use garde::error::Kind;
+use serde_json::{Value, json};
+use std::borrow::Cow;
+
+/// Adds the errors of a garde report that [`validate`](super::validate) did
+/// not already report at the same `loc` (custom rules, rules that schemars
+/// does not express) as pydantic's `value_error` (`{"type": "value_error",
+/// "msg": "Value error, <garde message>", "ctx": {"error": "<garde
+/// message>"}, "input": <value at loc>}`), then sorts all of `errors` stably
+/// by the declaration order of their `loc` (property order in the schema,
+/// list index order).
+///
+/// garde's Rust field names are mapped to the schema's property names: an
+/// exact match first, then the `rename_all` conversions (camelCase,
+/// PascalCase, kebab-case, SCREAMING_SNAKE_CASE, SCREAMING-KEBAB-CASE,
+/// lowercase, UPPERCASE); failing those, the Rust name is kept.
+pub fn from_garde(
+    report: &garde::Report,
+    schema: &Schema,
+    value: &Value,
+    loc: &Loc,
+    errors: &mut Vec<ErrorItem>,
+) {
+    for (path, err) in report.iter() {
+        // garde yields a path leaf first.
+        let components: Vec<(Kind, &str)> = path
+            .__iter()
+            .rev()
+            .map(|(kind, c)| (kind, c.as_str()))
+            .collect();
+        let mut node: Option<&Value> = Some(schema.root());
+        let mut item_loc = loc.clone();
+        for (kind, component) in components {
+            match kind {
+                Kind::None => {}
+                Kind::Index => {
+                    let item = match component.parse::<usize>() {
+                        Ok(i) => LocItem::Index(i),
+                        Err(_) => LocItem::Key(Cow::Owned(component.to_owned())),
+                    };
+                    node = node.and_then(|n| child_schema(schema, n, &item));
+                    item_loc.0.push(item);
+                }
+                Kind::Key => {
+                    let name = node
+                        .and_then(|n| map_name(schema, n, component))
+                        .unwrap_or_else(|| component.to_owned());
+                    let item = LocItem::Key(Cow::Owned(name));
+                    node = node.and_then(|n| child_schema(schema, n, &item));
+                    item_loc.0.push(item);
+                }
+            }
+        }
+        if errors.iter().any(|e| e.loc == item_loc) {
+            continue;
+        }
+        let input = value_at(value, &item_loc.0[loc.0.len().min(item_loc.0.len())..]);
+        let message = err.message();
+        errors.push(ErrorItem {
+            kind: "value_error".into(),
+            loc: item_loc,
+            msg: format!("Value error, {message}"),
+            input,
+            ctx: json!({ "error": message }).as_object().cloned(),
+        });
+    }
+    sort_by_declaration(schema, loc, errors);
+}
+
+/// The value found by following `path` from `value` (`null` if absent).
+fn value_at(value: &Value, path: &[LocItem]) -> Value {
+    let mut v = value;
+    for item in path {
+        let next = match (item, v) {
+            (LocItem::Key(k), Value::Object(m)) => m.get(k.as_ref()),
+            (LocItem::Index(i), Value::Array(a)) => a.get(*i),
+            (LocItem::Index(i), Value::Object(m)) => m.get(&i.to_string()),
+            _ => None,
+        };
+        match next {
+            Some(n) => v = n,
+            None => return Value::Null,
+        }
+    }
+    v.clone()
+}
+
+/// The schema property that a Rust field name stands for.
+fn map_name(schema: &Schema, node: &Value, rust: &str) -> Option<String> {
+    let props = schema.properties(node)?;
+    if props.contains_key(rust) {
+        return Some(rust.to_owned());
+    }
+    let words: Vec<&str> = rust.split('_').filter(|w| !w.is_empty()).collect();
+    let capitalized = |w: &str| {
+        let mut c = w.chars();
+        c.next()
+            .map(|f| f.to_uppercase().chain(c).collect::<String>())
+            .unwrap_or_default()
+    };
+    let pascal: String = words.iter().map(|w| capitalized(w)).collect();
+    let camel: String = words
+        .iter()
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                (*w).to_owned()
+            } else {
+                capitalized(w)
+            }
+        })
+        .collect();
+    let candidates = [
+        camel,
+        pascal,
+        words.join("-"),
+        rust.to_uppercase(),
+        words.join("-").to_uppercase(),
+        rust.to_lowercase(),
+        rust.replace('_', "").to_lowercase(),
+        rust.replace('_', "").to_uppercase(),
+    ];
+    candidates.into_iter().find(|c| props.contains_key(c))
+}
+
+/// The schema of `item` within `node`: a property, a list item, a map
+/// value, or a tagged-union member.
+fn child_schema<'a>(schema: &'a Schema, node: &'a Value, item: &LocItem) -> Option<&'a Value> {
+    let node = schema.resolve_nullable(node);
+    match item {
+        LocItem::Key(k) => {
+            if let Some(p) = node.get("properties").and_then(|p| p.get(k.as_ref())) {
+                return Some(p);
+            }
+            if let Some(s @ Value::Object(_)) = node.get("additionalProperties") {
+                return Some(s);
+            }
+            union_member(schema, node, k).map(|(_, s)| s)
+        }
+        LocItem::Index(i) => node
+            .get("prefixItems")
+            .and_then(|p| p.get(*i))
+            .or_else(|| node.get("items")),
+    }
+}
+
+/// The member of a union labelled `label` in a `loc` (its tag, or its
+/// schema's label), with its position.
+fn union_member<'a>(
+    schema: &'a Schema,
+    node: &'a Value,
+    label: &str,
+) -> Option<(usize, &'a Value)> {
+    let vars = node
+        .get("anyOf")
+        .or_else(|| node.get("oneOf"))?
+        .as_array()?;
+    let non_null: Vec<&Value> = vars.iter().filter(|v| !schema.is_null_schema(v)).collect();
+    if let Some((_, tags)) = schema.discriminator(&non_null) {
+        return tags
+            .iter()
+            .enumerate()
+            .find(|(_, (tag, _))| super::messages::display(tag) == label)
+            .map(|(i, (_, s))| (i, *s));
+    }
+    non_null
+        .into_iter()
+        .enumerate()
+        .find(|(_, v)| schema.union_label(v) == label)
+}
+
+/// The declaration-order key of a `loc` below `prefix`.
+fn order_key(schema: &Schema, prefix: &Loc, loc: &Loc) -> Vec<usize> {
+    if !loc.0.starts_with(&prefix.0) {
+        return vec![usize::MAX];
+    }
+    let mut key = Vec::with_capacity(loc.0.len() - prefix.0.len());
+    let mut node = Some(schema.root());
+    for item in &loc.0[prefix.0.len()..] {
+        let position = match (item, node) {
+            (LocItem::Index(i), _) => *i,
+            (LocItem::Key(k), Some(n)) => {
+                let resolved = schema.resolve_nullable(n);
+                match resolved.get("properties").and_then(Value::as_object) {
+                    Some(props) => props
+                        .keys()
+                        .position(|p| p == k.as_ref())
+                        .unwrap_or(usize::MAX - 1),
+                    None => union_member(schema, resolved, k).map_or(usize::MAX - 1, |(i, _)| i),
+                }
+            }
+            (LocItem::Key(_), None) => usize::MAX - 1,
+        };
+        key.push(position);
+        node = node.and_then(|n| child_schema(schema, n, item));
+    }
+    key
+}
+
+fn sort_by_declaration(schema: &Schema, prefix: &Loc, errors: &mut [ErrorItem]) {
+    // Stable: errors at the same place keep their order.
+    errors.sort_by_cached_key(|e| order_key(schema, prefix, &e.loc));
+}

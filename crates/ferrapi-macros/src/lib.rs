@@ -1,0 +1,385 @@
+//! Route attribute macros for ferrapi: `#[get]`, `#[post]`, `#[put]`,
+//! `#[patch]`, `#[delete]`, `#[head]`, `#[options]`, `#[trace]`.
+//!
+//! Thin by design: the macro parses the attribute and the function, then
+//! expands to calls into the `ferrapi` facade (`ferrapi::__private`). It
+//! adds only what types cannot know — method, path, status, tags, the doc
+//! comment — and one extraction call per parameter, spanned on that
+//! parameter's type, so that a parameter that is no extractor is named by
+//! the compiler error.
+//!
+//! ```ignore
+//! /// Read a user.
+//! ///
+//! /// Answers 404 when there is no such user.
+//! #[get("/users/{user_id}", tags = ["users"], responses(404 = "User not found"))]
+//! async fn read_user(Path(user_id): Path<i64>) -> Result<Json<User>, HttpError> { … }
+//! ```
+//!
+//! Attribute arguments, after the path: `status = 201`, `tags = ["a", "b"]`,
+//! `summary = "…"`, `description = "…"` (default: from the doc comment: its
+//! first paragraph is the summary, the rest the description),
+//! `operation_id = "…"` (default: the function's name), `deprecated`,
+//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`.
+//!
+//! The function becomes a unit struct of the same name (pass it to
+//! `Router::route`); the function itself stays callable as
+//! `<name>::handler(…)`.
+
+use proc_macro::TokenStream;
+use proc_macro2::{Span, TokenStream as TokenStream2};
+use quote::{format_ident, quote, quote_spanned};
+use syn::parse::{Parse, ParseStream};
+use syn::spanned::Spanned;
+use syn::{
+    parse_macro_input, Expr, ExprArray, FnArg, Ident, ItemFn, Lit, LitInt, LitStr, ReturnType,
+    Token, Type,
+};
+
+struct Args {
+    path: LitStr,
+    status: Option<Expr>,
+    tags: Vec<LitStr>,
+    summary: Option<LitStr>,
+    description: Option<LitStr>,
+    operation_id: Option<LitStr>,
+    deprecated: bool,
+    include_in_schema: Option<syn::LitBool>,
+    responses: Vec<(LitInt, LitStr)>,
+}
+
+impl Parse for Args {
+    fn parse(input: ParseStream) -> syn::Result<Self> {
+        let path: LitStr = input.parse().map_err(|e| {
+            syn::Error::new(e.span(), "expected the route's path first, e.g. `#[get(\"/users/{user_id}\")]`")
+        })?;
+        let mut args = Args {
+            path,
+            status: None,
+            tags: Vec::new(),
+            summary: None,
+            description: None,
+            operation_id: None,
+            deprecated: false,
+            include_in_schema: None,
+            responses: Vec::new(),
+        };
+        while !input.is_empty() {
+            input.parse::<Token![,]>()?;
+            if input.is_empty() {
+                break;
+            }
+            let key: Ident = input.parse()?;
+            match key.to_string().as_str() {
+                "deprecated" => {
+                    if input.peek(Token![=]) {
+                        input.parse::<Token![=]>()?;
+                        let b: syn::LitBool = input.parse()?;
+                        args.deprecated = b.value;
+                    } else {
+                        args.deprecated = true;
+                    }
+                }
+                "responses" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    while !content.is_empty() {
+                        let code: LitInt = content.parse()?;
+                        check_status(&code)?;
+                        content.parse::<Token![=]>()?;
+                        let desc: LitStr = content.parse()?;
+                        args.responses.push((code, desc));
+                        if content.is_empty() {
+                            break;
+                        }
+                        content.parse::<Token![,]>()?;
+                    }
+                }
+                other => {
+                    input.parse::<Token![=]>()?;
+                    match other {
+                        "status" => {
+                            let e: Expr = input.parse()?;
+                            if let Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) = &e {
+                                check_status(i)?;
+                            }
+                            args.status = Some(e);
+                        }
+                        "tags" => {
+                            let arr: ExprArray = input.parse()?;
+                            for el in arr.elems {
+                                match el {
+                                    Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => args.tags.push(s),
+                                    other => {
+                                        return Err(syn::Error::new(other.span(), "tags are string literals"));
+                                    }
+                                }
+                            }
+                        }
+                        "summary" => args.summary = Some(input.parse()?),
+                        "description" => args.description = Some(input.parse()?),
+                        "operation_id" => args.operation_id = Some(input.parse()?),
+                        "include_in_schema" => args.include_in_schema = Some(input.parse()?),
+                        _ => {
+                            return Err(syn::Error::new(
+                                key.span(),
+                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses",
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(args)
+    }
+}
+
+fn check_status(lit: &LitInt) -> syn::Result<()> {
+    match lit.base10_parse::<u16>() {
+        Ok(n) if (100..=599).contains(&n) => Ok(()),
+        _ => Err(syn::Error::new(lit.span(), "a status code is a number from 100 to 599")),
+    }
+}
+
+/// The doc comment's text, one line per `///` line.
+fn doc_text(func: &ItemFn) -> String {
+    let mut lines = Vec::new();
+    for attr in &func.attrs {
+        if !attr.path().is_ident("doc") {
+            continue;
+        }
+        if let syn::Meta::NameValue(nv) = &attr.meta {
+            if let Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) = &nv.value {
+                let v = s.value();
+                lines.push(v.strip_prefix(' ').unwrap_or(&v).trim_end().to_owned());
+            }
+        }
+    }
+    lines.join("\n")
+}
+
+/// First paragraph → summary (one line); the rest → description.
+fn split_doc(doc: &str) -> (Option<String>, Option<String>) {
+    let doc = doc.trim();
+    if doc.is_empty() {
+        return (None, None);
+    }
+    let mut parts = doc.splitn(2, "\n\n");
+    let summary = parts
+        .next()
+        .map(|s| s.lines().map(str::trim).collect::<Vec<_>>().join(" "));
+    let description = parts.next().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    (summary, description)
+}
+
+fn contains_impl(ty: &Type) -> bool {
+    quote!(#ty).to_string().contains("impl ")
+}
+
+fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        return Err(syn::Error::new(
+            sig.fn_token.span(),
+            "a route handler must be an `async fn`",
+        ));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a route handler cannot be generic",
+        ));
+    }
+    let name = &sig.ident;
+    let vis = &func.vis;
+    let mut types = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => {
+                return Err(syn::Error::new(r.span(), "a route handler cannot take `self`"));
+            }
+            FnArg::Typed(pt) => {
+                if contains_impl(&pt.ty) {
+                    return Err(syn::Error::new(
+                        pt.ty.span(),
+                        "a handler parameter needs a concrete extractor type, not `impl Trait`",
+                    ));
+                }
+                types.push((*pt.ty).clone());
+            }
+        }
+    }
+    let args_idents: Vec<Ident> = (0..types.len())
+        .map(|i| format_ident!("__arg{}", i, span = Span::mixed_site()))
+        .collect();
+    let mut extract = Vec::new();
+    for (i, (ty, id)) in types.iter().zip(&args_idents).enumerate() {
+        let call = if i + 1 == types.len() {
+            quote_spanned!(ty.span()=> __ex.last::<_, #ty>().await)
+        } else {
+            quote_spanned!(ty.span()=> __ex.part::<#ty>().await)
+        };
+        extract.push(quote! {
+            let #id = match #call {
+                ::core::result::Result::Ok(v) => v,
+                ::core::result::Result::Err(res) => return res,
+            };
+        });
+    }
+    let describe_inputs = types.iter().map(|ty| {
+        quote_spanned!(ty.span()=> <#ty as ::ferrapi::openapi::DescribeInput>::describe(__op);)
+    });
+    let describe_output = match &sig.output {
+        ReturnType::Default => quote!(::ferrapi::__private::describe_output::<()>(__op, __status);),
+        ReturnType::Type(_, ty) if contains_impl(ty) => quote!(),
+        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=>
+            ::ferrapi::__private::describe_output::<#ty>(__op, __status);
+        ),
+    };
+    let call = quote_spanned!(name.span()=>
+        ::ferrapi::__private::assert_send(#name::handler(#(#args_idents),*)).await
+    );
+    let method_ident = Ident::new(method, Span::call_site());
+    let path = &args.path;
+    let mut builder = Vec::new();
+    if let Some(status) = &args.status {
+        let status = match status {
+            Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => quote! {
+                ::ferrapi::http::StatusCode::from_u16(#i).unwrap_or(::ferrapi::http::StatusCode::OK)
+            },
+            other => quote!(#other),
+        };
+        builder.push(quote!(.status(#status)));
+    }
+    if !args.tags.is_empty() {
+        let tags = &args.tags;
+        builder.push(quote!(.tags([#(#tags),*])));
+    }
+    let (doc_summary, doc_description) = split_doc(&doc_text(&func));
+    match (&args.summary, doc_summary) {
+        (Some(s), _) => builder.push(quote!(.summary(#s))),
+        (None, Some(s)) => builder.push(quote!(.summary(#s))),
+        (None, None) => {}
+    }
+    match (&args.description, doc_description) {
+        (Some(d), _) => builder.push(quote!(.description(#d))),
+        (None, Some(d)) => builder.push(quote!(.description(#d))),
+        (None, None) => {}
+    }
+    if let Some(id) = &args.operation_id {
+        builder.push(quote!(.operation_id(#id)));
+    }
+    if args.deprecated {
+        builder.push(quote!(.deprecated(true)));
+    }
+    if let Some(b) = &args.include_in_schema {
+        builder.push(quote!(.include_in_schema(#b)));
+    }
+    for (code, desc) in &args.responses {
+        builder.push(quote! {
+            .response(
+                ::ferrapi::http::StatusCode::from_u16(#code).unwrap_or(::ferrapi::http::StatusCode::OK),
+                #desc,
+            )
+        });
+    }
+    let name_str = name.to_string();
+    let doc_attrs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let fn_attrs = &func.attrs;
+    let inputs = &sig.inputs;
+    let output = &sig.output;
+    let block = &func.block;
+    Ok(quote! {
+        #(#doc_attrs)*
+        #[allow(non_camel_case_types)]
+        #[derive(Debug, Clone, Copy)]
+        #vis struct #name;
+
+        impl #name {
+            #(#fn_attrs)*
+            #vis async fn handler(#inputs) #output #block
+        }
+
+        impl ::ferrapi::IntoRoute for #name {
+            fn into_route(self) -> ::ferrapi::Route {
+                ::ferrapi::__private::route(
+                    ::ferrapi::http::Method::#method_ident,
+                    #path,
+                    #name_str,
+                    |__req: ::ferrapi::__private::Request,
+                     __cx: ::ferrapi::__private::Arc<::ferrapi::__private::RequestContext>|
+                     -> ::ferrapi::__private::BoxFuture<'static, ::ferrapi::axum::response::Response> {
+                        ::std::boxed::Box::pin(async move {
+                            #[allow(unused_mut)]
+                            let mut __ex = ::ferrapi::__private::Extraction::new(__req, __cx);
+                            #(#extract)*
+                            if let ::core::result::Result::Err(res) = __ex.finish() {
+                                return res;
+                            }
+                            #[allow(irrefutable_let_patterns)]
+                            let (#(::core::option::Option::Some(#args_idents),)*) = (#(#args_idents,)*) else {
+                                return ::ferrapi::__private::internal_error();
+                            };
+                            __ex.respond(#call)
+                        })
+                    },
+                    |__op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
+                     __status: ::ferrapi::http::StatusCode| {
+                        #(#describe_inputs)*
+                        #describe_output
+                    },
+                )
+                #(#builder)*
+            }
+        }
+    })
+}
+
+macro_rules! route_attr {
+    ($($(#[$doc:meta])* $fn:ident => $method:literal;)*) => {$(
+        $(#[$doc])*
+        #[proc_macro_attribute]
+        pub fn $fn(attr: TokenStream, item: TokenStream) -> TokenStream {
+            let args = parse_macro_input!(attr as Args);
+            let func = parse_macro_input!(item as ItemFn);
+            match expand($method, args, func) {
+                Ok(tokens) => tokens.into(),
+                Err(e) => e.to_compile_error().into(),
+            }
+        }
+    )*};
+}
+
+route_attr! {
+    /// Declares a `GET` route: `#[get("/users/{user_id}")]`.
+    get => "GET";
+    /// Declares a `POST` route: `#[post("/users", status = 201)]`.
+    post => "POST";
+    /// Declares a `PUT` route.
+    put => "PUT";
+    /// Declares a `PATCH` route.
+    patch => "PATCH";
+    /// Declares a `DELETE` route.
+    delete => "DELETE";
+    /// Declares a `HEAD` route.
+    head => "HEAD";
+    /// Declares an `OPTIONS` route.
+    options => "OPTIONS";
+    /// Declares a `TRACE` route.
+    trace => "TRACE";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_doc;
+
+    #[test]
+    fn doc_split() {
+        assert_eq!(split_doc(""), (None, None));
+        assert_eq!(split_doc("Create a user."), (Some("Create a user.".into()), None));
+        assert_eq!(
+            split_doc("Create\na user.\n\nMore.\n\nEven more."),
+            (Some("Create a user.".into()), Some("More.\n\nEven more.".into()))
+        );
+    }
+}

@@ -1,0 +1,201 @@
+//! Describing operations: the hooks extractors and response types implement.
+
+use crate::{
+    MediaType, Operation, Parameter, ParameterIn, RequestBody, Response, SchemaRegistry,
+};
+use http::StatusCode;
+use schemars::JsonSchema;
+use serde_json::{json, Value};
+
+/// What the handler's path extractor expects of the path template, recorded
+/// while describing so that registration can check the template against it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathShape {
+    /// One scalar value (`Path<i64>`): the template must have exactly one variable.
+    Single,
+    /// A tuple of `n` values, in template order.
+    Tuple(usize),
+    /// A struct: the template's variables must be exactly these names.
+    Named(Vec<String>),
+}
+
+/// Collects one operation's parameters, body and responses while the route's
+/// extractor and response types describe themselves.
+#[derive(Debug)]
+pub struct OperationBuilder<'a> {
+    /// The schema registry of the document being built.
+    pub registry: &'a mut SchemaRegistry,
+    /// The operation under construction.
+    pub operation: Operation,
+    /// The route's path template variables, in order.
+    pub path_variables: Vec<String>,
+    /// What the path extractor expects (set by `Path<T>`).
+    pub path_shape: Option<PathShape>,
+    /// True once any extractor that can fail validation (path, query, header,
+    /// cookie, body) has described itself: the operation then documents 422.
+    pub validates_input: bool,
+}
+
+impl<'a> OperationBuilder<'a> {
+    /// A builder for an operation on a path with these template variables.
+    pub fn new(registry: &'a mut SchemaRegistry, path_variables: Vec<String>) -> Self {
+        Self {
+            registry,
+            operation: Operation::default(),
+            path_variables,
+            path_shape: None,
+            validates_input: false,
+        }
+    }
+
+    /// Adds a parameter; a parameter of the same name and location is replaced.
+    pub fn parameter(&mut self, name: &str, location: ParameterIn, required: bool, schema: Value) {
+        self.validates_input = true;
+        let param = Parameter {
+            name: name.to_owned(),
+            location,
+            required: required || location == ParameterIn::Path,
+            schema,
+            description: None,
+        };
+        let params = &mut self.operation.parameters;
+        match params
+            .iter_mut()
+            .find(|p| p.name == param.name && p.location == param.location)
+        {
+            Some(existing) => *existing = param,
+            None => params.push(param),
+        }
+    }
+
+    /// Adds one parameter per property of `T`'s object schema (query, header,
+    /// cookie models), named by `name_of` (headers turn `_` into `-`).
+    pub fn parameters_from<T: JsonSchema>(
+        &mut self,
+        location: ParameterIn,
+        name_of: impl Fn(&str) -> String,
+    ) {
+        let root = crate::validation_schema::<T>();
+        let required: Vec<&str> = root
+            .get("required")
+            .and_then(Value::as_array)
+            .map(|r| r.iter().filter_map(Value::as_str).collect())
+            .unwrap_or_default();
+        let Some(props) = root.get("properties").and_then(Value::as_object) else {
+            self.validates_input = true;
+            return;
+        };
+        // Nested definitions of the standalone schema are re-registered so the
+        // parameter schemas can reference components.
+        for (name, schema) in props {
+            let schema = self.rebase_refs(&root, schema.clone());
+            self.parameter(
+                &name_of(name),
+                location,
+                required.contains(&name.as_str()),
+                schema,
+            );
+        }
+        self.validates_input = true;
+    }
+
+    /// Inlines `$defs` references of a standalone schema (parameter schemas are
+    /// small; inlining keeps them self-contained).
+    fn rebase_refs(&self, root: &Value, schema: Value) -> Value {
+        fn walk(root: &Value, v: Value, depth: usize) -> Value {
+            match v {
+                Value::Object(map) => {
+                    if let Some(Value::String(r)) = map.get("$ref") {
+                        if let Some(name) = r.strip_prefix("#/$defs/") {
+                            if depth < 8 {
+                                if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
+                                    return walk(root, def.clone(), depth + 1);
+                                }
+                            }
+                        }
+                    }
+                    Value::Object(
+                        map.into_iter()
+                            .map(|(k, v)| (k, walk(root, v, depth)))
+                            .collect(),
+                    )
+                }
+                Value::Array(a) => Value::Array(a.into_iter().map(|v| walk(root, v, depth)).collect()),
+                other => other,
+            }
+        }
+        walk(root, schema, 0)
+    }
+
+    /// Sets the request body: `T`'s schema under `content_type`.
+    pub fn request_body<T: JsonSchema>(&mut self, content_type: &str, required: bool) {
+        self.validates_input = true;
+        let schema = self.registry.schema_for::<T>();
+        let body = self.operation.request_body.get_or_insert_with(|| RequestBody {
+            content: Default::default(),
+            required,
+        });
+        body.content.insert(
+            content_type.to_owned(),
+            MediaType {
+                schema: Some(schema),
+            },
+        );
+    }
+
+    /// Declares a response with an optional body schema under `content_type`.
+    pub fn response(
+        &mut self,
+        status: StatusCode,
+        description: &str,
+        content: Option<(&str, Value)>,
+    ) {
+        let entry = self
+            .operation
+            .responses
+            .entry(status.as_u16().to_string())
+            .or_insert_with(|| Response {
+                description: description.to_owned(),
+                ..Default::default()
+            });
+        if let Some((content_type, schema)) = content {
+            entry.content.insert(
+                content_type.to_owned(),
+                MediaType {
+                    schema: Some(schema),
+                },
+            );
+        }
+    }
+
+    /// Declares a JSON response whose body is `T`.
+    pub fn json_response<T: JsonSchema>(&mut self, status: StatusCode) {
+        let schema = self.registry.schema_for::<T>();
+        let description = status.canonical_reason().unwrap_or("Response");
+        let description = if status == StatusCode::OK {
+            "Successful Response"
+        } else {
+            description
+        };
+        self.response(status, description, Some(("application/json", schema)));
+    }
+
+    /// Finishes the operation: adds the `422` response when input is
+    /// validated, and a default `200` when nothing declared a response.
+    pub fn finish(mut self) -> Operation {
+        if self.operation.responses.is_empty() {
+            self.response(StatusCode::OK, "Successful Response", None);
+        }
+        if self.validates_input {
+            self.response(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "Validation Error",
+                Some((
+                    "application/json",
+                    json!({"$ref": "#/components/schemas/HTTPValidationError"}),
+                )),
+            );
+        }
+        self.operation
+    }
+}

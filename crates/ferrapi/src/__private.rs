@@ -1,0 +1,52 @@
+//! What the route attribute macros expand to. Not public API.
+
+pub use crate::extract::{Request, RequestContext};
+pub use crate::routing::Extraction;
+pub use futures_util::future::BoxFuture;
+pub use std::sync::Arc;
+
+use crate::describe::DescribeOutput as _;
+use crate::response::Responder;
+use crate::openapi::OperationBuilder;
+use crate::response::Response;
+use crate::routing::Route;
+use http::{Method, StatusCode};
+
+/// Builds a route from macro-generated glue.
+#[track_caller]
+pub fn route<F>(
+    method: Method,
+    path: &str,
+    name: &str,
+    handler: F,
+    describe: fn(&mut OperationBuilder<'_>, StatusCode),
+) -> Route
+where
+    F: Fn(Request, Arc<RequestContext>) -> BoxFuture<'static, Response> + Send + Sync + 'static,
+{
+    Route::from_parts(
+        method,
+        path.to_owned(),
+        name.to_owned(),
+        Arc::new(handler),
+        describe,
+        std::panic::Location::caller(),
+    )
+}
+
+/// Describes a handler's return type (bound on `Responder`, not only
+/// `DescribeOutput`, so that a wrong return type gets one clear error).
+pub fn describe_output<R: Responder>(op: &mut OperationBuilder<'_>, status: StatusCode) {
+    R::describe(op, status);
+}
+
+/// Answers 500 (never reached: see `routing::handler::internal_error`).
+pub fn internal_error() -> Response {
+    crate::routing::internal_error()
+}
+
+/// Asserts that a handler's future can move between threads; a handler that
+/// holds a non-`Send` value across an `.await` fails here, at its call.
+pub fn assert_send<T: Send>(future: T) -> T {
+    future
+}

@@ -1,0 +1,665 @@
+//! [`App`]: the application — routes, state, exception handlers, middleware —
+//! and its build step, where every route declaration is checked and turned
+//! into the router and the OpenAPI document.
+
+use crate::extract::RequestContext;
+use crate::openapi::{Info, OpenApi, OperationBuilder, PathShape, SchemaRegistry, Tag};
+use crate::response::{Error, ExceptionHandlers, Response};
+use crate::routing::{template, IntoRoute, Route, Router};
+use axum::response::IntoResponse;
+use ferrapi_core::HttpError;
+use http::{Method, StatusCode};
+use std::any::{Any, TypeId};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+
+/// The default request body limit: 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+type LayerFn = Box<dyn FnOnce(axum::Router) -> axum::Router + Send>;
+
+/// Application state by type.
+#[derive(Default)]
+pub(crate) struct StateMap(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
+
+impl StateMap {
+    pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
+        self.0.get(&TypeId::of::<T>()).and_then(|b| b.downcast_ref())
+    }
+}
+
+/// What every request of an application shares.
+pub(crate) struct AppShared {
+    pub(crate) state: StateMap,
+    pub(crate) exception_handlers: ExceptionHandlers,
+}
+
+impl fmt::Debug for AppShared {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AppShared")
+            .field("state_types", &self.state.0.len())
+            .field("exception_handlers", &self.exception_handlers)
+            .finish()
+    }
+}
+
+impl AppShared {
+    pub(crate) fn render_error(&self, e: Error) -> Response {
+        self.exception_handlers.render(e)
+    }
+}
+
+/// A ferrapi application (FastAPI's `FastAPI()`): metadata for the
+/// document, routes and routers, state, exception handlers and middleware.
+///
+/// ```
+/// use ferrapi::prelude::*;
+///
+/// #[get("/health/live")]
+/// async fn live() -> Json<serde_json::Value> {
+///     Json(serde_json::json!({"status": "ok"}))
+/// }
+///
+/// let app = App::new()
+///     .title("Users")
+///     .version("1.0.0")
+///     .description("A users API")
+///     .route(live);
+/// let built = app.build().expect("routes are valid");
+/// assert_eq!(built.openapi().info.title, "Users");
+/// ```
+pub struct App {
+    info: Info,
+    routes: Vec<Route>,
+    state: StateMap,
+    exception_handlers: ExceptionHandlers,
+    body_limit: usize,
+    layers: Vec<LayerFn>,
+    tags: Vec<Tag>,
+    openapi_url: Option<String>,
+}
+
+impl fmt::Debug for App {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("App")
+            .field("info", &self.info)
+            .field("routes", &self.routes)
+            .field("body_limit", &self.body_limit)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for App {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl App {
+    /// An application titled `ferrapi`, version `0.1.0`, serving its
+    /// document at `/openapi.json`.
+    pub fn new() -> Self {
+        Self {
+            info: Info {
+                title: "ferrapi".into(),
+                version: "0.1.0".into(),
+                description: None,
+            },
+            routes: Vec::new(),
+            state: StateMap::default(),
+            exception_handlers: ExceptionHandlers::default(),
+            body_limit: DEFAULT_BODY_LIMIT,
+            layers: Vec::new(),
+            tags: Vec::new(),
+            openapi_url: Some("/openapi.json".into()),
+        }
+    }
+
+    /// The API title.
+    #[must_use]
+    pub fn title(mut self, title: impl Into<String>) -> Self {
+        self.info.title = title.into();
+        self
+    }
+
+    /// The API version.
+    #[must_use]
+    pub fn version(mut self, version: impl Into<String>) -> Self {
+        self.info.version = version.into();
+        self
+    }
+
+    /// The API description (Markdown).
+    #[must_use]
+    pub fn description(mut self, description: impl Into<String>) -> Self {
+        self.info.description = Some(description.into());
+        self
+    }
+
+    /// Describes a tag in the document.
+    #[must_use]
+    pub fn tag(mut self, name: impl Into<String>, description: impl Into<String>) -> Self {
+        self.tags.push(Tag {
+            name: name.into(),
+            description: Some(description.into()),
+        });
+        self
+    }
+
+    /// Where the OpenAPI document is served (`None`: not served).
+    #[must_use]
+    pub fn openapi_url(mut self, url: Option<&str>) -> Self {
+        self.openapi_url = url.map(str::to_owned);
+        self
+    }
+
+    /// Adds a route.
+    #[must_use]
+    pub fn route(mut self, route: impl IntoRoute) -> Self {
+        self.routes.push(route.into_route());
+        self
+    }
+
+    /// Adds a router's routes (FastAPI's `include_router`).
+    #[must_use]
+    pub fn include(mut self, router: Router) -> Self {
+        self.routes.extend(router.into_routes());
+        self
+    }
+
+    /// Registers application state, read by handlers with
+    /// [`State<T>`](crate::State). One value per type; a second call for the
+    /// same type replaces the first.
+    #[must_use]
+    pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
+        self.state.0.insert(TypeId::of::<T>(), Box::new(value));
+        self
+    }
+
+    /// The largest request body accepted by body extractors (default 1 MiB);
+    /// larger bodies are answered 413.
+    #[must_use]
+    pub fn body_limit(mut self, bytes: usize) -> Self {
+        self.body_limit = bytes;
+        self
+    }
+
+    /// Answers errors of type `E` with `handler` (FastAPI's
+    /// `exception_handler`). Handlers are tried in registration order; a
+    /// handler for [`HttpError`] or [`ValidationErrors`](crate::ValidationErrors)
+    /// replaces the default answer to those.
+    ///
+    /// ```
+    /// use ferrapi::prelude::*;
+    /// use ferrapi::http::StatusCode;
+    ///
+    /// #[derive(Debug, thiserror::Error)]
+    /// #[error("out of stock")]
+    /// struct OutOfStock;
+    ///
+    /// let app = App::new().exception_handler(|_: &OutOfStock| {
+    ///     (StatusCode::CONFLICT, "sold out").into_response()
+    /// });
+    /// # use ferrapi::axum::response::IntoResponse;
+    /// ```
+    #[must_use]
+    pub fn exception_handler<E, F>(mut self, handler: F) -> Self
+    where
+        E: std::error::Error + 'static,
+        F: Fn(&E) -> Response + Send + Sync + 'static,
+    {
+        self.exception_handlers.add::<E, F>(handler);
+        self
+    }
+
+    /// Wraps the application in a tower layer (any tower or tower-http layer
+    /// works). Layers added later wrap those added earlier.
+    #[must_use]
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response: IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.layers.push(Box::new(move |router| router.layer(layer)));
+        self
+    }
+
+    /// Checks every route and builds the router and the OpenAPI document.
+    /// Every mistake found is reported, each naming its route.
+    pub fn build(self) -> Result<BuiltApp, BuildError> {
+        build(self)
+    }
+
+    /// The axum router of this application (a tower service), for serving
+    /// it with your own server or nesting it into an axum app.
+    ///
+    /// # Errors
+    /// The route declarations' mistakes, as [`build`](Self::build).
+    pub fn into_router(self) -> Result<axum::Router, BuildError> {
+        self.build().map(|b| b.router)
+    }
+}
+
+/// A checked application: its router and its OpenAPI document.
+#[derive(Debug, Clone)]
+pub struct BuiltApp {
+    pub(crate) router: axum::Router,
+    openapi: Arc<OpenApi>,
+}
+
+impl BuiltApp {
+    /// The OpenAPI document.
+    pub fn openapi(&self) -> &OpenApi {
+        &self.openapi
+    }
+    /// The router (a tower service).
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
+    }
+}
+
+/// One mistake in a route declaration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouteError {
+    /// The route: `POST /api/v1/users (create_user, src/users.rs:12)`.
+    pub route: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// Every mistake found in an application's route declarations.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct BuildError {
+    /// The mistakes, in declaration order.
+    pub errors: Vec<RouteError>,
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "{} problem(s) in the route declarations:", self.errors.len())?;
+        for e in &self.errors {
+            writeln!(f, "  - {}: {}", e.route, e.problem)?;
+        }
+        Ok(())
+    }
+}
+
+fn method_filter(method: &Method) -> Option<axum::routing::MethodFilter> {
+    use axum::routing::MethodFilter as M;
+    Some(match *method {
+        Method::GET => M::GET,
+        Method::POST => M::POST,
+        Method::PUT => M::PUT,
+        Method::PATCH => M::PATCH,
+        Method::DELETE => M::DELETE,
+        Method::HEAD => M::HEAD,
+        Method::OPTIONS => M::OPTIONS,
+        Method::TRACE => M::TRACE,
+        Method::CONNECT => M::CONNECT,
+        _ => return None,
+    })
+}
+
+/// `FastAPI`'s default summary: `create_user` → `Create User`.
+fn title_case(name: &str) -> String {
+    name.split('_')
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            match c.next() {
+                Some(first) => first.to_uppercase().chain(c).collect::<String>(),
+                None => String::new(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn check_path_shape(shape: Option<&PathShape>, vars: &[String]) -> Option<String> {
+    let list = |v: &[String]| {
+        v.iter()
+            .map(|s| format!("`{s}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match shape {
+        None if vars.is_empty() => None,
+        None => Some(format!(
+            "the path has variable(s) {} but the handler takes no `Path` parameter",
+            list(vars)
+        )),
+        Some(PathShape::Single) if vars.len() == 1 => None,
+        Some(PathShape::Single) => Some(format!(
+            "the handler takes one path value but the path has {} variable(s){}{}",
+            vars.len(),
+            if vars.is_empty() { "" } else { ": " },
+            list(vars)
+        )),
+        Some(PathShape::Tuple(n)) if *n == vars.len() => None,
+        Some(PathShape::Tuple(n)) => Some(format!(
+            "the handler takes a tuple of {n} path values but the path has {} variable(s){}{}",
+            vars.len(),
+            if vars.is_empty() { "" } else { ": " },
+            list(vars)
+        )),
+        Some(PathShape::Named(names)) => {
+            let missing: Vec<String> = names.iter().filter(|n| !vars.contains(n)).cloned().collect();
+            let unused: Vec<String> = vars.iter().filter(|v| !names.contains(v)).cloned().collect();
+            let mut problems = Vec::new();
+            if !missing.is_empty() {
+                problems.push(format!(
+                    "the handler's path parameter(s) {} are not in the path",
+                    list(&missing)
+                ));
+            }
+            if !unused.is_empty() {
+                problems.push(format!(
+                    "path variable(s) {} are not taken by the handler",
+                    list(&unused)
+                ));
+            }
+            (!problems.is_empty()).then(|| problems.join("; "))
+        }
+    }
+}
+
+struct Checked {
+    route: Route,
+    full_path: String,
+    vars: Vec<String>,
+}
+
+fn build(app: App) -> Result<BuiltApp, BuildError> {
+    let App {
+        info,
+        routes,
+        state,
+        exception_handlers,
+        body_limit,
+        layers,
+        tags,
+        openapi_url,
+    } = app;
+    let mut errors = Vec::new();
+    let mut checked: Vec<Checked> = Vec::with_capacity(routes.len());
+    let mut registry = SchemaRegistry::new();
+    let mut doc = OpenApi {
+        openapi: "3.1.0".into(),
+        info,
+        paths: Default::default(),
+        components: Default::default(),
+        tags,
+    };
+    let mut seen_ops: HashMap<String, String> = HashMap::new();
+    let mut seen_shapes: HashMap<(Method, String), String> = HashMap::new();
+    let mut names_by_shape: HashMap<String, (String, String)> = HashMap::new();
+    let mut matcher = matchit::Router::new();
+
+    for route in routes {
+        let full_path = template::join(&route.prefixes, &route.path);
+        let label = route.label(&full_path);
+        let mut problem = |p: String| {
+            errors.push(RouteError {
+                route: label.clone(),
+                problem: p,
+            })
+        };
+        for prefix in &route.prefixes {
+            if let Some(p) = template::prefix_problems(prefix) {
+                problem(p);
+            }
+        }
+        let vars = match template::variables(&full_path) {
+            Ok(v) => v,
+            Err(ps) => {
+                ps.into_iter().for_each(&mut problem);
+                continue;
+            }
+        };
+        if method_filter(&route.method).is_none() {
+            problem(format!("method {} is not supported", route.method));
+            continue;
+        }
+        // Describe the operation: this is also what tells us the handler's
+        // path parameters.
+        let mut op = OperationBuilder::new(&mut registry, vars.clone());
+        (route.describe)(&mut op, route.status);
+        if let Some(p) = check_path_shape(op.path_shape.as_ref(), &vars) {
+            problem(p);
+        }
+        for (status, description) in &route.responses {
+            op.response(*status, description, None);
+        }
+        let mut operation = op.finish();
+        operation.tags = dedup(route.tags.clone());
+        let (summary, description) = match (&route.summary, &route.description) {
+            (None, d) => (Some(title_case(&route.name)), d.clone()),
+            (s, d) => (s.clone(), d.clone()),
+        };
+        operation.summary = summary;
+        operation.description = description;
+        operation.deprecated = route.deprecated;
+        operation.operation_id = route.operation_id.clone().unwrap_or_else(|| route.name.clone());
+
+        // Clashes: the same method on the same shape of path, or the same
+        // shape spelled with other variable names (the router could not tell
+        // them apart).
+        let shape = template::shape(&full_path);
+        if let Some(other) = seen_shapes.get(&(route.method.clone(), shape.clone())) {
+            problem(format!("clashes with {other}: same method and path"));
+        } else {
+            seen_shapes.insert((route.method.clone(), shape.clone()), label.clone());
+        }
+        match names_by_shape.get(&shape) {
+            Some((path, other)) if *path != full_path => problem(format!(
+                "path `{full_path}` and `{path}` of {other} differ only in variable names; use the same names"
+            )),
+            Some(_) => {}
+            None => {
+                names_by_shape.insert(shape.clone(), (full_path.clone(), label.clone()));
+                if let Err(e) = matcher.insert(full_path.as_str(), ()) {
+                    problem(format!("the router refuses this path: {e}"));
+                }
+            }
+        }
+        if route.include_in_schema {
+            if let Some(other) = seen_ops.get(&operation.operation_id) {
+                problem(format!(
+                    "operation id `{}` is already used by {other}; set `operation_id`",
+                    operation.operation_id
+                ));
+            } else {
+                seen_ops.insert(operation.operation_id.clone(), label.clone());
+            }
+            doc.paths
+                .entry(full_path.clone())
+                .or_default()
+                .insert(route.method.as_str().to_ascii_lowercase(), operation);
+        }
+        checked.push(Checked {
+            route,
+            full_path,
+            vars,
+        });
+    }
+    if !errors.is_empty() {
+        return Err(BuildError { errors });
+    }
+
+    let mut components = registry.into_components();
+    if doc
+        .paths
+        .values()
+        .flat_map(|item| item.values())
+        .any(|op| op.responses.contains_key("422"))
+    {
+        add_validation_components(&mut components);
+    }
+    doc.components.schemas = components;
+    let openapi = Arc::new(doc);
+
+    let shared = Arc::new(AppShared {
+        state,
+        exception_handlers,
+    });
+    let mut by_path: Vec<(String, axum::routing::MethodRouter)> = Vec::new();
+    for Checked {
+        route,
+        full_path,
+        vars,
+    } in checked
+    {
+        let cx = Arc::new(RequestContext {
+            app: shared.clone(),
+            path: Arc::from(full_path.as_str()),
+            status: route.status,
+            body_limit: route.body_limit.unwrap_or(body_limit),
+            path_vars: Arc::from(vars),
+        });
+        let handler = route.handler.clone();
+        let Some(filter) = method_filter(&route.method) else {
+            continue;
+        };
+        let endpoint = move |req: axum::extract::Request| {
+            let handler = handler.clone();
+            let cx = cx.clone();
+            async move { handler(req, cx).await }
+        };
+        match by_path.iter_mut().find(|(p, _)| *p == full_path) {
+            Some((_, mr)) => *mr = std::mem::take(mr).on(filter, endpoint),
+            None => by_path.push((full_path, axum::routing::on(filter, endpoint))),
+        }
+    }
+    let mut router = axum::Router::new();
+    for (path, mr) in by_path {
+        let not_allowed = shared.clone();
+        router = router.route(
+            &path,
+            mr.fallback(move || {
+                let shared = not_allowed.clone();
+                async move {
+                    shared.render_error(
+                        HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into(),
+                    )
+                }
+            }),
+        );
+    }
+    if let Some(url) = openapi_url {
+        let body = serde_json::to_vec(&*openapi).unwrap_or_default();
+        let body = bytes::Bytes::from(body);
+        router = router.route(
+            &url,
+            axum::routing::get(move || {
+                let body = body.clone();
+                async move {
+                    (
+                        [(http::header::CONTENT_TYPE, "application/json")],
+                        body,
+                    )
+                        .into_response()
+                }
+            }),
+        );
+    }
+    let not_found = shared.clone();
+    router = router.fallback(move || {
+        let shared = not_found.clone();
+        async move { shared.render_error(HttpError::not_found("Not Found").into()) }
+    });
+    for layer in layers {
+        router = layer(router);
+    }
+    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+    Ok(BuiltApp { router, openapi })
+}
+
+/// A handler panicked: log it, answer FastAPI's 500. The connection and the
+/// process keep serving.
+fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
+    let message = err
+        .downcast_ref::<String>()
+        .map(String::as_str)
+        .or_else(|| err.downcast_ref::<&str>().copied())
+        .unwrap_or("(non-string panic payload)");
+    tracing::error!(panic = %message, "handler panicked");
+    crate::response::error_response(&HttpError::internal())
+}
+
+fn dedup(tags: Vec<String>) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(tags.len());
+    for t in tags {
+        if !out.contains(&t) {
+            out.push(t);
+        }
+    }
+    out
+}
+
+/// FastAPI's `HTTPValidationError` and `ValidationError` component schemas.
+fn add_validation_components(components: &mut serde_json::Map<String, serde_json::Value>) {
+    use serde_json::json;
+    components.insert(
+        "HTTPValidationError".into(),
+        json!({
+            "properties": {
+                "detail": {
+                    "items": {"$ref": "#/components/schemas/ValidationError"},
+                    "type": "array",
+                    "title": "Detail"
+                }
+            },
+            "type": "object",
+            "title": "HTTPValidationError"
+        }),
+    );
+    components.insert(
+        "ValidationError".into(),
+        json!({
+            "properties": {
+                "loc": {
+                    "items": {"anyOf": [{"type": "string"}, {"type": "integer"}]},
+                    "type": "array",
+                    "title": "Location"
+                },
+                "msg": {"type": "string", "title": "Message"},
+                "type": {"type": "string", "title": "Error Type"},
+                "input": {"title": "Input"},
+                "ctx": {"type": "object", "title": "Context"}
+            },
+            "type": "object",
+            "required": ["loc", "msg", "type"],
+            "title": "ValidationError"
+        }),
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn summaries_from_names() {
+        assert_eq!(title_case("create_user"), "Create User");
+        assert_eq!(title_case("live"), "Live");
+    }
+
+    #[test]
+    fn path_shapes() {
+        let v = |s: &[&str]| s.iter().map(|x| (*x).to_owned()).collect::<Vec<_>>();
+        assert!(check_path_shape(None, &[]).is_none());
+        assert!(check_path_shape(None, &v(&["id"])).is_some());
+        assert!(check_path_shape(Some(&PathShape::Single), &v(&["id"])).is_none());
+        assert!(check_path_shape(Some(&PathShape::Single), &v(&["a", "b"])).is_some());
+        assert!(check_path_shape(Some(&PathShape::Tuple(2)), &v(&["a", "b"])).is_none());
+        let named = PathShape::Named(v(&["a", "b"]));
+        assert!(check_path_shape(Some(&named), &v(&["b", "a"])).is_none());
+        let msg = check_path_shape(Some(&named), &v(&["a", "c"])).unwrap_or_default();
+        assert!(msg.contains("`b`") && msg.contains("`c`"), "{msg}");
+    }
+}

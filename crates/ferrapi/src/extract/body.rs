@@ -1,0 +1,137 @@
+//! Body extractors: raw bytes, text, form bodies; and the size-limited body reader.
+
+use super::{FromRequest, Rejection, Request, RequestContext};
+use crate::validation;
+use ferrapi_core::validation::Source;
+use ferrapi_core::HttpError;
+use crate::openapi::{DescribeInput, OperationBuilder};
+use http::{header, StatusCode};
+use http_body_util::BodyExt;
+use schemars::JsonSchema;
+use serde::de::DeserializeOwned;
+
+/// The 413 answered for a body over the limit.
+pub(crate) fn too_large() -> HttpError {
+    HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
+}
+
+/// Reads the whole body, refusing more than `limit` bytes with 413 — up
+/// front when `Content-Length` already says so, else as soon as the limit
+/// is crossed while reading.
+pub(crate) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, Rejection> {
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large().into());
+    }
+    let limited = http_body_util::Limited::new(req.into_body(), limit);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large().into()),
+        Err(e) => {
+            // The client went away or sent a broken body: nothing to answer.
+            tracing::debug!(error = %e, "failed to read request body");
+            Err(HttpError::bad_request("Failed to read request body").into())
+        }
+    }
+}
+
+/// The raw body bytes (up to the route's body limit).
+pub type Bytes = bytes::Bytes;
+
+impl FromRequest for bytes::Bytes {
+    async fn from_request(req: Request, cx: &RequestContext) -> Result<Self, Rejection> {
+        read_body(req, cx.body_limit()).await
+    }
+}
+impl DescribeInput for bytes::Bytes {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        op.request_body::<Vec<u8>>("application/octet-stream", true);
+    }
+}
+
+/// The body as UTF-8 text; invalid UTF-8 is a 422 (`string_unicode`).
+impl FromRequest for String {
+    async fn from_request(req: Request, cx: &RequestContext) -> Result<Self, Rejection> {
+        let bytes = read_body(req, cx.body_limit()).await?;
+        String::from_utf8(bytes.to_vec()).map_err(|_| {
+            Rejection::Invalid(vec![ferrapi_core::validation::ErrorItem::new(
+                "string_unicode",
+                ferrapi_core::validation::Loc::source(Source::Body),
+                "Input should be a valid string, unable to parse raw data as a unicode string",
+                serde_json::Value::Null,
+            )])
+        })
+    }
+}
+impl DescribeInput for String {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        op.request_body::<String>("text/plain", true);
+    }
+}
+
+/// The unread body stream, for handlers that stream uploads themselves.
+/// No size limit applies: the handler decides.
+#[derive(Debug)]
+pub struct RawBody(pub axum::body::Body);
+
+impl FromRequest for RawBody {
+    async fn from_request(req: Request, _cx: &RequestContext) -> Result<Self, Rejection> {
+        Ok(RawBody(req.into_body()))
+    }
+}
+impl DescribeInput for RawBody {}
+
+/// A form body (`application/x-www-form-urlencoded`) validated into `T`,
+/// as FastAPI's `Form()` fields: lax coercion, every error at once, `loc`
+/// starting with `body`.
+///
+/// ```
+/// use ferrapi::prelude::*;
+///
+/// #[derive(Deserialize, JsonSchema)]
+/// struct Login {
+///     username: String,
+///     password: String,
+/// }
+///
+/// #[post("/token")]
+/// async fn token(Form(login): Form<Login>) -> Text {
+///     Text(login.username)
+/// }
+/// ```
+#[derive(Debug, Clone)]
+pub struct Form<T>(pub T);
+
+impl<T> FromRequest for Form<T>
+where
+    T: DeserializeOwned + JsonSchema + Send + 'static,
+{
+    async fn from_request(req: Request, cx: &RequestContext) -> Result<Self, Rejection> {
+        let is_form = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|ct| {
+                ct.split(';')
+                    .next()
+                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+            });
+        let bytes = read_body(req, cx.body_limit()).await?;
+        // Another content type carries no form fields: each required field is
+        // then reported missing, as FastAPI does.
+        let body: &[u8] = if is_form { &bytes } else { &[] };
+        validation::from_pairs::<T, _>(Source::Body, form_urlencoded::parse(body))
+            .map(Form)
+            .map_err(Rejection::Invalid)
+    }
+}
+
+impl<T: JsonSchema> DescribeInput for Form<T> {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        op.request_body::<T>("application/x-www-form-urlencoded", true);
+    }
+}

@@ -1,0 +1,43 @@
+//! [`State`]: application state registered on the [`App`](crate::App).
+
+use super::{FromRequestParts, Rejection, RequestContext};
+use crate::response::Error;
+use crate::openapi::DescribeInput;
+use http::request::Parts;
+
+/// A clone of the application state of type `T`, registered with
+/// [`App::state`](crate::App::state). Wrap large or shared state in `Arc`
+/// (pools and clients usually are already).
+///
+/// ```
+/// use ferrapi::prelude::*;
+///
+/// #[derive(Clone)]
+/// struct Config { greeting: String }
+///
+/// #[get("/hello")]
+/// async fn hello(State(config): State<Config>) -> Text {
+///     Text(config.greeting)
+/// }
+///
+/// let app = App::new().state(Config { greeting: "hi".into() }).route(hello);
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct State<T>(pub T);
+
+/// A handler asked for state that was never registered: a programming
+/// error, answered 500 and logged.
+#[derive(Debug, thiserror::Error)]
+#[error("State<{0}> was requested but App::state was never given a value of that type")]
+pub struct MissingState(&'static str);
+
+impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
+    async fn from_request_parts(_parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+        match cx.state::<T>() {
+            Some(value) => Ok(State(value.clone())),
+            None => Err(Rejection::Error(Error::new(MissingState(std::any::type_name::<T>())))),
+        }
+    }
+}
+
+impl<T> DescribeInput for State<T> {}

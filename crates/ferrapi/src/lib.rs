@@ -1,0 +1,112 @@
+//! # ferrapi
+//!
+//! FastAPI's design in Rust: the types you write drive request validation,
+//! response serialization and the OpenAPI document; handlers declare what
+//! they need in their signature; every validation failure of a request is
+//! answered at once, in FastAPI's exact 422 shape.
+//!
+//! ```no_run
+//! use ferrapi::prelude::*;
+//!
+//! #[derive(Deserialize, JsonSchema, Validate)]
+//! struct UserCreate {
+//!     #[garde(length(chars, min = 2, max = 50))]
+//!     name: String,
+//!     #[garde(range(min = 18, max = 120))]
+//!     age: u8,
+//! }
+//!
+//! #[derive(Serialize, JsonSchema)]
+//! struct UserOut {
+//!     id: i64,
+//!     name: String,
+//! }
+//!
+//! /// Create a user.
+//! #[post("/users", status = 201, tags = ["users"])]
+//! async fn create_user(Json(user): Json<UserCreate>) -> Json<UserOut> {
+//!     Json(UserOut { id: 1, name: user.name })
+//! }
+//!
+//! /// Read a user.
+//! #[get("/users/{user_id}", tags = ["users"])]
+//! async fn read_user(Path(user_id): Path<i64>) -> Result<Json<UserOut>, HttpError> {
+//!     Err(HttpError::not_found(format!("User {user_id} not found")))
+//! }
+//!
+//! # async fn run() -> Result<(), ferrapi::ServeError> {
+//! let app = App::new()
+//!     .title("Users")
+//!     .version("1.0.0")
+//!     .include(Router::new().prefix("/api/v1").route(create_user).route(read_user));
+//! app.serve().await
+//! # }
+//! ```
+//!
+//! ## The request's walk
+//!
+//! server ([`App::serve`]) → tower middleware ([`App::layer`]) → route match
+//! (axum's radix tree) → every extractor runs, their validation errors are
+//! gathered into one 422 → the handler → the response type is serialized
+//! with the route's declared status.
+//!
+//! ## Feature flags
+//!
+//! | feature | default | what it adds |
+//! |---|---|---|
+//! | `macros` | yes | `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` route attributes |
+#![deny(missing_docs)]
+
+mod app;
+mod describe;
+pub mod extract;
+pub mod response;
+pub mod routing;
+mod server;
+pub mod testing;
+mod validation;
+
+#[doc(hidden)]
+pub mod __private;
+
+pub use app::{App, BuildError, BuiltApp, RouteError, DEFAULT_BODY_LIMIT};
+pub use extract::{
+    Bytes, Cookie, Form, FromRequest, FromRequestParts, Header, Json, Path, Query, Rejection,
+    RequestContext, State,
+};
+pub use ferrapi_core::validation::{ErrorItem, ValidationErrors};
+pub use ferrapi_core::HttpError;
+pub use response::{Created, Error, Html, NoContent, Redirect, Responder, Text};
+pub use routing::{IntoRoute, Route, Router};
+pub use server::{shutdown_signal, ServeConfig, ServeError};
+
+/// OpenAPI: the document model, the schema registry and the hooks through
+/// which extractors and response types describe themselves.
+pub mod openapi {
+    pub use crate::describe::{DescribeInput, DescribeOutput};
+    pub use ferrapi_openapi::*;
+}
+/// The validation library whose attributes constrain models.
+pub use garde;
+/// JSON Schema derivation for models.
+pub use schemars;
+/// The HTTP types.
+pub use http;
+/// The HTTP layer ferrapi stands on; any axum/tower piece plugs in.
+pub use axum;
+
+#[cfg(feature = "macros")]
+pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace};
+
+/// What most applications import: `use ferrapi::prelude::*;`.
+pub mod prelude {
+    pub use crate::extract::{Cookie, Form, Header, Json, Path, Query, State};
+    pub use crate::response::{Created, Html, NoContent, Redirect, Text};
+    pub use crate::{App, HttpError, IntoRoute, Route, Router};
+    pub use garde::Validate;
+    pub use schemars::JsonSchema;
+    pub use serde::{Deserialize, Serialize};
+
+    #[cfg(feature = "macros")]
+    pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace};
+}

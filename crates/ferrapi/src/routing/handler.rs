@@ -1,0 +1,194 @@
+//! Handlers: running every extractor, gathering their errors, calling the
+//! function, and turning its result into a response.
+//!
+//! [`Extraction`] is the one place that runs extractors; both the generic
+//! [`Handler`] implementations (for `Route::get(path, f)`) and the code the
+//! route attribute macros generate call it, so both behave alike.
+
+use crate::describe::DescribeInput;
+use crate::extract::{FromRequest, FromRequestParts, Rejection, Request, RequestContext};
+use crate::openapi::OperationBuilder;
+use crate::response::{Responder, Response};
+use ferrapi_core::validation::{ErrorItem, ValidationErrors};
+use futures_util::future::BoxFuture;
+use http::request::Parts;
+use http::StatusCode;
+use std::future::Future;
+use std::sync::Arc;
+
+/// A handler with its types erased: what the router calls per request.
+pub(crate) type BoxedHandler =
+    Arc<dyn Fn(Request, Arc<RequestContext>) -> BoxFuture<'static, Response> + Send + Sync>;
+
+/// The extraction of one request's handler arguments.
+///
+/// Runs each extractor in parameter order. Validation errors are gathered
+/// (every extractor still runs); any other rejection answers at once.
+/// [`finish`](Extraction::finish) answers the gathered errors as one 422.
+pub struct Extraction {
+    parts: Parts,
+    body: Option<axum::body::Body>,
+    errors: Vec<ErrorItem>,
+    cx: Arc<RequestContext>,
+}
+
+impl std::fmt::Debug for Extraction {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Extraction")
+            .field("errors", &self.errors)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Extraction {
+    /// Starts extracting from `req` for the route described by `cx`.
+    pub fn new(req: Request, cx: Arc<RequestContext>) -> Self {
+        let (parts, body) = req.into_parts();
+        Self {
+            parts,
+            body: Some(body),
+            errors: Vec::new(),
+            cx,
+        }
+    }
+
+    fn reject(&mut self, rejection: Rejection) -> Result<(), Response> {
+        match rejection {
+            Rejection::Invalid(errors) => {
+                self.errors.extend(errors);
+                Ok(())
+            }
+            Rejection::Error(e) => Err(self.cx.app.render_error(e)),
+        }
+    }
+
+    /// Runs a request-head extractor. `Ok(None)`: it failed validation (the
+    /// errors are kept for [`finish`](Self::finish)); `Err`: answer this now.
+    pub async fn part<T: FromRequestParts>(&mut self) -> Result<Option<T>, Response> {
+        match T::from_request_parts(&mut self.parts, &self.cx).await {
+            Ok(v) => Ok(Some(v)),
+            Err(r) => self.reject(r).map(|()| None),
+        }
+    }
+
+    /// Runs the last extractor, which may consume the body.
+    pub async fn last<M, T: FromRequest<M>>(&mut self) -> Result<Option<T>, Response> {
+        let parts = std::mem::replace(&mut self.parts, Request::default().into_parts().0);
+        let body = self.body.take().unwrap_or_default();
+        match T::from_request(Request::from_parts(parts, body), &self.cx).await {
+            Ok(v) => Ok(Some(v)),
+            Err(r) => self.reject(r).map(|()| None),
+        }
+    }
+
+    /// `Err(422)` with every gathered validation error, if any.
+    pub fn finish(&mut self) -> Result<(), Response> {
+        if self.errors.is_empty() {
+            return Ok(());
+        }
+        let errors = std::mem::take(&mut self.errors);
+        Err(self
+            .cx
+            .app
+            .render_error(ValidationErrors(errors).into()))
+    }
+
+    /// Turns the handler's result into the response.
+    pub fn respond<R: Responder>(self, result: R) -> Response {
+        result.respond(&self.cx)
+    }
+}
+
+/// An `async fn` usable as a handler: every parameter is an extractor (only
+/// the last may read the body) and the result is a [`Responder`].
+///
+/// Implemented for functions of up to 12 parameters. The route attribute
+/// macros do not go through this trait: they generate the same calls to
+/// [`Extraction`] with each parameter's own type, so that a parameter that is
+/// not an extractor is named in the compile error.
+pub trait Handler<T>: Clone + Send + Sync + Sized + 'static {
+    /// Extracts the arguments, calls the function, answers.
+    fn call(self, ex: Extraction) -> impl Future<Output = Response> + Send;
+    /// Describes the handler's inputs and outputs.
+    fn describe(op: &mut OperationBuilder<'_>, status: StatusCode);
+}
+
+pub(crate) fn into_boxed<H: Handler<T>, T: 'static>(handler: H) -> BoxedHandler {
+    Arc::new(move |req, cx| {
+        let h = handler.clone();
+        Box::pin(async move { h.call(Extraction::new(req, cx)).await })
+    })
+}
+
+impl<F, Fut, R> Handler<((),)> for F
+where
+    F: FnOnce() -> Fut + Clone + Send + Sync + 'static,
+    Fut: Future<Output = R> + Send,
+    R: Responder,
+{
+    async fn call(self, ex: Extraction) -> Response {
+        ex.respond(self().await)
+    }
+    fn describe(op: &mut OperationBuilder<'_>, status: StatusCode) {
+        R::describe(op, status);
+    }
+}
+
+macro_rules! impl_handler {
+    ($($t:ident),*; $last:ident) => {
+        #[allow(non_snake_case, unused_mut)]
+        impl<F, Fut, R, M, $($t,)* $last> Handler<(M, $($t,)* $last)> for F
+        where
+            F: FnOnce($($t,)* $last) -> Fut + Clone + Send + Sync + 'static,
+            Fut: Future<Output = R> + Send,
+            R: Responder,
+            M: Send + 'static,
+            $($t: FromRequestParts,)*
+            $last: FromRequest<M>,
+        {
+            async fn call(self, mut ex: Extraction) -> Response {
+                $(
+                    let $t = match ex.part::<$t>().await {
+                        Ok(v) => v,
+                        Err(res) => return res,
+                    };
+                )*
+                let $last = match ex.last::<M, $last>().await {
+                    Ok(v) => v,
+                    Err(res) => return res,
+                };
+                if let Err(res) = ex.finish() {
+                    return res;
+                }
+                match ($($t,)* $last,) {
+                    ($(Some($t),)* Some($last),) => ex.respond(self($($t,)* $last).await),
+                    _ => internal_error(),
+                }
+            }
+            fn describe(op: &mut OperationBuilder<'_>, status: StatusCode) {
+                $(<$t as DescribeInput>::describe(op);)*
+                <$last as DescribeInput>::describe(op);
+                R::describe(op, status);
+            }
+        }
+    };
+}
+
+/// Every extractor either produced a value or recorded an error, so this is
+/// unreachable; answered 500 rather than trusted.
+pub(crate) fn internal_error() -> Response {
+    crate::response::error_response(&ferrapi_core::HttpError::internal())
+}
+
+impl_handler!(; T1);
+impl_handler!(T1; T2);
+impl_handler!(T1, T2; T3);
+impl_handler!(T1, T2, T3; T4);
+impl_handler!(T1, T2, T3, T4; T5);
+impl_handler!(T1, T2, T3, T4, T5; T6);
+impl_handler!(T1, T2, T3, T4, T5, T6; T7);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7; T8);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8; T9);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9; T10);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10; T11);
+impl_handler!(T1, T2, T3, T4, T5, T6, T7, T8, T9, T10, T11; T12);

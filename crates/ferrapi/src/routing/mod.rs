@@ -1,0 +1,124 @@
+//! Routes and routers: FastAPI's path operations and `APIRouter`.
+//!
+//! A [`Route`] is declared once — method, path template, handler, status,
+//! tags, summary and description — either with a route attribute
+//! (`#[get("/users/{user_id}")]`) or with [`Route::get`] and friends. The
+//! same declaration feeds the router and the OpenAPI document.
+//!
+//! A [`Router`] groups routes under a path prefix and tags, and routers nest
+//! with [`Router::include`] as FastAPI's `include_router`. Mistakes (a path
+//! variable the handler does not take, two routes that clash, a malformed
+//! template) are found when the [`App`](crate::App) is built and reported all
+//! together, each naming its route.
+
+mod handler;
+mod route;
+pub(crate) mod template;
+
+pub use handler::Handler;
+pub use handler::Extraction;
+pub(crate) use handler::internal_error;
+pub use route::Route;
+
+/// A value that declares a route: a [`Route`], or the type a route attribute
+/// macro generates for a handler function.
+pub trait IntoRoute {
+    /// The route declaration.
+    fn into_route(self) -> Route;
+}
+
+impl IntoRoute for Route {
+    fn into_route(self) -> Route {
+        self
+    }
+}
+
+/// A group of routes sharing a path prefix and tags (FastAPI's `APIRouter`).
+///
+/// ```
+/// use ferrapi::prelude::*;
+///
+/// #[get("/{user_id}")]
+/// async fn read_user(Path(user_id): Path<i64>) -> Text {
+///     Text(user_id.to_string())
+/// }
+///
+/// let users = Router::new().prefix("/users").tags(["users"]).route(read_user);
+/// let v1 = Router::new().prefix("/api/v1").include(users);
+/// let app = App::new().include(v1); // GET /api/v1/users/{user_id}, tagged "users"
+/// ```
+#[derive(Debug, Default)]
+pub struct Router {
+    prefix: String,
+    tags: Vec<String>,
+    deprecated: bool,
+    routes: Vec<Route>,
+}
+
+impl Router {
+    /// An empty router with no prefix.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The path prefix of every route in this router (`/api/v1`): starts
+    /// with `/`, does not end with one.
+    #[must_use]
+    pub fn prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+
+    /// Tags added (before the routes' own tags) to every route.
+    #[must_use]
+    pub fn tags<I, S>(mut self, tags: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        self.tags.extend(tags.into_iter().map(Into::into));
+        self
+    }
+
+    /// Marks every route of this router deprecated in the document.
+    #[must_use]
+    pub fn deprecated(mut self, deprecated: bool) -> Self {
+        self.deprecated = deprecated;
+        self
+    }
+
+    /// Adds a route.
+    #[must_use]
+    pub fn route(mut self, route: impl IntoRoute) -> Self {
+        self.routes.push(route.into_route());
+        self
+    }
+
+    /// Nests another router: its routes get this router's prefix and tags.
+    #[must_use]
+    pub fn include(mut self, router: Router) -> Self {
+        self.routes.extend(router.into_routes());
+        self
+    }
+
+    /// The routes with this router's prefix and tags applied.
+    pub(crate) fn into_routes(self) -> Vec<Route> {
+        let Router {
+            prefix,
+            tags,
+            deprecated,
+            routes,
+        } = self;
+        routes
+            .into_iter()
+            .map(|mut r| {
+                r.prefixes.insert(0, prefix.clone());
+                let mut all = tags.clone();
+                all.extend(std::mem::take(&mut r.tags));
+                r.tags = all;
+                r.deprecated |= deprecated;
+                r
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,10 @@
+//! Integration tests of the ferrapi crate: one binary (link time dominates
+//! on two cores), one module per concern.
+#![allow(clippy::unwrap_used)]
+
+mod errors;
+mod extract;
+mod responses;
+mod routing;
+mod server;
+mod ui;

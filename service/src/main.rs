@@ -1,0 +1,114 @@
+//! The reference service's entry point: `serve` (default), `migrate`,
+//! `openapi`, `--help`. This is the one place that decides how an error is
+//! printed and which exit code it gets.
+
+use ferrapi_service::config::{self, Config, LogFormat};
+use ferrapi_service::db;
+use std::process::ExitCode;
+
+const USAGE: &str = "ferrapi-service — the ferrapi reference service (a users API)
+
+USAGE:
+    ferrapi-service [COMMAND]
+
+COMMANDS:
+    serve      run migrations, then serve HTTP until SIGTERM/SIGINT (default)
+    migrate    run the database migrations and exit
+    openapi    print the OpenAPI document and exit
+    help       print this help (also -h, --help)
+
+ENVIRONMENT (all optional):";
+
+fn usage() -> String {
+    let mut out = String::from(USAGE);
+    for (name, default, meaning) in config::VARIABLES {
+        out.push_str(&format!("\n    {name:<16} {meaning} (default: {default})"));
+    }
+    out
+}
+
+enum Command {
+    Serve,
+    Migrate,
+    OpenApi,
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(true)
+            .init(),
+        LogFormat::Pretty => builder.init(),
+    }
+}
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match args.first().map(String::as_str) {
+        None | Some("serve") => Command::Serve,
+        Some("migrate") => Command::Migrate,
+        Some("openapi") => Command::OpenApi,
+        Some("help" | "-h" | "--help") => {
+            println!("{}", usage());
+            return ExitCode::SUCCESS;
+        }
+        Some(other) => {
+            eprintln!("error: unknown command `{other}`\n\n{}", usage());
+            return ExitCode::from(2);
+        }
+    };
+    let config = match Config::from_env() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    init_logging(config.log_format);
+    let serve = ferrapi::ServeConfig::from_env().unwrap_or_default();
+    let mut runtime = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = serve.workers {
+        runtime.worker_threads(n);
+    }
+    let runtime = match runtime.enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(command, config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %format!("{e:#}"), "fatal");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(command: Command, config: Config) -> anyhow::Result<()> {
+    if let Command::OpenApi = command {
+        let pool = db::connect(&config::Database::SqliteMemory).await?;
+        let built = ferrapi_service::app(pool, config.max_body_bytes).build()?;
+        println!("{}", serde_json::to_string_pretty(built.openapi())?);
+        return Ok(());
+    }
+    let pool = db::connect(&config.database).await?;
+    db::migrate(&pool).await?;
+    tracing::info!(database = %config.database_url, "migrations applied");
+    if let Command::Migrate = command {
+        return Ok(());
+    }
+    ferrapi_service::app(pool.clone(), config.max_body_bytes)
+        .serve()
+        .await?;
+    pool.close().await;
+    tracing::info!("stopped");
+    Ok(())
+}

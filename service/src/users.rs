@@ -1,0 +1,188 @@
+//! `/api/v1/users`: create and read users.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use ferrapi::prelude::*;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sqlx::{Row, SqlitePool};
+
+/// Application state: the database pool.
+#[derive(Clone, Debug)]
+pub struct Db(pub SqlitePool);
+
+/// A new user. Unknown fields are ignored; `age` accepts `"30"` as FastAPI's
+/// lax mode does.
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+pub struct UserCreate {
+    /// Display name, 2 to 50 characters.
+    #[garde(length(chars, min = 2, max = 50))]
+    pub name: String,
+    /// E-mail address, unique among users.
+    #[garde(email)]
+    pub email: String,
+    /// Age in years, 18 to 120.
+    #[garde(range(min = 18, max = 120))]
+    pub age: i64,
+    /// Password for the OAuth2 password flow, 8 to 128 characters. A user
+    /// created without one cannot log in.
+    #[garde(inner(length(chars, min = 8, max = 128)))]
+    #[serde(default)]
+    pub password: Option<String>,
+}
+
+/// A user as the API shows it (never the password).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct UserResponse {
+    /// Identifier.
+    pub id: i64,
+    /// Display name.
+    pub name: String,
+    /// E-mail address.
+    pub email: String,
+    /// Creation time, UTC, whole seconds, `Z` suffix.
+    pub created_at: Timestamp,
+}
+
+/// A UTC instant written `2023-12-07T10:30:00Z`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timestamp(pub DateTime<Utc>);
+
+impl Timestamp {
+    /// Now, truncated to whole seconds.
+    pub fn now() -> Self {
+        let now = Utc::now();
+        Timestamp(DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
+    }
+    /// `2023-12-07T10:30:00Z`.
+    pub fn to_rfc3339(self) -> String {
+        self.0.to_rfc3339_opts(SecondsFormat::Secs, true)
+    }
+}
+
+impl Serialize for Timestamp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_rfc3339())
+    }
+}
+
+impl JsonSchema for Timestamp {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Timestamp".into()
+    }
+    fn inline_schema() -> bool {
+        true
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({"type": "string", "format": "date-time"})
+    }
+}
+
+/// The service's errors: what the client sees, and what the log gets.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The database failed.
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    /// Password hashing failed.
+    #[error("password hashing failed: {0}")]
+    Hash(String),
+}
+
+fn row_to_user(row: &sqlx::sqlite::SqliteRow) -> Result<UserResponse, sqlx::Error> {
+    let created: String = row.try_get("created_at")?;
+    let created_at = DateTime::parse_from_rfc3339(&created)
+        .map(|t| Timestamp(t.with_timezone(&Utc)))
+        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    Ok(UserResponse {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        email: row.try_get("email")?,
+        created_at,
+    })
+}
+
+/// Hashes a password with Argon2id on the blocking pool (it is CPU work).
+async fn hash_password(password: String) -> Result<String, ServiceError> {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::PasswordHasher;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes())
+            .map(|h| h.to_string())
+            .map_err(|e| ServiceError::Hash(e.to_string()))
+    })
+    .await
+    .map_err(|e| ServiceError::Hash(e.to_string()))?
+}
+
+/// Create a user.
+///
+/// Answers 201 with the user and its `Location`; 409 when the e-mail address
+/// is already registered.
+#[post(
+    "/users",
+    status = 201,
+    tags = ["users"],
+    responses(409 = "Email already registered")
+)]
+pub async fn create_user(
+    State(db): State<Db>,
+    Json(user): Json<UserCreate>,
+) -> Result<Created<UserResponse>, ferrapi::Error> {
+    let password_hash = match user.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
+    let created_at = Timestamp::now();
+    let result = sqlx::query(
+        "INSERT INTO users (name, email, age, password_hash, created_at) VALUES (?, ?, ?, ?, ?) \
+         RETURNING id",
+    )
+    .bind(&user.name)
+    .bind(&user.email)
+    .bind(user.age)
+    .bind(password_hash)
+    .bind(created_at.to_rfc3339())
+    .fetch_one(&db.0)
+    .await;
+    let id: i64 = match result {
+        Ok(row) => row.try_get("id").map_err(ServiceError::from)?,
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+            return Err(HttpError::conflict("Email already registered").into());
+        }
+        Err(e) => return Err(ServiceError::from(e).into()),
+    };
+    Ok(Created::new(
+        format!("/api/v1/users/{id}"),
+        UserResponse {
+            id,
+            name: user.name,
+            email: user.email,
+            created_at,
+        },
+    ))
+}
+
+/// Read a user.
+#[get("/users/{user_id}", tags = ["users"], responses(404 = "User not found"))]
+pub async fn read_user(
+    State(db): State<Db>,
+    Path(user_id): Path<i64>,
+) -> Result<Json<UserResponse>, ferrapi::Error> {
+    let row = sqlx::query("SELECT id, name, email, created_at FROM users WHERE id = ?")
+        .bind(user_id)
+        .fetch_optional(&db.0)
+        .await
+        .map_err(ServiceError::from)?;
+    match row {
+        Some(row) => Ok(Json(row_to_user(&row).map_err(ServiceError::from)?)),
+        None => Err(HttpError::not_found("User not found").into()),
+    }
+}
+
+/// The v1 users router.
+pub fn router() -> Router {
+    Router::new()
+        .prefix("/api/v1")
+        .route(create_user)
+        .route(read_user)
+}
