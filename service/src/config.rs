@@ -73,7 +73,10 @@ pub fn parse_database_url(url: &str) -> Result<Database, String> {
     if url == "sqlite::memory:" || url == "sqlite://:memory:" {
         return Ok(Database::SqliteMemory);
     }
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return Err(format!(
             "`{url}` is not a supported database URL (expected sqlite://<path>)"
         ));
@@ -88,8 +91,7 @@ pub fn parse_database_url(url: &str) -> Result<Database, String> {
 impl Config {
     /// Reads and validates the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
-        let database_url =
-            var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db".to_owned());
+        let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db".to_owned());
         let database = parse_database_url(&database_url).map_err(|reason| ConfigError {
             var: "DATABASE_URL",
             reason,

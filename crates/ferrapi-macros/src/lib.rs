@@ -8,7 +8,7 @@
 //! parameter's type, so that a parameter that is no extractor is named by
 //! the compiler error.
 //!
-//! ```ignore
+//! ```text
 //! /// Read a user.
 //! ///
 //! /// Answers 404 when there is no such user.
@@ -32,8 +32,8 @@ use quote::{format_ident, quote, quote_spanned};
 use syn::parse::{Parse, ParseStream};
 use syn::spanned::Spanned;
 use syn::{
-    parse_macro_input, Expr, ExprArray, FnArg, Ident, ItemFn, Lit, LitInt, LitStr, ReturnType,
-    Token, Type,
+    Expr, ExprArray, FnArg, Ident, ItemFn, Lit, LitInt, LitStr, ReturnType, Token, Type,
+    parse_macro_input,
 };
 
 struct Args {
@@ -51,7 +51,10 @@ struct Args {
 impl Parse for Args {
     fn parse(input: ParseStream) -> syn::Result<Self> {
         let path: LitStr = input.parse().map_err(|e| {
-            syn::Error::new(e.span(), "expected the route's path first, e.g. `#[get(\"/users/{user_id}\")]`")
+            syn::Error::new(
+                e.span(),
+                "expected the route's path first, e.g. `#[get(\"/users/{user_id}\")]`",
+            )
         })?;
         let mut args = Args {
             path,
@@ -100,7 +103,10 @@ impl Parse for Args {
                     match other {
                         "status" => {
                             let e: Expr = input.parse()?;
-                            if let Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) = &e {
+                            if let Expr::Lit(syn::ExprLit {
+                                lit: Lit::Int(i), ..
+                            }) = &e
+                            {
                                 check_status(i)?;
                             }
                             args.status = Some(e);
@@ -109,9 +115,14 @@ impl Parse for Args {
                             let arr: ExprArray = input.parse()?;
                             for el in arr.elems {
                                 match el {
-                                    Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) => args.tags.push(s),
+                                    Expr::Lit(syn::ExprLit {
+                                        lit: Lit::Str(s), ..
+                                    }) => args.tags.push(s),
                                     other => {
-                                        return Err(syn::Error::new(other.span(), "tags are string literals"));
+                                        return Err(syn::Error::new(
+                                            other.span(),
+                                            "tags are string literals",
+                                        ));
                                     }
                                 }
                             }
@@ -137,7 +148,10 @@ impl Parse for Args {
 fn check_status(lit: &LitInt) -> syn::Result<()> {
     match lit.base10_parse::<u16>() {
         Ok(n) if (100..=599).contains(&n) => Ok(()),
-        _ => Err(syn::Error::new(lit.span(), "a status code is a number from 100 to 599")),
+        _ => Err(syn::Error::new(
+            lit.span(),
+            "a status code is a number from 100 to 599",
+        )),
     }
 }
 
@@ -148,11 +162,13 @@ fn doc_text(func: &ItemFn) -> String {
         if !attr.path().is_ident("doc") {
             continue;
         }
-        if let syn::Meta::NameValue(nv) = &attr.meta {
-            if let Expr::Lit(syn::ExprLit { lit: Lit::Str(s), .. }) = &nv.value {
-                let v = s.value();
-                lines.push(v.strip_prefix(' ').unwrap_or(&v).trim_end().to_owned());
-            }
+        if let syn::Meta::NameValue(nv) = &attr.meta
+            && let Expr::Lit(syn::ExprLit {
+                lit: Lit::Str(s), ..
+            }) = &nv.value
+        {
+            let v = s.value();
+            lines.push(v.strip_prefix(' ').unwrap_or(&v).trim_end().to_owned());
         }
     }
     lines.join("\n")
@@ -168,7 +184,10 @@ fn split_doc(doc: &str) -> (Option<String>, Option<String>) {
     let summary = parts
         .next()
         .map(|s| s.lines().map(str::trim).collect::<Vec<_>>().join(" "));
-    let description = parts.next().map(|s| s.trim().to_owned()).filter(|s| !s.is_empty());
+    let description = parts
+        .next()
+        .map(|s| s.trim().to_owned())
+        .filter(|s| !s.is_empty());
     (summary, description)
 }
 
@@ -196,7 +215,10 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
-                return Err(syn::Error::new(r.span(), "a route handler cannot take `self`"));
+                return Err(syn::Error::new(
+                    r.span(),
+                    "a route handler cannot take `self`",
+                ));
             }
             FnArg::Typed(pt) => {
                 if contains_impl(&pt.ty) {
@@ -244,7 +266,9 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
     let mut builder = Vec::new();
     if let Some(status) = &args.status {
         let status = match status {
-            Expr::Lit(syn::ExprLit { lit: Lit::Int(i), .. }) => quote! {
+            Expr::Lit(syn::ExprLit {
+                lit: Lit::Int(i), ..
+            }) => quote! {
                 ::ferrapi::http::StatusCode::from_u16(#i).unwrap_or(::ferrapi::http::StatusCode::OK)
             },
             other => quote!(#other),
@@ -284,7 +308,11 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         });
     }
     let name_str = name.to_string();
-    let doc_attrs: Vec<_> = func.attrs.iter().filter(|a| a.path().is_ident("doc")).collect();
+    let doc_attrs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("doc"))
+        .collect();
     let fn_attrs = &func.attrs;
     let inputs = &sig.inputs;
     let output = &sig.output;
@@ -376,10 +404,16 @@ mod tests {
     #[test]
     fn doc_split() {
         assert_eq!(split_doc(""), (None, None));
-        assert_eq!(split_doc("Create a user."), (Some("Create a user.".into()), None));
+        assert_eq!(
+            split_doc("Create a user."),
+            (Some("Create a user.".into()), None)
+        );
         assert_eq!(
             split_doc("Create\na user.\n\nMore.\n\nEven more."),
-            (Some("Create a user.".into()), Some("More.\n\nEven more.".into()))
+            (
+                Some("Create a user.".into()),
+                Some("More.\n\nEven more.".into())
+            )
         );
     }
 }

@@ -19,7 +19,7 @@ mod registry;
 
 pub use model::*;
 pub use operation::{OperationBuilder, PathShape};
-pub use registry::{validation_schema, SchemaRegistry};
+pub use registry::{SchemaRegistry, validation_schema};
 
 /// Re-exported so that users derive `JsonSchema` through ferrapi.
 pub use schemars;

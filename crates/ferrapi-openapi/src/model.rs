@@ -54,7 +54,10 @@ pub struct Components {
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub schemas: serde_json::Map<String, Value>,
     /// Security schemes by name.
-    #[serde(rename = "securitySchemes", skip_serializing_if = "serde_json::Map::is_empty")]
+    #[serde(
+        rename = "securitySchemes",
+        skip_serializing_if = "serde_json::Map::is_empty"
+    )]
     pub security_schemes: serde_json::Map<String, Value>,
 }
 

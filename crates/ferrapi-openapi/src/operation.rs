@@ -1,11 +1,9 @@
 //! Describing operations: the hooks extractors and response types implement.
 
-use crate::{
-    MediaType, Operation, Parameter, ParameterIn, RequestBody, Response, SchemaRegistry,
-};
+use crate::{MediaType, Operation, Parameter, ParameterIn, RequestBody, Response, SchemaRegistry};
 use http::StatusCode;
 use schemars::JsonSchema;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// What the handler's path extractor expects of the path template, recorded
 /// while describing so that registration can check the template against it.
@@ -105,14 +103,14 @@ impl<'a> OperationBuilder<'a> {
         fn walk(root: &Value, v: Value, depth: usize) -> Value {
             match v {
                 Value::Object(map) => {
-                    if let Some(Value::String(r)) = map.get("$ref") {
-                        if let Some(name) = r.strip_prefix("#/$defs/") {
-                            if depth < 8 {
-                                if let Some(def) = root.get("$defs").and_then(|d| d.get(name)) {
-                                    return walk(root, def.clone(), depth + 1);
-                                }
-                            }
-                        }
+                    if let Some(def) = map
+                        .get("$ref")
+                        .and_then(Value::as_str)
+                        .and_then(|r| r.strip_prefix("#/$defs/"))
+                        .filter(|_| depth < 8)
+                        .and_then(|name| root.get("$defs").and_then(|d| d.get(name)))
+                    {
+                        return walk(root, def.clone(), depth + 1);
                     }
                     Value::Object(
                         map.into_iter()
@@ -120,7 +118,9 @@ impl<'a> OperationBuilder<'a> {
                             .collect(),
                     )
                 }
-                Value::Array(a) => Value::Array(a.into_iter().map(|v| walk(root, v, depth)).collect()),
+                Value::Array(a) => {
+                    Value::Array(a.into_iter().map(|v| walk(root, v, depth)).collect())
+                }
                 other => other,
             }
         }
@@ -131,10 +131,13 @@ impl<'a> OperationBuilder<'a> {
     pub fn request_body<T: JsonSchema>(&mut self, content_type: &str, required: bool) {
         self.validates_input = true;
         let schema = self.registry.schema_for::<T>();
-        let body = self.operation.request_body.get_or_insert_with(|| RequestBody {
-            content: Default::default(),
-            required,
-        });
+        let body = self
+            .operation
+            .request_body
+            .get_or_insert_with(|| RequestBody {
+                content: Default::default(),
+                required,
+            });
         body.content.insert(
             content_type.to_owned(),
             MediaType {

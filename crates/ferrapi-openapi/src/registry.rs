@@ -1,8 +1,8 @@
 //! The schema registry: one schemars generator per document, so that every
 //! model appears once under `components/schemas` and is referenced with `$ref`.
 
-use schemars::generate::{SchemaGenerator, SchemaSettings};
 use schemars::JsonSchema;
+use schemars::generate::{SchemaGenerator, SchemaSettings};
 use serde_json::Value;
 
 /// Collects the schemas of one OpenAPI document.
@@ -68,5 +68,8 @@ impl SchemaRegistry {
 /// ```
 pub fn validation_schema<T: JsonSchema + ?Sized>() -> Value {
     let settings = SchemaSettings::draft2020_12().with(|s| s.meta_schema = None);
-    settings.into_generator().into_root_schema_for::<T>().to_value()
+    settings
+        .into_generator()
+        .into_root_schema_for::<T>()
+        .to_value()
 }

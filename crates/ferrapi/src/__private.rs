@@ -5,9 +5,8 @@ pub use crate::routing::Extraction;
 pub use futures_util::future::BoxFuture;
 pub use std::sync::Arc;
 
-use crate::describe::DescribeOutput as _;
-use crate::response::Responder;
 use crate::openapi::OperationBuilder;
+use crate::response::Responder;
 use crate::response::Response;
 use crate::routing::Route;
 use http::{Method, StatusCode};

@@ -5,7 +5,7 @@
 use crate::extract::RequestContext;
 use crate::openapi::{Info, OpenApi, OperationBuilder, PathShape, SchemaRegistry, Tag};
 use crate::response::{Error, ExceptionHandlers, Response};
-use crate::routing::{template, IntoRoute, Route, Router};
+use crate::routing::{IntoRoute, Route, Router, template};
 use axum::response::IntoResponse;
 use ferrapi_core::HttpError;
 use http::{Method, StatusCode};
@@ -25,7 +25,9 @@ pub(crate) struct StateMap(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
 
 impl StateMap {
     pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
-        self.0.get(&TypeId::of::<T>()).and_then(|b| b.downcast_ref())
+        self.0
+            .get(&TypeId::of::<T>())
+            .and_then(|b| b.downcast_ref())
     }
 }
 
@@ -225,7 +227,8 @@ impl App {
             Into<std::convert::Infallible> + 'static,
         <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
     {
-        self.layers.push(Box::new(move |router| router.layer(layer)));
+        self.layers
+            .push(Box::new(move |router| router.layer(layer)));
         self
     }
 
@@ -281,7 +284,11 @@ pub struct BuildError {
 
 impl fmt::Display for BuildError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "{} problem(s) in the route declarations:", self.errors.len())?;
+        writeln!(
+            f,
+            "{} problem(s) in the route declarations:",
+            self.errors.len()
+        )?;
         for e in &self.errors {
             writeln!(f, "  - {}: {}", e.route, e.problem)?;
         }
@@ -320,6 +327,26 @@ fn title_case(name: &str) -> String {
         .join(" ")
 }
 
+fn is_identifier(name: &str) -> bool {
+    name.chars()
+        .next()
+        .is_some_and(|c| c.is_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_alphanumeric() || c == '_')
+}
+
+/// `POST /api/v1/users/{user_id}` → `post_api_v1_users_user_id`.
+fn generated_name(method: &Method, path: &str) -> String {
+    let mut out = method.as_str().to_ascii_lowercase();
+    for part in path
+        .split(|c: char| !c.is_alphanumeric())
+        .filter(|p| !p.is_empty())
+    {
+        out.push('_');
+        out.push_str(part);
+    }
+    out
+}
+
 fn check_path_shape(shape: Option<&PathShape>, vars: &[String]) -> Option<String> {
     let list = |v: &[String]| {
         v.iter()
@@ -348,8 +375,16 @@ fn check_path_shape(shape: Option<&PathShape>, vars: &[String]) -> Option<String
             list(vars)
         )),
         Some(PathShape::Named(names)) => {
-            let missing: Vec<String> = names.iter().filter(|n| !vars.contains(n)).cloned().collect();
-            let unused: Vec<String> = vars.iter().filter(|v| !names.contains(v)).cloned().collect();
+            let missing: Vec<String> = names
+                .iter()
+                .filter(|n| !vars.contains(n))
+                .cloned()
+                .collect();
+            let unused: Vec<String> = vars
+                .iter()
+                .filter(|v| !names.contains(v))
+                .cloned()
+                .collect();
             let mut problems = Vec::new();
             if !missing.is_empty() {
                 problems.push(format!(
@@ -437,14 +472,20 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         }
         let mut operation = op.finish();
         operation.tags = dedup(route.tags.clone());
+        // A closure has no name: FastAPI's scheme (method and path) stands in.
+        let name = if is_identifier(&route.name) {
+            route.name.clone()
+        } else {
+            generated_name(&route.method, &full_path)
+        };
         let (summary, description) = match (&route.summary, &route.description) {
-            (None, d) => (Some(title_case(&route.name)), d.clone()),
+            (None, d) => (Some(title_case(&name)), d.clone()),
             (s, d) => (s.clone(), d.clone()),
         };
         operation.summary = summary;
         operation.description = description;
         operation.deprecated = route.deprecated;
-        operation.operation_id = route.operation_id.clone().unwrap_or_else(|| route.name.clone());
+        operation.operation_id = route.operation_id.clone().unwrap_or(name);
 
         // Clashes: the same method on the same shape of path, or the same
         // shape spelled with other variable names (the router could not tell
@@ -553,19 +594,16 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     if let Some(url) = openapi_url {
         let body = serde_json::to_vec(&*openapi).unwrap_or_default();
         let body = bytes::Bytes::from(body);
-        router = router.route(
-            &url,
-            axum::routing::get(move || {
-                let body = body.clone();
-                async move {
-                    (
-                        [(http::header::CONTENT_TYPE, "application/json")],
-                        body,
-                    )
-                        .into_response()
-                }
-            }),
-        );
+        router =
+            router.route(
+                &url,
+                axum::routing::get(move || {
+                    let body = body.clone();
+                    async move {
+                        ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
+                    }
+                }),
+            );
     }
     let not_found = shared.clone();
     router = router.fallback(move || {
@@ -575,7 +613,9 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     for layer in layers {
         router = layer(router);
     }
-    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(panic_response));
+    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+        panic_response,
+    ));
     Ok(BuiltApp { router, openapi })
 }
 
@@ -642,6 +682,16 @@ fn add_validation_components(components: &mut serde_json::Map<String, serde_json
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_for_closures() {
+        assert!(is_identifier("create_user"));
+        assert!(!is_identifier("{{closure}}"));
+        assert_eq!(
+            generated_name(&Method::POST, "/api/v1/users/{user_id}"),
+            "post_api_v1_users_user_id"
+        );
+    }
 
     #[test]
     fn summaries_from_names() {

@@ -69,16 +69,16 @@ mod validation;
 #[doc(hidden)]
 pub mod __private;
 
-pub use app::{App, BuildError, BuiltApp, RouteError, DEFAULT_BODY_LIMIT};
+pub use app::{App, BuildError, BuiltApp, DEFAULT_BODY_LIMIT, RouteError};
 pub use extract::{
     Bytes, Cookie, Form, FromRequest, FromRequestParts, Header, Json, Path, Query, Rejection,
     RequestContext, State,
 };
-pub use ferrapi_core::validation::{ErrorItem, ValidationErrors};
 pub use ferrapi_core::HttpError;
+pub use ferrapi_core::validation::{ErrorItem, ValidationErrors};
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, Text};
 pub use routing::{IntoRoute, Route, Router};
-pub use server::{shutdown_signal, ServeConfig, ServeError};
+pub use server::{ServeConfig, ServeError, shutdown_signal};
 
 /// OpenAPI: the document model, the schema registry and the hooks through
 /// which extractors and response types describe themselves.
@@ -86,14 +86,14 @@ pub mod openapi {
     pub use crate::describe::{DescribeInput, DescribeOutput};
     pub use ferrapi_openapi::*;
 }
-/// The validation library whose attributes constrain models.
-pub use garde;
-/// JSON Schema derivation for models.
-pub use schemars;
-/// The HTTP types.
-pub use http;
 /// The HTTP layer ferrapi stands on; any axum/tower piece plugs in.
 pub use axum;
+/// The validation library whose attributes constrain models.
+pub use garde;
+/// The HTTP types.
+pub use http;
+/// JSON Schema derivation for models.
+pub use schemars;
 
 #[cfg(feature = "macros")]
 pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace};

@@ -136,10 +136,12 @@ impl App {
     pub async fn serve(self) -> Result<(), ServeError> {
         let config = ServeConfig::from_env()?;
         let addr = SocketAddr::new(config.host, config.port);
-        let listener = TcpListener::bind(addr).await.map_err(|source| ServeError::Io {
-            context: format!("cannot listen on {addr}"),
-            source,
-        })?;
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| ServeError::Io {
+                context: format!("cannot listen on {addr}"),
+                source,
+            })?;
         self.serve_with(listener, config, shutdown_signal()).await
     }
 
@@ -152,10 +154,13 @@ impl App {
         if let Some(n) = config.workers {
             builder.worker_threads(n);
         }
-        let runtime = builder.enable_all().build().map_err(|source| ServeError::Io {
-            context: "cannot start the runtime".into(),
-            source,
-        })?;
+        let runtime = builder
+            .enable_all()
+            .build()
+            .map_err(|source| ServeError::Io {
+                context: "cannot start the runtime".into(),
+                source,
+            })?;
         runtime.block_on(self.serve())
     }
 
@@ -196,10 +201,11 @@ impl App {
             };
             let _ = stream.set_nodelay(true);
             let router = router.clone();
-            let service = hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                req.extensions_mut().insert(ConnectInfo(peer));
-                router.clone().oneshot(req.map(axum::body::Body::new))
-            });
+            let service =
+                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(ConnectInfo(peer));
+                    router.clone().oneshot(req.map(axum::body::Body::new))
+                });
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();

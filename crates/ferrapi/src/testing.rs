@@ -21,10 +21,10 @@
 
 use crate::App;
 use axum::body::Body;
-use http::{header, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use http_body_util::BodyExt;
-use serde::de::DeserializeOwned;
 use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use tower::ServiceExt;
 
@@ -100,7 +100,9 @@ impl TestRequest {
     #[must_use]
     pub fn json<T: Serialize + ?Sized>(mut self, body: &T) -> Self {
         let bytes = serde_json::to_vec(body).unwrap_or_default();
-        self.builder = self.builder.header(header::CONTENT_TYPE, "application/json");
+        self.builder = self
+            .builder
+            .header(header::CONTENT_TYPE, "application/json");
         self.body = Body::from(bytes);
         self
     }
@@ -134,7 +136,10 @@ impl TestRequest {
             Err(e) => panic!("invalid test request: {e}"),
         };
         req.extensions_mut()
-            .insert(axum::extract::ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 50000))));
+            .insert(axum::extract::ConnectInfo(SocketAddr::from((
+                [127, 0, 0, 1],
+                50000,
+            ))));
         let res = match self.router.oneshot(req).await {
             Ok(r) => r,
             Err(never) => match never {},
@@ -194,7 +199,9 @@ impl TestResponse {
     /// One header as text, if present and visible ASCII.
     pub fn header(&self, name: &str) -> Option<&str> {
         let name = HeaderName::try_from(name).ok()?;
-        self.headers.get(name).and_then(|v: &HeaderValue| v.to_str().ok())
+        self.headers
+            .get(name)
+            .and_then(|v: &HeaderValue| v.to_str().ok())
     }
     /// The body bytes.
     pub fn bytes(&self) -> &[u8] {
@@ -211,7 +218,10 @@ impl TestResponse {
     pub fn json<T: DeserializeOwned>(&self) -> T {
         match serde_json::from_slice(&self.body) {
             Ok(v) => v,
-            Err(e) => panic!("response body is not the expected JSON ({e}): {}", self.text()),
+            Err(e) => panic!(
+                "response body is not the expected JSON ({e}): {}",
+                self.text()
+            ),
         }
     }
 }

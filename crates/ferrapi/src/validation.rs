@@ -9,8 +9,8 @@
 //! strings and always take the schema walk, which is what coerces them.
 
 use ferrapi_core::validation::{
-    self, from_garde, json_invalid, params_to_value, ErrorItem, Loc, LocItem, MissingInput,
-    Schema, Source,
+    self, ErrorItem, Loc, LocItem, MissingInput, Schema, Source, from_garde, json_invalid,
+    params_to_value,
 };
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -136,10 +136,10 @@ pub(crate) fn from_value<T: DeserializeOwned>(
 /// `["header", "user-agent"]`).
 pub(crate) fn rename_loc(errors: &mut [ErrorItem], rename: impl Fn(&LocItem) -> Option<String>) {
     for e in errors {
-        if let Some(item) = e.loc.0.get_mut(1) {
-            if let Some(new) = rename(item) {
-                *item = LocItem::Key(Cow::Owned(new));
-            }
+        if let Some(item) = e.loc.0.get_mut(1)
+            && let Some(new) = rename(item)
+        {
+            *item = LocItem::Key(Cow::Owned(new));
         }
     }
 }

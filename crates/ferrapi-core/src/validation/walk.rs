@@ -16,11 +16,12 @@ use std::collections::HashMap;
 const MAX_DEPTH: usize = 256;
 /// How many `$ref` hops [`Schema::resolve`] follows in a row.
 const MAX_REF_HOPS: usize = 32;
-/// How many schema nodes one [`validate`] call may visit: unions try every
-/// member on a copy of the input, so nested unions could otherwise cost
-/// exponential time on hostile input. Past the budget the rest is accepted
-/// unchecked (the typed parse that follows still refuses what is wrong).
-const MAX_STEPS: usize = 200_000;
+/// How many schema nodes one [`validate`] call may visit while trying union
+/// members: each member is tried on a copy of the input, so nested unions
+/// could otherwise cost exponential time on hostile input. Past the budget,
+/// union members are accepted unchecked (the typed parse that follows still
+/// refuses what is wrong). Outside unions the walk is linear in the input.
+const MAX_UNION_STEPS: usize = 20_000;
 
 /// A JSON Schema (draft 2020-12, as schemars emits it) prepared for
 /// validation: built once per type and reused for every request.
@@ -289,6 +290,7 @@ pub fn validate(
         errors: Vec::new(),
         depth: 0,
         steps: 0,
+        in_union: false,
     };
     walker.node(&schema.root, value, loc);
     errors.append(&mut walker.errors);
@@ -315,7 +317,10 @@ struct Walker<'s> {
     missing: MissingInput,
     errors: Vec<ErrorItem>,
     depth: usize,
+    /// Nodes visited while trying union members (see [`MAX_UNION_STEPS`]).
     steps: usize,
+    /// Whether this walker tries a union member.
+    in_union: bool,
 }
 
 impl<'s> Walker<'s> {
@@ -324,10 +329,15 @@ impl<'s> Walker<'s> {
     }
 
     fn node(&mut self, s: &'s Value, v: &mut Value, loc: &Loc) {
-        if self.depth >= MAX_DEPTH || self.steps >= MAX_STEPS {
+        if self.depth >= MAX_DEPTH {
             return;
         }
-        self.steps += 1;
+        if self.in_union {
+            if self.steps >= MAX_UNION_STEPS {
+                return;
+            }
+            self.steps += 1;
+        }
         self.depth += 1;
         self.node_inner(s, v, loc);
         self.depth -= 1;
@@ -430,6 +440,7 @@ impl<'s> Walker<'s> {
             errors: Vec::new(),
             depth: self.depth,
             steps: self.steps,
+            in_union: true,
         }
     }
 
@@ -458,6 +469,23 @@ impl<'s> Walker<'s> {
         }
         if let [only] = non_null.as_slice() {
             self.node(only, v, loc);
+            return;
+        }
+        // A unit-variant enum whose variants carry docs: `oneOf` of constants.
+        let constants: Option<Vec<&Value>> = non_null
+            .iter()
+            .map(|s| const_of(self.schema.resolve(s)))
+            .collect();
+        if let Some(values) = constants {
+            if !values.iter().any(|c| json_eq(c, v)) {
+                let expected = expected_list(values);
+                self.push(
+                    "enum",
+                    loc,
+                    v.clone(),
+                    Some(json!({ "expected": expected })),
+                );
+            }
             return;
         }
         if let Some((key, tags)) = self.schema.discriminator(&non_null) {

@@ -1,11 +1,11 @@
 //! Body extractors: raw bytes, text, form bodies; and the size-limited body reader.
 
 use super::{FromRequest, Rejection, Request, RequestContext};
-use crate::validation;
-use ferrapi_core::validation::Source;
-use ferrapi_core::HttpError;
 use crate::openapi::{DescribeInput, OperationBuilder};
-use http::{header, StatusCode};
+use crate::validation;
+use ferrapi_core::HttpError;
+use ferrapi_core::validation::Source;
+use http::{StatusCode, header};
 use http_body_util::BodyExt;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -116,9 +116,10 @@ where
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
             .is_some_and(|ct| {
-                ct.split(';')
-                    .next()
-                    .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+                ct.split(';').next().is_some_and(|m| {
+                    m.trim()
+                        .eq_ignore_ascii_case("application/x-www-form-urlencoded")
+                })
             });
         let bytes = read_body(req, cx.body_limit()).await?;
         // Another content type carries no form fields: each required field is

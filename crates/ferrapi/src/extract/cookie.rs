@@ -1,9 +1,9 @@
 //! [`Cookie`]: request cookies validated into a model.
 
 use super::{FromRequestParts, Rejection, RequestContext};
+use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn};
 use crate::validation;
 use ferrapi_core::validation::Source;
-use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn};
 use http::header::COOKIE;
 use http::request::Parts;
 use schemars::JsonSchema;
@@ -53,7 +53,10 @@ impl<T> FromRequestParts for Cookie<T>
 where
     T: DeserializeOwned + JsonSchema + Send + 'static,
 {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         validation::from_pairs::<T, _>(Source::Cookie, cookie_pairs(parts))
             .map(Cookie)
             .map_err(Rejection::Invalid)

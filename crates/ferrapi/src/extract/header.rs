@@ -1,9 +1,9 @@
 //! [`Header`]: request headers validated into a model.
 
 use super::{FromRequestParts, Rejection, RequestContext};
+use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn};
 use crate::validation::{self, schema_of};
 use ferrapi_core::validation::{LocItem, Source};
-use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn};
 use http::request::Parts;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -41,7 +41,10 @@ impl<T> FromRequestParts for Header<T>
 where
     T: DeserializeOwned + JsonSchema + Send + 'static,
 {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         let schema = schema_of::<T>();
         let mut pairs = Vec::new();
         for field in schema.property_names() {

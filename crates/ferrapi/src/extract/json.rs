@@ -2,9 +2,9 @@
 
 use super::body::read_body;
 use super::{FromRequest, Rejection, Request, RequestContext};
+use crate::openapi::{DescribeInput, OperationBuilder};
 use crate::validation;
 use ferrapi_core::validation::model_attributes_type;
-use crate::openapi::{DescribeInput, OperationBuilder};
 use http::header;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;

@@ -27,9 +27,9 @@ pub use path::Path;
 pub use query::Query;
 pub use state::State;
 
+use crate::openapi::DescribeInput;
 use crate::response::Error;
 use ferrapi_core::validation::ErrorItem;
-use crate::openapi::DescribeInput;
 use http::request::Parts;
 use std::future::Future;
 

@@ -1,11 +1,11 @@
 //! [`Path`]: path template variables, typed and validated.
 
 use super::{FromRequestParts, Rejection, RequestContext};
+use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn, PathShape};
 use crate::validation::{self, schema_of};
 use axum::extract::RawPathParams;
-use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source};
 use ferrapi_core::HttpError;
-use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn, PathShape};
+use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source};
 use http::request::Parts;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -68,16 +68,21 @@ where
         if is_object {
             return validation::from_pairs::<T, _>(
                 Source::Path,
-                raw.iter().map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v))),
+                raw.iter()
+                    .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v))),
             )
             .map(Path)
             .map_err(Rejection::Invalid);
         }
         let names: Vec<&str> = cx.path_variables().iter().map(String::as_str).collect();
         let value = if is_tuple {
-            Value::Array(raw.iter().map(|(_, v)| Value::String((*v).to_owned())).collect())
+            Value::Array(
+                raw.iter()
+                    .map(|(_, v)| Value::String((*v).to_owned()))
+                    .collect(),
+            )
         } else {
-            match raw.iter().next() {
+            match raw.first() {
                 Some((_, v)) => Value::String((*v).to_owned()),
                 None => {
                     return Err(HttpError::internal().into());
@@ -111,8 +116,8 @@ where
 /// axum's matched path parameters: `Ok(None)` when the route has none,
 /// `Err(name)` when one is not UTF-8 once percent-decoded.
 fn raw_params(parts: &mut Parts) -> Result<Option<RawPathParams>, String> {
-    use axum::extract::rejection::RawPathParamsRejection;
     use axum::extract::FromRequestParts as _;
+    use axum::extract::rejection::RawPathParamsRejection;
     use futures_util::FutureExt as _;
     // axum's implementation never awaits: it is ready at the first poll.
     match RawPathParams::from_request_parts(parts, &()).now_or_never() {

@@ -1,9 +1,9 @@
 //! [`Query`]: query string parameters validated into a model.
 
 use super::{FromRequestParts, Rejection, RequestContext};
+use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn};
 use crate::validation;
 use ferrapi_core::validation::Source;
-use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn};
 use http::request::Parts;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -42,7 +42,10 @@ impl<T> FromRequestParts for Query<T>
 where
     T: DeserializeOwned + JsonSchema + Send + 'static,
 {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         let query = parts.uri.query().unwrap_or("");
         validation::from_pairs::<T, _>(Source::Query, form_urlencoded::parse(query.as_bytes()))
             .map(Query)

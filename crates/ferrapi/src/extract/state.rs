@@ -1,8 +1,8 @@
 //! [`State`]: application state registered on the [`App`](crate::App).
 
 use super::{FromRequestParts, Rejection, RequestContext};
-use crate::response::Error;
 use crate::openapi::DescribeInput;
+use crate::response::Error;
 use http::request::Parts;
 
 /// A clone of the application state of type `T`, registered with
@@ -32,10 +32,15 @@ pub struct State<T>(pub T);
 pub struct MissingState(&'static str);
 
 impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
-    async fn from_request_parts(_parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         match cx.state::<T>() {
             Some(value) => Ok(State(value.clone())),
-            None => Err(Rejection::Error(Error::new(MissingState(std::any::type_name::<T>())))),
+            None => Err(Rejection::Error(Error::new(MissingState(
+                std::any::type_name::<T>(),
+            )))),
         }
     }
 }

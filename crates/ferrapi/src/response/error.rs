@@ -3,9 +3,9 @@
 
 use super::Response;
 use axum::response::IntoResponse;
-use ferrapi_core::validation::ValidationErrors;
 use ferrapi_core::HttpError;
-use http::{header, HeaderValue, StatusCode};
+use ferrapi_core::validation::ValidationErrors;
+use http::{HeaderValue, StatusCode, header};
 use std::error::Error as StdError;
 use std::fmt;
 use std::sync::Arc;
@@ -101,8 +101,9 @@ impl ExceptionHandlers {
         E: StdError + 'static,
         F: Fn(&E) -> Response + Send + Sync + 'static,
     {
-        self.0
-            .push(Arc::new(move |e: &Error| e.downcast_ref::<E>().map(&handler)));
+        self.0.push(Arc::new(move |e: &Error| {
+            e.downcast_ref::<E>().map(&handler)
+        }));
     }
 
     /// Answers an error: a registered handler, else the default.

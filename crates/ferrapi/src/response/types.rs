@@ -3,10 +3,10 @@
 use super::error::json_response;
 use super::{Responder, Response};
 use crate::extract::{Json, RequestContext};
+use crate::openapi::{DescribeOutput, OperationBuilder};
 use axum::response::IntoResponse;
 use ferrapi_core::HttpError;
-use crate::openapi::{DescribeOutput, OperationBuilder};
-use http::{header, HeaderValue, StatusCode};
+use http::{HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
 use serde::Serialize;
 
@@ -186,7 +186,10 @@ impl Responder for Redirect {
             }
             Err(e) => {
                 tracing::error!(error = %e, "invalid redirect location");
-                json_response(StatusCode::INTERNAL_SERVER_ERROR, &HttpError::internal().body())
+                json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    &HttpError::internal().body(),
+                )
             }
         }
     }
@@ -237,7 +240,8 @@ impl Streaming {
 impl Responder for Streaming {
     fn respond(self, cx: &RequestContext) -> Response {
         let mut res = (cx.status(), self.body).into_response();
-        res.headers_mut().insert(header::CONTENT_TYPE, self.content_type);
+        res.headers_mut()
+            .insert(header::CONTENT_TYPE, self.content_type);
         res
     }
 }
@@ -281,7 +285,10 @@ impl<T: DescribeOutput> DescribeOutput for (StatusCode, T) {
 /// Raw bytes as `application/octet-stream` with the declared status.
 impl Responder for bytes::Bytes {
     fn respond(self, cx: &RequestContext) -> Response {
-        with_content_type((cx.status(), self).into_response(), "application/octet-stream")
+        with_content_type(
+            (cx.status(), self).into_response(),
+            "application/octet-stream",
+        )
     }
 }
 impl DescribeOutput for bytes::Bytes {}

@@ -11,8 +11,8 @@ use crate::openapi::OperationBuilder;
 use crate::response::{Responder, Response};
 use ferrapi_core::validation::{ErrorItem, ValidationErrors};
 use futures_util::future::BoxFuture;
-use http::request::Parts;
 use http::StatusCode;
+use http::request::Parts;
 use std::future::Future;
 use std::sync::Arc;
 
@@ -40,6 +40,9 @@ impl std::fmt::Debug for Extraction {
     }
 }
 
+// The `Err` of these results is the response to send, moved once on the way
+// out: boxing it would add an allocation to every rejected request for nothing.
+#[allow(clippy::result_large_err)]
 impl Extraction {
     /// Starts extracting from `req` for the route described by `cx`.
     pub fn new(req: Request, cx: Arc<RequestContext>) -> Self {
@@ -87,10 +90,7 @@ impl Extraction {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.errors);
-        Err(self
-            .cx
-            .app
-            .render_error(ValidationErrors(errors).into()))
+        Err(self.cx.app.render_error(ValidationErrors(errors).into()))
     }
 
     /// Turns the handler's result into the response.

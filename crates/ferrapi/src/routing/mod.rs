@@ -15,8 +15,8 @@ mod handler;
 mod route;
 pub(crate) mod template;
 
-pub use handler::Handler;
 pub use handler::Extraction;
+pub use handler::Handler;
 pub(crate) use handler::internal_error;
 pub use route::Route;
 

@@ -244,7 +244,10 @@ use super::handler;
 mod tests {
     #[test]
     fn short_names() {
-        assert_eq!(super::short_name("my_crate::users::create_user"), "create_user");
+        assert_eq!(
+            super::short_name("my_crate::users::create_user"),
+            "create_user"
+        );
         assert_eq!(super::short_name("create_user"), "create_user");
         assert_eq!(super::short_name("a::b<c::d>"), "b");
     }

@@ -119,7 +119,9 @@ mod tests {
 
     #[test]
     fn malformed_templates_name_every_problem() {
-        let problems = variables("users/{a}/{a}/x{b}/{*c}/d").err().unwrap_or_default();
+        let problems = variables("users/{a}/{a}/x{b}/{*c}/d")
+            .err()
+            .unwrap_or_default();
         assert_eq!(problems.len(), 4, "{problems:?}");
         assert!(variables("/{1x}").is_err());
         assert!(variables("/{}").is_err());
@@ -133,7 +135,10 @@ mod tests {
 
     #[test]
     fn joining() {
-        assert_eq!(join(&["/api".into(), "/v1".into()], "/users"), "/api/v1/users");
+        assert_eq!(
+            join(&["/api".into(), "/v1".into()], "/users"),
+            "/api/v1/users"
+        );
         assert_eq!(join(&["/users".into()], "/"), "/users");
         assert_eq!(join(&["/users".into()], ""), "/users");
         assert_eq!(join(&[], "/"), "/");

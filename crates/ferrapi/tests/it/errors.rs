@@ -5,7 +5,7 @@ use ferrapi::axum::response::IntoResponse;
 use ferrapi::http::StatusCode;
 use ferrapi::prelude::*;
 use ferrapi::testing::TestClient;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 #[garde(allow_unvalidated)]
@@ -35,8 +35,7 @@ async fn panics() -> Text {
 
 #[get("/teapot")]
 async fn teapot() -> Result<Text, HttpError> {
-    Err(HttpError::new(StatusCode::IM_A_TEAPOT, "I'm a teapot")
-        .with_header("x-brew", "earl-grey"))
+    Err(HttpError::new(StatusCode::IM_A_TEAPOT, "I'm a teapot").with_header("x-brew", "earl-grey"))
 }
 
 #[get("/detail-object")]
@@ -102,9 +101,16 @@ async fn oversized_body_is_json_413() {
     let big = json!({"text": "x".repeat(100)});
     let res = client.post("/notes").json(&big).send().await;
     assert_eq!(res.status(), 413);
-    assert_eq!(res.json::<Value>(), json!({"detail": "Request body too large"}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"detail": "Request body too large"})
+    );
     // Under the limit it is served.
-    let res = client.post("/notes").json(&json!({"text": "hi"})).send().await;
+    let res = client
+        .post("/notes")
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await;
     assert_eq!(res.status(), 200);
 }
 
@@ -128,7 +134,10 @@ async fn panic_is_json_500_and_the_app_keeps_serving() {
     let client = TestClient::new(app());
     let res = client.get("/panic").send().await;
     assert_eq!(res.status(), 500);
-    assert_eq!(res.json::<Value>(), json!({"detail": "Internal Server Error"}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"detail": "Internal Server Error"})
+    );
     let res = client.get("/notes").send().await;
     assert_eq!(res.status(), 200);
 }
@@ -141,7 +150,10 @@ async fn http_error_keeps_status_headers_and_detail() {
     assert_eq!(res.header("x-brew"), Some("earl-grey"));
     assert_eq!(res.json::<Value>(), json!({"detail": "I'm a teapot"}));
     let res = client.get("/detail-object").send().await;
-    assert_eq!(res.json::<Value>(), json!({"detail": {"code": 7, "why": "nope"}}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"detail": {"code": 7, "why": "nope"}})
+    );
 }
 
 #[tokio::test]
@@ -149,7 +161,10 @@ async fn unhandled_errors_are_500_and_handlers_answer_by_type() {
     let client = TestClient::new(app());
     let res = client.get("/stock").send().await;
     assert_eq!(res.status(), 500);
-    assert_eq!(res.json::<Value>(), json!({"detail": "Internal Server Error"}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"detail": "Internal Server Error"})
+    );
 
     let client = TestClient::new(
         app()
@@ -171,7 +186,13 @@ async fn unhandled_errors_are_500_and_handlers_answer_by_type() {
     assert_eq!(res.status(), 500);
     // The framework's own errors go through the handlers too.
     let res = client.post("/notes").json(&json!({})).send().await;
-    assert_eq!((res.status().as_u16(), res.text().as_str()), (400, "bad input"));
+    assert_eq!(
+        (res.status().as_u16(), res.text().as_str()),
+        (400, "bad input")
+    );
     let res = client.get("/nowhere").send().await;
-    assert_eq!((res.status().as_u16(), res.text().as_str()), (404, "custom \"Not Found\""));
+    assert_eq!(
+        (res.status().as_u16(), res.text().as_str()),
+        (404, "custom \"Not Found\"")
+    );
 }

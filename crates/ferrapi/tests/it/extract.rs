@@ -3,7 +3,7 @@
 
 use ferrapi::prelude::*;
 use ferrapi::testing::TestClient;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct Address {
@@ -345,8 +345,18 @@ async fn json_body_failures_answer_fastapi_422() {
     for case in cases {
         let res = client.post("/users").json(&case.body).send().await;
         assert_eq!(res.status(), 422, "{}: {}", case.name, res.text());
-        assert_eq!(res.header("content-type"), Some("application/json"), "{}", case.name);
-        assert_eq!(res.json::<Value>(), json!({"detail": case.detail}), "{}", case.name);
+        assert_eq!(
+            res.header("content-type"),
+            Some("application/json"),
+            "{}",
+            case.name
+        );
+        assert_eq!(
+            res.json::<Value>(),
+            json!({"detail": case.detail}),
+            "{}",
+            case.name
+        );
     }
 }
 
@@ -371,12 +381,20 @@ async fn json_body_successes_with_lax_coercion() {
     assert!(out.get("unknown").is_none());
 
     // Integral floats are integers in lax mode.
-    let res = client.post("/users").json(&user_with("age", json!(30.0))).send().await;
+    let res = client
+        .post("/users")
+        .json(&user_with("age", json!(30.0)))
+        .send()
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text());
     assert_eq!(res.json::<Value>()["age"], 30);
 }
 
-async fn raw_post(client: &TestClient, content_type: Option<&str>, body: &'static str) -> (u16, Value) {
+async fn raw_post(
+    client: &TestClient,
+    content_type: Option<&str>,
+    body: &'static str,
+) -> (u16, Value) {
     let mut req = client.post("/users").body(body);
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
@@ -411,9 +429,13 @@ async fn malformed_json_is_json_invalid_with_position() {
         let (status, body) = raw_post(&client, Some("application/json"), bad).await;
         assert_eq!(status, 422, "{bad}: {body}");
         let kind = &body["detail"][0]["type"];
-        assert!(kind == "json_invalid" || (bad.is_empty() && kind == "missing"), "{bad}: {body}");
+        assert!(
+            kind == "json_invalid" || (bad.is_empty() && kind == "missing"),
+            "{bad}: {body}"
+        );
     }
-    let deep = Box::leak(format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_boxed_str());
+    let deep =
+        Box::leak(format!("{}{}", "[".repeat(100_000), "]".repeat(100_000)).into_boxed_str());
     let (status, body) = raw_post(&client, Some("application/json"), deep).await;
     assert_eq!(status, 422);
     assert_eq!(body["detail"][0]["type"], "json_invalid");
@@ -434,12 +456,21 @@ async fn missing_body_and_wrong_content_type() {
         body,
         json!({"detail": [{"type": "model_attributes_type", "loc": ["body"], "msg": "Input should be a valid dictionary or object to extract fields from", "input": "hello"}]})
     );
-    let (status, body) =
-        raw_post(&client, Some("application/x-www-form-urlencoded"), "name=Ada&age=3").await;
+    let (status, body) = raw_post(
+        &client,
+        Some("application/x-www-form-urlencoded"),
+        "name=Ada&age=3",
+    )
+    .await;
     assert_eq!(status, 422);
     assert_eq!(body["detail"][0]["type"], "model_attributes_type");
     // No content type at all: read as JSON, as FastAPI does.
-    let (status, _) = raw_post(&client, None, r#"{"name": "Ada", "email": "ada@example.com", "age": 36}"#).await;
+    let (status, _) = raw_post(
+        &client,
+        None,
+        r#"{"name": "Ada", "email": "ada@example.com", "age": 36}"#,
+    )
+    .await;
     assert_eq!(status, 200);
     // `application/*+json` is JSON.
     let (status, _) = raw_post(
@@ -454,16 +485,28 @@ async fn missing_body_and_wrong_content_type() {
 #[tokio::test]
 async fn query_parameters() {
     let client = client();
-    let res = client.get("/items?skip=5&limit=10&ids=1&ids=2").send().await;
+    let res = client
+        .get("/items?skip=5&limit=10&ids=1&ids=2")
+        .send()
+        .await;
     assert_eq!(res.status(), 200, "{}", res.text());
-    assert_eq!(res.json::<Value>(), json!({"skip": 5, "limit": 10, "ids": [1, 2]}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"skip": 5, "limit": 10, "ids": [1, 2]})
+    );
     let res = client.get("/items").send().await;
-    assert_eq!(res.json::<Value>(), json!({"skip": 0, "limit": 100, "ids": []}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"skip": 0, "limit": 100, "ids": []})
+    );
     // The last value of a repeated scalar wins (Starlette).
     let res = client.get("/items?limit=1&limit=2").send().await;
     assert_eq!(res.json::<Value>()["limit"], 2);
 
-    let res = client.get("/items?skip=-1&limit=abc&ids=1&ids=x").send().await;
+    let res = client
+        .get("/items?skip=-1&limit=abc&ids=1&ids=x")
+        .send()
+        .await;
     assert_eq!(res.status(), 422);
     assert_eq!(
         res.json::<Value>(),
@@ -502,7 +545,10 @@ async fn path_parameters() {
     let res = client.get("/users/7/items/x%20y").send().await;
     assert_eq!(res.json::<Value>(), json!({"user_id": 7, "item_id": "x y"}));
     let res = client.get("/users/seven/items/x").send().await;
-    assert_eq!(res.json::<Value>()["detail"][0]["loc"], json!(["path", "user_id"]));
+    assert_eq!(
+        res.json::<Value>()["detail"][0]["loc"],
+        json!(["path", "user_id"])
+    );
     let res = client.get("/pairs/1/true").send().await;
     assert_eq!(res.json::<Value>(), json!([1, true]));
     let res = client.get("/pairs/x/perhaps").send().await;
@@ -518,9 +564,21 @@ async fn path_parameters() {
 #[tokio::test]
 async fn header_parameters() {
     let client = client();
-    let res = client.get("/headers").header("X-Token", "secret").header("x-count", "3").send().await;
-    assert_eq!(res.json::<Value>(), json!({"x_token": "secret", "x_count": 3}));
-    let res = client.get("/headers").header("x-count", "many").send().await;
+    let res = client
+        .get("/headers")
+        .header("X-Token", "secret")
+        .header("x-count", "3")
+        .send()
+        .await;
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"x_token": "secret", "x_count": 3})
+    );
+    let res = client
+        .get("/headers")
+        .header("x-count", "many")
+        .send()
+        .await;
     assert_eq!(
         res.json::<Value>(),
         json!({"detail": [
@@ -533,9 +591,20 @@ async fn header_parameters() {
 #[tokio::test]
 async fn cookie_parameters() {
     let client = client();
-    let res = client.get("/cookies").header("cookie", "session_id=abc; visits=2").send().await;
-    assert_eq!(res.json::<Value>(), json!({"session_id": "abc", "visits": 2}));
-    let res = client.get("/cookies").header("cookie", "visits=two").send().await;
+    let res = client
+        .get("/cookies")
+        .header("cookie", "session_id=abc; visits=2")
+        .send()
+        .await;
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"session_id": "abc", "visits": 2})
+    );
+    let res = client
+        .get("/cookies")
+        .header("cookie", "visits=two")
+        .send()
+        .await;
     assert_eq!(
         res.json::<Value>(),
         json!({"detail": [
@@ -553,8 +622,15 @@ async fn form_bodies() {
         .form(&json!({"username": "ada", "password": "pw", "remember": "on"}))
         .send()
         .await;
-    assert_eq!(res.json::<Value>(), json!({"username": "ada", "password": "pw", "remember": true}));
-    let res = client.post("/login").form(&json!({"username": "ada"})).send().await;
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"username": "ada", "password": "pw", "remember": true})
+    );
+    let res = client
+        .post("/login")
+        .form(&json!({"username": "ada"}))
+        .send()
+        .await;
     assert_eq!(
         res.json::<Value>(),
         json!({"detail": [{"type": "missing", "loc": ["body", "password"], "msg": "Field required", "input": null}]})
@@ -571,7 +647,12 @@ async fn errors_of_every_extractor_are_gathered_into_one_422() {
         .await;
     assert_eq!(res.status(), 422);
     let detail = res.json::<Value>()["detail"].clone();
-    let locs: Vec<Value> = detail.as_array().unwrap().iter().map(|e| e["loc"].clone()).collect();
+    let locs: Vec<Value> = detail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["loc"].clone())
+        .collect();
     assert_eq!(
         locs,
         vec![

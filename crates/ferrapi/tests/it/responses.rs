@@ -3,7 +3,7 @@
 use ferrapi::http::StatusCode;
 use ferrapi::prelude::*;
 use ferrapi::testing::TestClient;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[derive(Debug, Serialize, JsonSchema)]
 struct Public {
@@ -21,19 +21,32 @@ struct Record {
 
 impl From<Record> for Public {
     fn from(r: Record) -> Self {
-        Public { id: r.id, name: r.name }
+        Public {
+            id: r.id,
+            name: r.name,
+        }
     }
 }
 
 #[post("/things", status = 201)]
 async fn create_thing() -> Json<Public> {
-    let record = Record { id: 1, name: "a".into(), password_hash: "secret".into() };
+    let record = Record {
+        id: 1,
+        name: "a".into(),
+        password_hash: "secret".into(),
+    };
     Json(record.into())
 }
 
 #[post("/created")]
 async fn created() -> Created<Public> {
-    Created::new("/things/2", Public { id: 2, name: "b".into() })
+    Created::new(
+        "/things/2",
+        Public {
+            id: 2,
+            name: "b".into(),
+        },
+    )
 }
 
 #[delete("/things/{id}")]
@@ -58,7 +71,8 @@ async fn accepted() -> (StatusCode, Json<Value>) {
 
 #[get("/stream")]
 async fn stream() -> ferrapi::response::Streaming {
-    let chunks = futures_util::stream::iter((0..3).map(|i| Ok::<_, std::io::Error>(format!("{i};"))));
+    let chunks =
+        futures_util::stream::iter((0..3).map(|i| Ok::<_, std::io::Error>(format!("{i};"))));
     ferrapi::response::Streaming::new("text/plain", chunks)
 }
 

@@ -2,7 +2,7 @@
 
 use ferrapi::prelude::*;
 use ferrapi::testing::TestClient;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 #[get("/{user_id}", tags = ["read"])]
 async fn read_user(Path(user_id): Path<i64>) -> Json<Value> {
@@ -85,7 +85,12 @@ fn users_router() -> Router {
 
 #[tokio::test]
 async fn nested_routers_apply_prefixes_and_tags() {
-    let app = App::new().include(Router::new().prefix("/api/v1").tags(["v1"]).include(users_router()));
+    let app = App::new().include(
+        Router::new()
+            .prefix("/api/v1")
+            .tags(["v1"])
+            .include(users_router()),
+    );
     let built = app.build().unwrap();
     let doc = serde_json::to_value(built.openapi()).unwrap();
     let op = &doc["paths"]["/api/v1/users/{user_id}"]["get"];
@@ -108,14 +113,20 @@ async fn nested_routers_apply_prefixes_and_tags() {
     let client = TestClient::new(
         App::new().include(Router::new().prefix("/api/v1").include(users_router())),
     );
-    assert_eq!(client.get("/api/v1/users").send().await.json::<Value>(), json!([1, 2]));
+    assert_eq!(
+        client.get("/api/v1/users").send().await.json::<Value>(),
+        json!([1, 2])
+    );
     assert_eq!(client.get("/api/v1/users/me").send().await.text(), "me");
     assert_eq!(
         client.get("/api/v1/users/9").send().await.json::<Value>(),
         json!({"user_id": 9})
     );
     // HEAD is answered for GET routes, without a body.
-    let res = client.request(ferrapi::http::Method::HEAD, "/api/v1/users/me").send().await;
+    let res = client
+        .request(ferrapi::http::Method::HEAD, "/api/v1/users/me")
+        .send()
+        .await;
     assert_eq!(res.status(), 200);
     assert!(res.bytes().is_empty());
     // The document is served.
@@ -138,11 +149,16 @@ fn every_registration_mistake_is_reported_at_once() {
         .include(Router::new().prefix("api/").route(me));
     let err = app.build().unwrap_err();
     let text = err.to_string();
-    let problems: Vec<(String, String)> =
-        err.errors.iter().map(|e| (e.route.clone(), e.problem.clone())).collect();
+    let problems: Vec<(String, String)> = err
+        .errors
+        .iter()
+        .map(|e| (e.route.clone(), e.problem.clone()))
+        .collect();
     let find = |route: &str, words: &[&str]| {
         assert!(
-            problems.iter().any(|(r, p)| r.contains(route) && words.iter().all(|w| p.contains(w))),
+            problems
+                .iter()
+                .any(|(r, p)| r.contains(route) && words.iter().all(|w| p.contains(w))),
             "no problem for {route} containing {words:?} in:\n{text}"
         );
     };
@@ -150,7 +166,10 @@ fn every_registration_mistake_is_reported_at_once() {
     find("GET /named/{a}/{c} (wrong_names", &["`b`", "`c`"]);
     find("GET /single (single_without_var", &["one path value"]);
     find("GET /dup (dup_two", &["clashes", "dup_one"]);
-    find("GET /op (", &["operation id `takes_no_path`", "GET /wrong/{id}"]);
+    find(
+        "GET /op (",
+        &["operation id `takes_no_path`", "GET /wrong/{id}"],
+    );
     find("POST /shape/{y} (shape_y", &["variable names"]);
     find("GET /bad{name} (bad_template", &["whole segment"]);
     find("(me,", &["prefix `api/`"]);
@@ -165,8 +184,14 @@ async fn routes_without_macros() {
         Text(format!("hello {name}"))
     }
     let app = App::new()
-        .route(Route::get("/hello/{name}", hello).tags(["greet"]).summary("Greet"))
-        .route(Route::post("/echo", |Json(v): Json<Echo>| async move { Json(v) }).operation_id("echo"));
+        .route(
+            Route::get("/hello/{name}", hello)
+                .tags(["greet"])
+                .summary("Greet"),
+        )
+        .route(
+            Route::post("/echo", |Json(v): Json<Echo>| async move { Json(v) }).operation_id("echo"),
+        );
     let built = app.build().unwrap();
     let doc = serde_json::to_value(built.openapi()).unwrap();
     assert_eq!(doc["paths"]["/hello/{name}"]["get"]["operationId"], "hello");
@@ -175,15 +200,16 @@ async fn routes_without_macros() {
         doc["paths"]["/echo"]["post"]["requestBody"]["content"]["application/json"]["schema"]["$ref"],
         "#/components/schemas/Echo"
     );
-    let client = TestClient::new(
-        App::new()
-            .route(Route::get("/hello/{name}", hello))
-            .route(Route::post("/echo", |Json(v): Json<Echo>| async move { Json(v) })),
-    );
+    let client = TestClient::new(App::new().route(Route::get("/hello/{name}", hello)).route(
+        Route::post("/echo", |Json(v): Json<Echo>| async move { Json(v) }),
+    ));
     assert_eq!(client.get("/hello/ada").send().await.text(), "hello ada");
     let res = client.post("/echo").json(&json!({"n": "x"})).send().await;
     assert_eq!(res.status(), 422);
-    assert_eq!(res.json::<Value>()["detail"][0]["loc"], json!(["body", "n"]));
+    assert_eq!(
+        res.json::<Value>()["detail"][0]["loc"],
+        json!(["body", "n"])
+    );
 }
 
 #[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
@@ -200,7 +226,9 @@ async fn state_is_shared_and_missing_state_is_a_500() {
         Text(g.0)
     }
     let client = TestClient::new(
-        App::new().state(Greeting("hi".into())).route(Route::get("/greet", greet)),
+        App::new()
+            .state(Greeting("hi".into()))
+            .route(Route::get("/greet", greet)),
     );
     assert_eq!(client.get("/greet").send().await.text(), "hi");
     let client = TestClient::new(App::new().route(Route::get("/greet", greet)));

@@ -1,9 +1,9 @@
 //! Over a real socket: keep-alive, HTTP/2 (h2c), the header-read timeout,
 //! graceful shutdown with a request in flight.
 
+use ferrapi::ServeConfig;
 use ferrapi::prelude::*;
 use ferrapi::testing::TestServer;
-use ferrapi::ServeConfig;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -35,7 +35,8 @@ async fn read_response(stream: &mut TcpStream) -> String {
                 .lines()
                 .find_map(|l| {
                     let (k, v) = l.split_once(':')?;
-                    k.eq_ignore_ascii_case("content-length").then(|| v.trim().parse::<usize>().ok())?
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse::<usize>().ok())?
                 })
                 .unwrap_or(0);
             if buf.len() >= end + 4 + len {
@@ -94,7 +95,10 @@ async fn http2_prior_knowledge_is_served() {
     let res = sender.send_request(req).await.unwrap();
     assert_eq!(res.status(), 200);
     assert_eq!(res.version(), http::Version::HTTP_2);
-    let body = http_body_util::BodyExt::collect(res.into_body()).await.unwrap().to_bytes();
+    let body = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
     assert_eq!(&body[..], b"hello");
     server.stop().await.unwrap();
 }
@@ -112,13 +116,22 @@ async fn a_client_trickling_its_headers_is_cut_off() {
     let mut buf = Vec::new();
     // The server closes the connection (after a 408 or without a word).
     let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut buf)).await;
-    assert!(read.is_ok(), "the connection was not closed by the header timeout");
+    assert!(
+        read.is_ok(),
+        "the connection was not closed by the header timeout"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
     let text = String::from_utf8_lossy(&buf);
-    assert!(text.is_empty() || text.starts_with("HTTP/1.1 408"), "{text}");
+    assert!(
+        text.is_empty() || text.starts_with("HTTP/1.1 408"),
+        "{text}"
+    );
     // Other clients are still served.
     let mut other = TcpStream::connect(server.addr()).await.unwrap();
-    other.write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    other
+        .write_all(b"GET /hello HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     assert!(read_response(&mut other).await.starts_with("HTTP/1.1 200"));
     server.stop().await.unwrap();
 }
@@ -128,12 +141,18 @@ async fn shutdown_finishes_the_request_in_flight_then_refuses_connections() {
     let server = TestServer::start(app()).await;
     let addr = server.addr();
     let mut stream = TcpStream::connect(addr).await.unwrap();
-    stream.write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n").await.unwrap();
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let stopping = tokio::spawn(server.stop());
     let res = read_response(&mut stream).await;
     assert!(res.starts_with("HTTP/1.1 200"), "{res}");
     assert!(res.ends_with("done"), "{res}");
     stopping.await.unwrap().unwrap();
-    assert!(TcpStream::connect(addr).await.is_err(), "still accepting after shutdown");
+    assert!(
+        TcpStream::connect(addr).await.is_err(),
+        "still accepting after shutdown"
+    );
 }

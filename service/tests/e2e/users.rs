@@ -1,0 +1,123 @@
+//! The vertical slice: create, read, validation errors, over a real socket.
+
+use crate::Service;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn create_read_and_validation_over_a_socket() {
+    let svc = Service::start(&[]).await;
+
+    let res = svc.get("/health/live").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), json!({"status": "ok"}));
+
+    // One 422 listing all three failures.
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "J", "email": "x", "age": 10}),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    let detail = res.json()["detail"].clone();
+    let locs: Vec<Value> = detail
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["loc"].clone())
+        .collect();
+    assert_eq!(
+        locs,
+        vec![
+            json!(["body", "name"]),
+            json!(["body", "email"]),
+            json!(["body", "age"])
+        ]
+    );
+    assert_eq!(detail[0]["type"], "string_too_short");
+    assert_eq!(detail[1]["type"], "value_error");
+    assert_eq!(detail[2]["type"], "greater_than_equal");
+
+    // A valid body: 201, the user, its Location.
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Ada Lovelace", "email": "ada@example.com", "age": "36", "password": "correct horse", "extra": true}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let user = res.json();
+    let id = user["id"].as_i64().unwrap();
+    assert_eq!(user["name"], "Ada Lovelace");
+    assert_eq!(user["email"], "ada@example.com");
+    assert!(user.get("password").is_none() && user.get("password_hash").is_none());
+    let created = user["created_at"].as_str().unwrap();
+    assert!(
+        chrono::DateTime::parse_from_rfc3339(created).is_ok(),
+        "{created}"
+    );
+    assert!(created.ends_with('Z') && created.len() == 20, "{created}");
+    let location = res.header("location").unwrap().to_owned();
+    assert_eq!(location, format!("/api/v1/users/{id}"));
+
+    let res = svc.get(&location).await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json(), user);
+
+    // Same e-mail again: 409.
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Ada", "email": "ada@example.com", "age": 36}),
+        )
+        .await;
+    assert_eq!(res.status, 409);
+    assert_eq!(res.json(), json!({"detail": "Email already registered"}));
+
+    let res = svc.get("/api/v1/users/abc").await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["detail"][0]["loc"], json!(["path", "user_id"]));
+
+    let res = svc.get("/api/v1/users/999999").await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.json(), json!({"detail": "User not found"}));
+
+    let res = svc.request("DELETE", "/health/live", &[], "").await;
+    assert_eq!(res.status, 405);
+    assert_eq!(res.json(), json!({"detail": "Method Not Allowed"}));
+    assert!(res.header("allow").unwrap().contains("GET"));
+
+    let res = svc.get("/openapi.json").await;
+    assert_eq!(res.json()["openapi"], "3.1.0");
+}
+
+#[tokio::test]
+async fn oversized_body_is_413_and_malformed_json_is_422() {
+    let svc = Service::start(&[("MAX_BODY_BYTES", "100")]).await;
+    let big = json!({"name": "x".repeat(200), "email": "a@b.co", "age": 30});
+    let res = svc.post_json("/api/v1/users", &big).await;
+    assert_eq!(res.status, 413);
+    assert_eq!(res.json(), json!({"detail": "Request body too large"}));
+
+    let res = svc
+        .request(
+            "POST",
+            "/api/v1/users",
+            &[("content-type", "application/json")],
+            "{\"name\": ",
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["detail"][0]["type"], "json_invalid");
+
+    let res = svc
+        .request(
+            "POST",
+            "/api/v1/users",
+            &[("content-type", "text/plain")],
+            "hi",
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["detail"][0]["type"], "model_attributes_type");
+}
