@@ -24,7 +24,10 @@
 //!
 //! The function becomes a unit struct of the same name (pass it to
 //! `Router::route`); the function itself stays callable as
-//! `<name>::handler(…)`.
+//! `<name>::handler(…)`. As with any unit struct, a `let` binding of the
+//! same name in its scope is read as a pattern (`let login = …` next to a
+//! `login` handler fails to compile with "unit struct defined here"): name
+//! the binding otherwise.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -376,6 +379,150 @@ macro_rules! route_attr {
             }
         }
     )*};
+}
+
+/// One documented status of an `ApiError` type.
+struct ErrorStatus {
+    pattern: TokenStream2,
+    status: Option<LitInt>,
+    description: String,
+}
+
+/// `#[api(status = 404, description = "…")]` on a variant or the type.
+fn api_attr(attrs: &[syn::Attribute]) -> syn::Result<(Option<LitInt>, Option<String>)> {
+    let mut status = None;
+    let mut description = None;
+    for attr in attrs.iter().filter(|a| a.path().is_ident("api")) {
+        attr.parse_nested_meta(|meta| {
+            if meta.path.is_ident("status") {
+                let lit: LitInt = meta.value()?.parse()?;
+                check_status(&lit)?;
+                status = Some(lit);
+                Ok(())
+            } else if meta.path.is_ident("description") {
+                let lit: LitStr = meta.value()?.parse()?;
+                description = Some(lit.value());
+                Ok(())
+            } else {
+                Err(meta.error("expected `status = <code>` or `description = \"…\"`"))
+            }
+        })?;
+    }
+    Ok((status, description))
+}
+
+/// thiserror's `#[error("…")]` text when it has no placeholders.
+fn error_literal(attrs: &[syn::Attribute]) -> Option<String> {
+    attrs.iter().filter(|a| a.path().is_ident("error")).find_map(|a| {
+        let lit: LitStr = a.parse_args().ok()?;
+        let text = lit.value();
+        (!text.contains('{')).then_some(text)
+    })
+}
+
+fn humanize(ident: &Ident) -> String {
+    let name = ident.to_string();
+    let mut out = String::new();
+    for (i, c) in name.chars().enumerate() {
+        if c.is_uppercase() && i > 0 {
+            out.push(' ');
+            out.extend(c.to_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
+    let name = &input.ident;
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    let (type_status, type_description) = api_attr(&input.attrs)?;
+    let mut statuses = Vec::new();
+    match &input.data {
+        syn::Data::Enum(e) => {
+            for v in &e.variants {
+                let ident = &v.ident;
+                let (status, description) = api_attr(&v.attrs)?;
+                let status = status.or_else(|| type_status.clone());
+                let description = description
+                    .or_else(|| error_literal(&v.attrs))
+                    .unwrap_or_else(|| humanize(ident));
+                statuses.push(ErrorStatus {
+                    pattern: quote!(Self::#ident { .. }),
+                    status,
+                    description,
+                });
+            }
+        }
+        syn::Data::Struct(_) => {
+            let description = type_description
+                .clone()
+                .or_else(|| error_literal(&input.attrs))
+                .unwrap_or_else(|| humanize(name));
+            statuses.push(ErrorStatus {
+                pattern: quote!(_),
+                status: type_status.clone(),
+                description,
+            });
+        }
+        syn::Data::Union(u) => {
+            return Err(syn::Error::new(
+                u.union_token.span(),
+                "ApiError is derived for enums and structs",
+            ));
+        }
+    }
+    let arms = statuses.iter().map(|s| {
+        let pattern = &s.pattern;
+        match &s.status {
+            Some(code) => quote! {
+                #pattern => ::ferrapi::__private::http_error(#code, ::std::string::ToString::to_string(&self)),
+            },
+            None => quote! {
+                #pattern => ::ferrapi::__private::internal_error_logged(&self),
+            },
+        }
+    });
+    let docs = statuses.iter().filter_map(|s| {
+        let code = s.status.as_ref()?;
+        let description = &s.description;
+        Some(quote! {
+            op.error_response(
+                ::ferrapi::http::StatusCode::from_u16(#code)
+                    .unwrap_or(::ferrapi::http::StatusCode::INTERNAL_SERVER_ERROR),
+                #description,
+            );
+        })
+    });
+    Ok(quote! {
+        impl #impl_generics ::ferrapi::__private::ResponseError for #name #ty_generics #where_clause {
+            fn into_error(self) -> ::ferrapi::Error {
+                #[allow(unreachable_patterns)]
+                match &self {
+                    #(#arms)*
+                }
+            }
+            fn describe(op: &mut ::ferrapi::openapi::OperationBuilder<'_>) {
+                #(#docs)*
+            }
+        }
+    })
+}
+
+/// Derives `ferrapi::ResponseError` for an error enum (or struct): each
+/// variant marked `#[api(status = 404)]` is answered with that status and its
+/// `Display` text as `detail`, and documented in the operation (description:
+/// `#[api(description = "…")]`, else a placeholder-free `#[error("…")]`, else
+/// the variant's name); a variant without a status is logged and answered
+/// 500 `Internal Server Error`. The type implements `Display` (thiserror).
+#[proc_macro_derive(ApiError, attributes(api))]
+pub fn derive_api_error(item: TokenStream) -> TokenStream {
+    let input = parse_macro_input!(item as syn::DeriveInput);
+    match expand_api_error(input) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
 }
 
 route_attr! {

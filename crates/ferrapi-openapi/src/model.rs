@@ -20,6 +20,59 @@ pub struct OpenApi {
     /// Tag descriptions.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tags: Vec<Tag>,
+    /// Servers the API is reachable at.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub servers: Vec<Server>,
+    /// External documentation.
+    #[serde(rename = "externalDocs", skip_serializing_if = "Option::is_none")]
+    pub external_docs: Option<ExternalDocs>,
+}
+
+/// A server the API is reachable at.
+#[derive(Debug, Clone, Serialize)]
+pub struct Server {
+    /// URL (absolute, or relative to the document).
+    pub url: String,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// External documentation.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExternalDocs {
+    /// URL.
+    pub url: String,
+    /// Description.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// Contact information.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Contact {
+    /// Name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// E-mail address.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+}
+
+/// License information.
+#[derive(Debug, Clone, Serialize)]
+pub struct License {
+    /// Name (`MIT`).
+    pub name: String,
+    /// SPDX identifier.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub identifier: Option<String>,
+    /// URL.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
 }
 
 /// The document's `info`.
@@ -32,6 +85,15 @@ pub struct Info {
     /// Markdown description.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Terms of service URL.
+    #[serde(rename = "termsOfService", skip_serializing_if = "Option::is_none")]
+    pub terms_of_service: Option<String>,
+    /// Contact.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub contact: Option<Contact>,
+    /// License.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub license: Option<License>,
 }
 
 /// A tag with its description.
@@ -151,4 +213,111 @@ pub struct Response {
     /// Response headers.
     #[serde(skip_serializing_if = "serde_json::Map::is_empty")]
     pub headers: serde_json::Map<String, Value>,
+}
+
+impl OpenApi {
+    /// The document of the operations under `prefix` only (`/api/v1`): its
+    /// paths, and only the components, security schemes and tags they use.
+    ///
+    /// ```
+    /// use ferrapi_openapi::{Info, OpenApi, Operation};
+    ///
+    /// let mut doc = OpenApi::new(Info { title: "t".into(), version: "1".into(), ..Default::default() });
+    /// doc.paths.entry("/api/v1/a".into()).or_default().insert("get".into(), Operation::default());
+    /// doc.paths.entry("/api/v2/b".into()).or_default().insert("get".into(), Operation::default());
+    /// let v1 = doc.subset("/api/v1");
+    /// assert_eq!(v1.paths.keys().collect::<Vec<_>>(), ["/api/v1/a"]);
+    /// ```
+    pub fn subset(&self, prefix: &str) -> OpenApi {
+        let under = |path: &str| {
+            path == prefix
+                || path
+                    .strip_prefix(prefix)
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        let paths: Map<String, PathItem> = self
+            .paths
+            .iter()
+            .filter(|(p, _)| under(p))
+            .map(|(p, i)| (p.clone(), i.clone()))
+            .collect();
+        // Components reachable from the kept operations, transitively.
+        let mut used = std::collections::BTreeSet::new();
+        let mut queue: Vec<String> = Vec::new();
+        let paths_value = serde_json::to_value(&paths).unwrap_or_default();
+        collect_refs(&paths_value, &mut queue);
+        while let Some(name) = queue.pop() {
+            if used.insert(name.clone())
+                && let Some(schema) = self.components.schemas.get(&name)
+            {
+                collect_refs(schema, &mut queue);
+            }
+        }
+        let schemas = self
+            .components
+            .schemas
+            .iter()
+            .filter(|(name, _)| used.contains(*name))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let ops = || paths.values().flat_map(|item| item.values());
+        let security_schemes = self
+            .components
+            .security_schemes
+            .iter()
+            .filter(|(name, _)| {
+                ops().any(|op| op.security.iter().any(|req| req.get(name.as_str()).is_some()))
+            })
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        let tags = self
+            .tags
+            .iter()
+            .filter(|t| ops().any(|op| op.tags.contains(&t.name)))
+            .cloned()
+            .collect();
+        OpenApi {
+            openapi: self.openapi.clone(),
+            info: self.info.clone(),
+            paths,
+            components: Components {
+                schemas,
+                security_schemes,
+            },
+            tags,
+            servers: self.servers.clone(),
+            external_docs: self.external_docs.clone(),
+        }
+    }
+
+    /// An empty 3.1.0 document.
+    pub fn new(info: Info) -> Self {
+        OpenApi {
+            openapi: "3.1.0".into(),
+            info,
+            paths: Map::new(),
+            components: Components::default(),
+            tags: Vec::new(),
+            servers: Vec::new(),
+            external_docs: None,
+        }
+    }
+}
+
+/// Pushes the component names `#/components/schemas/<name>` referenced in `v`.
+fn collect_refs(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::Object(map) => {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(|r| r.strip_prefix("#/components/schemas/"))
+            {
+                out.push(name.to_owned());
+            }
+            map.values().for_each(|v| collect_refs(v, out));
+        }
+        Value::Array(items) => items.iter().for_each(|v| collect_refs(v, out)),
+        _ => {}
+    }
 }

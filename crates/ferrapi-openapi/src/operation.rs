@@ -32,6 +32,8 @@ pub struct OperationBuilder<'a> {
     /// True once any extractor that can fail validation (path, query, header,
     /// cookie, body) has described itself: the operation then documents 422.
     pub validates_input: bool,
+    /// Security schemes the operation's extractors declared, by name.
+    pub security_schemes: serde_json::Map<String, Value>,
 }
 
 impl<'a> OperationBuilder<'a> {
@@ -43,6 +45,7 @@ impl<'a> OperationBuilder<'a> {
             path_variables,
             path_shape: None,
             validates_input: false,
+            security_schemes: serde_json::Map::new(),
         }
     }
 
@@ -86,13 +89,22 @@ impl<'a> OperationBuilder<'a> {
         // Nested definitions of the standalone schema are re-registered so the
         // parameter schemas can reference components.
         for (name, schema) in props {
-            let schema = self.rebase_refs(&root, schema.clone());
+            let mut schema = self.rebase_refs(&root, schema.clone());
+            // The field's doc comment describes the parameter, as FastAPI's
+            // `Query(description=…)` does.
+            let description = schema
+                .as_object_mut()
+                .and_then(|o| o.remove("description"))
+                .and_then(|d| d.as_str().map(str::to_owned));
             self.parameter(
                 &name_of(name),
                 location,
                 required.contains(&name.as_str()),
                 schema,
             );
+            if let Some(p) = self.operation.parameters.last_mut() {
+                p.description = description;
+            }
         }
         self.validates_input = true;
     }
@@ -171,6 +183,48 @@ impl<'a> OperationBuilder<'a> {
         }
     }
 
+    /// Declares an error response answered as `{"detail": "…"}` (FastAPI's
+    /// `HTTPException` body), referencing the `HTTPError` component. Several
+    /// errors with one status share the response; their descriptions are
+    /// joined.
+    pub fn error_response(&mut self, status: StatusCode, description: &str) {
+        let schema = self.registry.add_component(
+            "HTTPError",
+            json!({
+                "type": "object",
+                "title": "HTTPError",
+                "properties": {"detail": {"type": "string", "title": "Detail"}},
+                "required": ["detail"]
+            }),
+        );
+        let key = status.as_u16().to_string();
+        match self.operation.responses.get_mut(&key) {
+            Some(existing) => {
+                if !existing.description.split(" / ").any(|d| d == description) {
+                    existing.description = format!("{} / {description}", existing.description);
+                }
+                existing
+                    .content
+                    .entry("application/json".to_owned())
+                    .or_insert(MediaType {
+                        schema: Some(schema),
+                    });
+            }
+            None => self.response(status, description, Some(("application/json", schema))),
+        }
+    }
+
+    /// Requires a security scheme for this operation: the scheme is added to
+    /// `components/securitySchemes` under `name` and the operation's
+    /// `security` lists it with `scopes`.
+    pub fn security(&mut self, name: &str, scheme: Value, scopes: &[&str]) {
+        self.security_schemes.insert(name.to_owned(), scheme);
+        let requirement = json!({ name: scopes });
+        if !self.operation.security.contains(&requirement) {
+            self.operation.security.push(requirement);
+        }
+    }
+
     /// Declares a JSON response whose body is `T`.
     pub fn json_response<T: JsonSchema>(&mut self, status: StatusCode) {
         let schema = self.registry.schema_for::<T>();
@@ -185,7 +239,13 @@ impl<'a> OperationBuilder<'a> {
 
     /// Finishes the operation: adds the `422` response when input is
     /// validated, and a default `200` when nothing declared a response.
-    pub fn finish(mut self) -> Operation {
+    pub fn finish(self) -> Operation {
+        self.finish_with_schemes().0
+    }
+
+    /// As [`finish`](Self::finish), also returning the security schemes the
+    /// operation declared.
+    pub fn finish_with_schemes(mut self) -> (Operation, serde_json::Map<String, Value>) {
         if self.operation.responses.is_empty() {
             self.response(StatusCode::OK, "Successful Response", None);
         }
@@ -199,6 +259,6 @@ impl<'a> OperationBuilder<'a> {
                 )),
             );
         }
-        self.operation
+        (self.operation, self.security_schemes)
     }
 }

@@ -22,6 +22,7 @@ use serde_json::Value;
 #[derive(Debug)]
 pub struct SchemaRegistry {
     generator: SchemaGenerator,
+    extra: serde_json::Map<String, Value>,
 }
 
 impl Default for SchemaRegistry {
@@ -40,6 +41,7 @@ impl SchemaRegistry {
         });
         Self {
             generator: settings.into_generator(),
+            extra: serde_json::Map::new(),
         }
     }
 
@@ -48,9 +50,19 @@ impl SchemaRegistry {
         self.generator.subschema_for::<T>().to_value()
     }
 
+    /// Adds a hand-written component schema (kept if one of that name exists).
+    pub fn add_component(&mut self, name: &str, schema: Value) -> Value {
+        self.extra.entry(name.to_owned()).or_insert(schema);
+        serde_json::json!({ "$ref": format!("#/components/schemas/{name}") })
+    }
+
     /// The component schemas collected so far, by name.
     pub fn into_components(mut self) -> serde_json::Map<String, Value> {
-        self.generator.take_definitions(true)
+        let mut components = self.generator.take_definitions(true);
+        for (name, schema) in self.extra {
+            components.entry(name).or_insert(schema);
+        }
+        components
     }
 }
 

@@ -49,3 +49,17 @@ pub fn internal_error() -> Response {
 pub fn assert_send<T: Send>(future: T) -> T {
     future
 }
+
+/// A variant of an `ApiError` without a status: logged, answered 500.
+pub fn internal_error_logged(error: &dyn std::fmt::Display) -> crate::Error {
+    tracing::error!(error = %error, "handler error");
+    ferrapi_core::HttpError::internal().into()
+}
+
+/// An `ApiError` variant with a status: answered with its message as detail.
+pub fn http_error(status: u16, detail: String) -> crate::Error {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    ferrapi_core::HttpError::new(status, detail).into()
+}
+
+pub use crate::response::ResponseError;

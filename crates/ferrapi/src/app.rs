@@ -3,7 +3,10 @@
 //! into the router and the OpenAPI document.
 
 use crate::extract::RequestContext;
-use crate::openapi::{Info, OpenApi, OperationBuilder, PathShape, SchemaRegistry, Tag};
+use crate::openapi::{
+    Contact, ExternalDocs, Info, License, OpenApi, OperationBuilder, PathShape, SchemaRegistry,
+    Server, Tag,
+};
 use crate::response::{Error, ExceptionHandlers, Response};
 use crate::routing::{IntoRoute, Route, Router, template};
 use axum::response::IntoResponse;
@@ -73,6 +76,11 @@ impl AppShared {
 /// ```
 pub struct App {
     info: Info,
+    servers: Vec<Server>,
+    external_docs: Option<ExternalDocs>,
+    documents: Vec<(String, String)>,
+    docs_url: Option<String>,
+    redoc_url: Option<String>,
     routes: Vec<Route>,
     state: StateMap,
     exception_handlers: ExceptionHandlers,
@@ -106,8 +114,13 @@ impl App {
             info: Info {
                 title: "ferrapi".into(),
                 version: "0.1.0".into(),
-                description: None,
+                ..Default::default()
             },
+            servers: Vec::new(),
+            external_docs: None,
+            documents: Vec::new(),
+            docs_url: Some("/docs".into()),
+            redoc_url: Some("/redoc".into()),
             routes: Vec::new(),
             state: StateMap::default(),
             exception_handlers: ExceptionHandlers::default(),
@@ -136,6 +149,71 @@ impl App {
     #[must_use]
     pub fn description(mut self, description: impl Into<String>) -> Self {
         self.info.description = Some(description.into());
+        self
+    }
+
+    /// The terms of service URL.
+    #[must_use]
+    pub fn terms_of_service(mut self, url: impl Into<String>) -> Self {
+        self.info.terms_of_service = Some(url.into());
+        self
+    }
+
+    /// The API's contact.
+    #[must_use]
+    pub fn contact(mut self, contact: Contact) -> Self {
+        self.info.contact = Some(contact);
+        self
+    }
+
+    /// The API's license.
+    #[must_use]
+    pub fn license(mut self, license: License) -> Self {
+        self.info.license = Some(license);
+        self
+    }
+
+    /// Adds a server the API is reachable at.
+    #[must_use]
+    pub fn server(mut self, url: impl Into<String>, description: Option<&str>) -> Self {
+        self.servers.push(Server {
+            url: url.into(),
+            description: description.map(str::to_owned),
+        });
+        self
+    }
+
+    /// Links external documentation.
+    #[must_use]
+    pub fn external_docs(mut self, url: impl Into<String>, description: Option<&str>) -> Self {
+        self.external_docs = Some(ExternalDocs {
+            url: url.into(),
+            description: description.map(str::to_owned),
+        });
+        self
+    }
+
+    /// Serves, besides the whole document, one of the operations under
+    /// `prefix` only, at `/openapi/<name>.json` (e.g. `("v1", "/api/v1")`),
+    /// each selectable in the docs page.
+    #[must_use]
+    pub fn document(mut self, name: impl Into<String>, prefix: impl Into<String>) -> Self {
+        self.documents.push((name.into(), prefix.into()));
+        self
+    }
+
+    /// Where Swagger UI is served (default `/docs`; `None`: not served).
+    #[must_use]
+    pub fn docs_url(mut self, url: Option<&str>) -> Self {
+        self.docs_url = url.map(str::to_owned);
+        self
+    }
+
+    /// Where the reading-oriented reference is served (default `/redoc`;
+    /// `None`: not served).
+    #[must_use]
+    pub fn redoc_url(mut self, url: Option<&str>) -> Self {
+        self.redoc_url = url.map(str::to_owned);
         self
     }
 
@@ -412,6 +490,11 @@ struct Checked {
 fn build(app: App) -> Result<BuiltApp, BuildError> {
     let App {
         info,
+        servers,
+        external_docs,
+        documents,
+        docs_url,
+        redoc_url,
         routes,
         state,
         exception_handlers,
@@ -423,13 +506,11 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     let mut errors = Vec::new();
     let mut checked: Vec<Checked> = Vec::with_capacity(routes.len());
     let mut registry = SchemaRegistry::new();
-    let mut doc = OpenApi {
-        openapi: "3.1.0".into(),
-        info,
-        paths: Default::default(),
-        components: Default::default(),
-        tags,
-    };
+    let mut doc = OpenApi::new(info);
+    doc.tags = tags;
+    doc.servers = servers;
+    doc.external_docs = external_docs;
+    let mut security_schemes = serde_json::Map::new();
     let mut seen_ops: HashMap<String, String> = HashMap::new();
     let mut seen_shapes: HashMap<(Method, String), String> = HashMap::new();
     let mut names_by_shape: HashMap<String, (String, String)> = HashMap::new();
@@ -470,7 +551,17 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         for (status, description) in &route.responses {
             op.response(*status, description, None);
         }
-        let mut operation = op.finish();
+        let (mut operation, schemes) = op.finish_with_schemes();
+        for (name, scheme) in schemes {
+            match security_schemes.get(&name) {
+                Some(existing) if *existing != scheme => problem(format!(
+                    "security scheme `{name}` is declared twice with different definitions"
+                )),
+                _ => {
+                    security_schemes.insert(name, scheme);
+                }
+            }
+        }
         operation.tags = dedup(route.tags.clone());
         // A closure has no name: FastAPI's scheme (method and path) stands in.
         let name = if is_identifier(&route.name) {
@@ -542,6 +633,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         add_validation_components(&mut components);
     }
     doc.components.schemas = components;
+    doc.components.security_schemes = security_schemes;
     let openapi = Arc::new(doc);
 
     let shared = Arc::new(AppShared {
@@ -591,20 +683,13 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             }),
         );
     }
-    if let Some(url) = openapi_url {
-        let body = serde_json::to_vec(&*openapi).unwrap_or_default();
-        let body = bytes::Bytes::from(body);
-        router =
-            router.route(
-                &url,
-                axum::routing::get(move || {
-                    let body = body.clone();
-                    async move {
-                        ([(http::header::CONTENT_TYPE, "application/json")], body).into_response()
-                    }
-                }),
-            );
+    if let Some(url) = &openapi_url {
+        router = serve_json(router, url, &*openapi);
+        for (name, prefix) in &documents {
+            router = serve_json(router, &document_url(name), &openapi.subset(prefix));
+        }
     }
+    let _ = (&docs_url, &redoc_url);
     let not_found = shared.clone();
     router = router.fallback(move || {
         let shared = not_found.clone();
@@ -617,6 +702,24 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         panic_response,
     ));
     Ok(BuiltApp { router, openapi })
+}
+
+/// Where the document of version `name` is served.
+fn document_url(name: &str) -> String {
+    format!("/openapi/{name}.json")
+}
+
+/// Serves `value` as JSON at `url`, serialized once: each request is a
+/// reference-counted byte copy.
+fn serve_json<T: serde::Serialize>(router: axum::Router, url: &str, value: &T) -> axum::Router {
+    let body = bytes::Bytes::from(serde_json::to_vec(value).unwrap_or_default());
+    router.route(
+        url,
+        axum::routing::get(move || {
+            let body = body.clone();
+            async move { ([(http::header::CONTENT_TYPE, "application/json")], body).into_response() }
+        }),
+    )
 }
 
 /// A handler panicked: log it, answer FastAPI's 500. The connection and the

@@ -76,7 +76,7 @@ pub use extract::{
 };
 pub use ferrapi_core::HttpError;
 pub use ferrapi_core::validation::{ErrorItem, ValidationErrors};
-pub use response::{Created, Error, Html, NoContent, Redirect, Responder, Text};
+pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
 pub use server::{ServeConfig, ServeError, shutdown_signal};
 
@@ -96,7 +96,7 @@ pub use http;
 pub use schemars;
 
 #[cfg(feature = "macros")]
-pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace};
+pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace, ApiError};
 
 /// What most applications import: `use ferrapi::prelude::*;`.
 pub mod prelude {

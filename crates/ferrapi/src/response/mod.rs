@@ -34,18 +34,83 @@ pub trait Responder: DescribeOutput + Send {
     fn respond(self, cx: &RequestContext) -> Response;
 }
 
-impl<T: Responder, E: Into<Error> + Send> Responder for Result<T, E> {
+impl<T: Responder, E: ResponseError> Responder for Result<T, E> {
     fn respond(self, cx: &RequestContext) -> Response {
         match self {
             Ok(value) => value.respond(cx),
-            Err(e) => cx.app.render_error(e.into()),
+            Err(e) => cx.app.render_error(e.into_error()),
         }
     }
 }
 
-impl<T: DescribeOutput, E> DescribeOutput for Result<T, E> {
+/// An error type a handler may return in `Result<T, E>`: it becomes an
+/// [`Error`] (answered by the exception handlers) and documents the
+/// responses it can produce.
+///
+/// Implemented by [`Error`] (into which any `std::error::Error` converts
+/// with `?`), [`HttpError`](crate::HttpError) and
+/// [`ValidationErrors`](crate::ValidationErrors); derive it for your own
+/// error enums with `#[derive(ApiError)]`, which lists each variant's
+/// status in the OpenAPI document:
+///
+/// ```
+/// use ferrapi::prelude::*;
+/// use ferrapi::ApiError;
+///
+/// #[derive(Debug, thiserror::Error, ApiError)]
+/// enum UserError {
+///     #[error("User not found")]
+///     #[api(status = 404)]
+///     NotFound,
+///     #[error("Email already registered")]
+///     #[api(status = 409)]
+///     EmailTaken,
+///     /// No status: answered 500 `Internal Server Error`, logged with its message.
+///     #[error("database unavailable: {0}")]
+///     Database(String),
+/// }
+///
+/// #[get("/users/{user_id}")]
+/// async fn read_user(Path(user_id): Path<i64>) -> Result<Json<i64>, UserError> {
+///     if user_id == 0 { Err(UserError::NotFound) } else { Ok(Json(user_id)) }
+/// }
+/// // The operation documents 404 and 409 with FastAPI's `{"detail": …}` body.
+/// ```
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler's error type",
+    note = "return `Result<T, ferrapi::Error>` (any `std::error::Error` converts into it with `?`), `Result<T, HttpError>`, or derive `ferrapi::ApiError` on your error enum"
+)]
+pub trait ResponseError: Send {
+    /// The error the exception handlers answer.
+    fn into_error(self) -> Error;
+    /// Documents the responses this error type produces.
+    fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>) {
+        let _ = op;
+    }
+}
+
+impl ResponseError for Error {
+    fn into_error(self) -> Error {
+        self
+    }
+}
+
+impl ResponseError for ferrapi_core::HttpError {
+    fn into_error(self) -> Error {
+        self.into()
+    }
+}
+
+impl ResponseError for ferrapi_core::validation::ValidationErrors {
+    fn into_error(self) -> Error {
+        self.into()
+    }
+}
+
+impl<T: DescribeOutput, E: ResponseError> DescribeOutput for Result<T, E> {
     fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>, status: http::StatusCode) {
         T::describe(op, status);
+        E::describe(op);
     }
 }
 

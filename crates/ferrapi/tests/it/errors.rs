@@ -57,8 +57,8 @@ async fn stock() -> Result<Text, ferrapi::Error> {
 }
 
 #[get("/disk")]
-async fn disk() -> Result<Text, DiskOnFire> {
-    Err(DiskOnFire)
+async fn disk() -> Result<Text, ferrapi::Error> {
+    Err(DiskOnFire.into())
 }
 
 fn app() -> App {

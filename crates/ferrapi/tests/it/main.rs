@@ -4,6 +4,7 @@
 
 mod errors;
 mod extract;
+mod openapi;
 mod responses;
 mod routing;
 mod server;
