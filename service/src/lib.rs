@@ -20,6 +20,7 @@ pub fn app(pool: sqlx::SqlitePool, max_body_bytes: usize) -> App {
         .description("A users API built with ferrapi, exercising every layer of the framework.")
         .tag("users", "Create and read users.")
         .tag("health", "Liveness, readiness and startup checks.")
+        .document("v1", "/api/v1")
         .state(users::Db(pool))
         .body_limit(max_body_bytes)
         .include(health::router())

@@ -77,9 +77,19 @@ impl JsonSchema for Timestamp {
     }
 }
 
-/// The service's errors: what the client sees, and what the log gets.
-#[derive(Debug, thiserror::Error)]
-pub enum ServiceError {
+/// The users API's errors: each variant with a status is answered
+/// `{"detail": <message>}` and documented in the operation; the others are
+/// logged and answered 500.
+#[derive(Debug, thiserror::Error, ferrapi::ApiError)]
+pub enum UserError {
+    /// No user with that id.
+    #[error("User not found")]
+    #[api(status = 404)]
+    NotFound,
+    /// The e-mail address is taken.
+    #[error("Email already registered")]
+    #[api(status = 409)]
+    EmailTaken,
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -102,32 +112,27 @@ fn row_to_user(row: &sqlx::sqlite::SqliteRow) -> Result<UserResponse, sqlx::Erro
 }
 
 /// Hashes a password with Argon2id on the blocking pool (it is CPU work).
-async fn hash_password(password: String) -> Result<String, ServiceError> {
+async fn hash_password(password: String) -> Result<String, UserError> {
     tokio::task::spawn_blocking(move || {
         use argon2::password_hash::PasswordHasher;
         argon2::Argon2::default()
             .hash_password(password.as_bytes())
             .map(|h| h.to_string())
-            .map_err(|e| ServiceError::Hash(e.to_string()))
+            .map_err(|e| UserError::Hash(e.to_string()))
     })
     .await
-    .map_err(|e| ServiceError::Hash(e.to_string()))?
+    .map_err(|e| UserError::Hash(e.to_string()))?
 }
 
 /// Create a user.
 ///
 /// Answers 201 with the user and its `Location`; 409 when the e-mail address
 /// is already registered.
-#[post(
-    "/users",
-    status = 201,
-    tags = ["users"],
-    responses(409 = "Email already registered")
-)]
+#[post("/users", status = 201, tags = ["users"])]
 pub async fn create_user(
     State(db): State<Db>,
     Json(user): Json<UserCreate>,
-) -> Result<Created<UserResponse>, ferrapi::Error> {
+) -> Result<Created<UserResponse>, UserError> {
     let password_hash = match user.password {
         Some(p) => Some(hash_password(p).await?),
         None => None,
@@ -145,11 +150,11 @@ pub async fn create_user(
     .fetch_one(&db.0)
     .await;
     let id: i64 = match result {
-        Ok(row) => row.try_get("id").map_err(ServiceError::from)?,
+        Ok(row) => row.try_get("id")?,
         Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(HttpError::conflict("Email already registered").into());
+            return Err(UserError::EmailTaken);
         }
-        Err(e) => return Err(ServiceError::from(e).into()),
+        Err(e) => return Err(e.into()),
     };
     Ok(Created::new(
         format!("/api/v1/users/{id}"),
@@ -163,19 +168,18 @@ pub async fn create_user(
 }
 
 /// Read a user.
-#[get("/users/{user_id}", tags = ["users"], responses(404 = "User not found"))]
+#[get("/users/{user_id}", tags = ["users"])]
 pub async fn read_user(
     State(db): State<Db>,
     Path(user_id): Path<i64>,
-) -> Result<Json<UserResponse>, ferrapi::Error> {
+) -> Result<Json<UserResponse>, UserError> {
     let row = sqlx::query("SELECT id, name, email, created_at FROM users WHERE id = ?")
         .bind(user_id)
         .fetch_optional(&db.0)
-        .await
-        .map_err(ServiceError::from)?;
+        .await?;
     match row {
-        Some(row) => Ok(Json(row_to_user(&row).map_err(ServiceError::from)?)),
-        None => Err(HttpError::not_found("User not found").into()),
+        Some(row) => Ok(Json(row_to_user(&row)?)),
+        None => Err(UserError::NotFound),
     }
 }
 
