@@ -247,7 +247,7 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         extract.push(quote! {
             let #id = match #call {
                 ::core::result::Result::Ok(v) => v,
-                ::core::result::Result::Err(res) => return res,
+                ::core::result::Result::Err(res) => return __ex.fail(res).await,
             };
         });
     }
@@ -343,15 +343,18 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
                         ::std::boxed::Box::pin(async move {
                             #[allow(unused_mut)]
                             let mut __ex = ::ferrapi::__private::Extraction::new(__req, __cx);
+                            if let ::core::result::Result::Err(res) = __ex.begin().await {
+                                return __ex.fail(res).await;
+                            }
                             #(#extract)*
                             if let ::core::result::Result::Err(res) = __ex.finish() {
-                                return res;
+                                return __ex.fail(res).await;
                             }
                             #[allow(irrefutable_let_patterns)]
                             let (#(::core::option::Option::Some(#args_idents),)*) = (#(#args_idents,)*) else {
-                                return ::ferrapi::__private::internal_error();
+                                return __ex.fail(::ferrapi::__private::internal_error()).await;
                             };
-                            __ex.respond(#call)
+                            __ex.respond(#call).await
                         })
                     },
                     |__op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
@@ -379,6 +382,113 @@ macro_rules! route_attr {
             }
         }
     )*};
+}
+
+/// `Result<X, E>` → `(X, true)`; any other type `X` → `(X, false)`.
+fn split_result(ty: &Type) -> (Type, bool) {
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Result"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && let Some(syn::GenericArgument::Type(ok)) = args.args.first()
+        && args.args.len() == 2
+    {
+        return (ok.clone(), true);
+    }
+    (ty.clone(), false)
+}
+
+fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStream2> {
+    let mut cached = true;
+    let parser = syn::meta::parser(|meta| {
+        if meta.path.is_ident("cache") {
+            let b: syn::LitBool = meta.value()?.parse()?;
+            cached = b.value;
+            Ok(())
+        } else {
+            Err(meta.error("expected `cache = false`"))
+        }
+    });
+    syn::parse::Parser::parse2(parser, attr)?;
+    let sig = &func.sig;
+    if sig.asyncness.is_none() {
+        return Err(syn::Error::new(sig.fn_token.span(), "a dependency must be an `async fn`"));
+    }
+    if !sig.generics.params.is_empty() {
+        return Err(syn::Error::new(sig.generics.span(), "a dependency cannot be generic"));
+    }
+    let ReturnType::Type(_, ret) = &sig.output else {
+        return Err(syn::Error::new(
+            sig.ident.span(),
+            "a dependency returns the value it provides: `-> T` or `-> Result<T, E>`",
+        ));
+    };
+    let (target, fallible) = split_result(ret);
+    let name = &sig.ident;
+    let mut types = Vec::new();
+    for input in &sig.inputs {
+        match input {
+            FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), "a dependency cannot take `self`")),
+            FnArg::Typed(pt) => types.push((*pt.ty).clone()),
+        }
+    }
+    let ids: Vec<Ident> = (0..types.len())
+        .map(|i| format_ident!("__dep{}", i, span = Span::mixed_site()))
+        .collect();
+    let extract = types.iter().zip(&ids).map(|(ty, id)| {
+        quote_spanned! {ty.span()=>
+            let #id = <#ty as ::ferrapi::FromRequestParts>::from_request_parts(__parts, __cx).await?;
+        }
+    });
+    let describe = types.iter().map(|ty| {
+        quote_spanned!(ty.span()=> <#ty as ::ferrapi::openapi::DescribeInput>::describe(__op);)
+    });
+    let call = if fallible {
+        quote! {
+            #name(#(#ids),*).await.map_err(|e| {
+                ::ferrapi::extract::Rejection::Error(::ferrapi::ResponseError::into_error(e))
+            })
+        }
+    } else {
+        quote!(::core::result::Result::Ok(#name(#(#ids),*).await))
+    };
+    Ok(quote! {
+        #func
+
+        impl ::ferrapi::extract::Dependency for #target {
+            async fn resolve(
+                __parts: &mut ::ferrapi::http::request::Parts,
+                __cx: &::ferrapi::extract::RequestContext,
+            ) -> ::core::result::Result<Self, ::ferrapi::extract::Rejection> {
+                #(#extract)*
+                #call
+            }
+            fn describe(__op: &mut ::ferrapi::openapi::OperationBuilder<'_>) {
+                #(#describe)*
+            }
+            const CACHED: bool = #cached;
+        }
+    })
+}
+
+/// Makes an `async fn` the provider of the type it returns, as FastAPI's
+/// function dependencies: its parameters are extractors (other dependencies
+/// with `Depends<T>`, headers, query, state, security schemes), its result
+/// `T` or `Result<T, E>` (`E` a `ResponseError`, e.g. `HttpError`). Handlers
+/// then ask for `Depends<T>`. `T` must be a type of your crate.
+/// `#[dependency(cache = false)]` builds it afresh at every use.
+///
+/// ```text
+/// #[dependency]
+/// async fn current_user(Depends(db): Depends<Db>, token: BearerToken) -> Result<CurrentUser, HttpError> { … }
+/// ```
+#[proc_macro_attribute]
+pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
+    let func = parse_macro_input!(item as ItemFn);
+    match expand_dependency(attr.into(), func) {
+        Ok(tokens) => tokens.into(),
+        Err(e) => e.to_compile_error().into(),
+    }
 }
 
 /// One documented status of an `ApiError` type.

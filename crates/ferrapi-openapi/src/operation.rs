@@ -34,6 +34,13 @@ pub struct OperationBuilder<'a> {
     pub validates_input: bool,
     /// Security schemes the operation's extractors declared, by name.
     pub security_schemes: serde_json::Map<String, Value>,
+    /// True once a dependency (`Depends<T>`) is used: requests then get a
+    /// dependency scope (cache and cleanups).
+    pub uses_dependencies: bool,
+    /// Mistakes found while describing (dependency cycles), reported by the
+    /// application build with the route named.
+    pub problems: Vec<String>,
+    dependency_stack: Vec<(std::any::TypeId, &'static str)>,
 }
 
 impl<'a> OperationBuilder<'a> {
@@ -46,6 +53,9 @@ impl<'a> OperationBuilder<'a> {
             path_shape: None,
             validates_input: false,
             security_schemes: serde_json::Map::new(),
+            uses_dependencies: false,
+            problems: Vec::new(),
+            dependency_stack: Vec::new(),
         }
     }
 
@@ -223,6 +233,26 @@ impl<'a> OperationBuilder<'a> {
         if !self.operation.security.contains(&requirement) {
             self.operation.security.push(requirement);
         }
+    }
+
+    /// Describes dependency `T` (named `name`) with `describe`, unless that
+    /// would be a cycle: then the cycle is recorded as a problem, naming
+    /// every dependency in it, and `describe` is not called.
+    pub fn dependency<T: 'static>(&mut self, name: &'static str, describe: impl FnOnce(&mut Self)) {
+        self.uses_dependencies = true;
+        let id = std::any::TypeId::of::<T>();
+        if let Some(pos) = self.dependency_stack.iter().position(|(t, _)| *t == id) {
+            let mut chain: Vec<&str> = self.dependency_stack[pos..].iter().map(|(_, n)| *n).collect();
+            chain.push(name);
+            let problem = format!("dependency cycle: {}", chain.join(" -> "));
+            if !self.problems.contains(&problem) {
+                self.problems.push(problem);
+            }
+            return;
+        }
+        self.dependency_stack.push((id, name));
+        describe(self);
+        self.dependency_stack.pop();
     }
 
     /// Declares a JSON response whose body is `T`.

@@ -38,6 +38,7 @@ impl StateMap {
 pub(crate) struct AppShared {
     pub(crate) state: StateMap,
     pub(crate) exception_handlers: ExceptionHandlers,
+    pub(crate) overrides: HashMap<TypeId, crate::extract::OverrideFn>,
 }
 
 impl fmt::Debug for AppShared {
@@ -88,6 +89,8 @@ pub struct App {
     layers: Vec<LayerFn>,
     tags: Vec<Tag>,
     openapi_url: Option<String>,
+    dependencies: Vec<crate::routing::RouteDependency>,
+    overrides: HashMap<TypeId, crate::extract::OverrideFn>,
 }
 
 impl fmt::Debug for App {
@@ -128,7 +131,61 @@ impl App {
             layers: Vec::new(),
             tags: Vec::new(),
             openapi_url: Some("/openapi.json".into()),
+            dependencies: Vec::new(),
+            overrides: HashMap::new(),
         }
+    }
+
+    /// Runs dependency `T` for every route of the app (FastAPI's
+    /// `FastAPI(dependencies=[…])`).
+    #[must_use]
+    pub fn dependency<T: crate::extract::Dependency>(mut self) -> Self {
+        self.dependencies.push(crate::routing::RouteDependency::of::<T>());
+        self
+    }
+
+    /// Replaces dependency `T` with a fixed value for this app (FastAPI's
+    /// `app.dependency_overrides`): every `Depends<T>`, nested ones included,
+    /// gets a clone of `value`. For tests: the current user, the database.
+    ///
+    /// ```
+    /// use ferrapi::extract::{Dependency, Depends, Rejection, RequestContext};
+    /// use ferrapi::http::request::Parts;
+    /// use ferrapi::prelude::*;
+    ///
+    /// #[derive(Clone)]
+    /// struct CurrentUser(String);
+    /// impl Dependency for CurrentUser {
+    ///     async fn resolve(_: &mut Parts, _: &RequestContext) -> Result<Self, Rejection> {
+    ///         Err(HttpError::unauthorized("Not authenticated").into())
+    ///     }
+    /// }
+    ///
+    /// let app = App::new().override_dependency(CurrentUser("test-user".into()));
+    /// ```
+    #[must_use]
+    pub fn override_dependency<T: crate::extract::Dependency>(self, value: T) -> Self {
+        self.override_dependency_with::<T, _, _>(move |_, _| {
+            let value = value.clone();
+            async move { Ok(value) }
+        })
+    }
+
+    /// Replaces dependency `T` with a provider of your own, which may read
+    /// the request and resolve other dependencies itself.
+    #[must_use]
+    pub fn override_dependency_with<T, F, Fut>(mut self, provider: F) -> Self
+    where
+        T: crate::extract::Dependency,
+        F: Fn(&mut http::request::Parts, &RequestContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, crate::extract::Rejection>> + Send + 'static,
+    {
+        let provider: crate::extract::OverrideFn = Arc::new(move |parts, cx| {
+            let fut = provider(parts, cx);
+            Box::pin(async move { fut.await.map(|v| Box::new(v) as Box<dyn Any + Send>) })
+        });
+        self.overrides.insert(TypeId::of::<T>(), provider);
+        self
     }
 
     /// The API title.
@@ -485,6 +542,8 @@ struct Checked {
     route: Route,
     full_path: String,
     vars: Vec<String>,
+    uses_dependencies: bool,
+    route_dependencies: Vec<crate::routing::RouteDependency>,
 }
 
 fn build(app: App) -> Result<BuiltApp, BuildError> {
@@ -502,6 +561,8 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         layers,
         tags,
         openapi_url,
+        dependencies: app_dependencies,
+        overrides,
     } = app;
     let mut errors = Vec::new();
     let mut checked: Vec<Checked> = Vec::with_capacity(routes.len());
@@ -543,8 +604,17 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         }
         // Describe the operation: this is also what tells us the handler's
         // path parameters.
+        let mut route_dependencies = app_dependencies.clone();
+        route_dependencies.extend(route.dependencies.iter().cloned());
         let mut op = OperationBuilder::new(&mut registry, vars.clone());
+        for dependency in &route_dependencies {
+            (dependency.describe)(&mut op);
+        }
         (route.describe)(&mut op, route.status);
+        for p in std::mem::take(&mut op.problems) {
+            problem(p);
+        }
+        let uses_dependencies = op.uses_dependencies;
         if let Some(p) = check_path_shape(op.path_shape.as_ref(), &vars) {
             problem(p);
         }
@@ -617,6 +687,8 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             route,
             full_path,
             vars,
+            uses_dependencies,
+            route_dependencies,
         });
     }
     if !errors.is_empty() {
@@ -639,12 +711,15 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     let shared = Arc::new(AppShared {
         state,
         exception_handlers,
+        overrides,
     });
     let mut by_path: Vec<(String, axum::routing::MethodRouter)> = Vec::new();
     for Checked {
         route,
         full_path,
         vars,
+        uses_dependencies,
+        route_dependencies,
     } in checked
     {
         let cx = Arc::new(RequestContext {
@@ -653,6 +728,8 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             status: route.status,
             body_limit: route.body_limit.unwrap_or(body_limit),
             path_vars: Arc::from(vars),
+            uses_dependencies,
+            route_dependencies: Arc::from(route_dependencies),
         });
         let handler = route.handler.clone();
         let Some(filter) = method_filter(&route.method) else {

@@ -96,11 +96,11 @@ pub use http;
 pub use schemars;
 
 #[cfg(feature = "macros")]
-pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace, ApiError};
+pub use ferrapi_macros::{delete, dependency, get, head, options, patch, post, put, trace, ApiError};
 
 /// What most applications import: `use ferrapi::prelude::*;`.
 pub mod prelude {
-    pub use crate::extract::{Cookie, Form, Header, Json, Path, Query, State};
+    pub use crate::extract::{Cookie, Depends, Form, Header, Json, Path, Query, State};
     pub use crate::response::{Created, Html, NoContent, Redirect, Text};
     pub use crate::{App, HttpError, IntoRoute, Route, Router};
     pub use garde::Validate;
@@ -108,5 +108,5 @@ pub mod prelude {
     pub use serde::{Deserialize, Serialize};
 
     #[cfg(feature = "macros")]
-    pub use ferrapi_macros::{delete, get, head, options, patch, post, put, trace};
+    pub use ferrapi_macros::{delete, dependency, get, head, options, patch, post, put, trace};
 }

@@ -13,6 +13,8 @@ pub struct RequestContext {
     pub(crate) status: StatusCode,
     pub(crate) body_limit: usize,
     pub(crate) path_vars: Arc<[String]>,
+    pub(crate) uses_dependencies: bool,
+    pub(crate) route_dependencies: Arc<[crate::routing::RouteDependency]>,
 }
 
 impl RequestContext {

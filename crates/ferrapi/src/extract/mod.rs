@@ -12,6 +12,7 @@
 mod body;
 mod context;
 mod cookie;
+mod depends;
 mod header;
 mod json;
 mod path;
@@ -21,6 +22,8 @@ mod state;
 pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;
 pub use cookie::Cookie;
+pub use depends::{defer, AppState, Dependency, Depends, Outcome};
+pub(crate) use depends::{run_cleanups, OverrideFn, RequestScope};
 pub use header::Header;
 pub use json::Json;
 pub use path::Path;

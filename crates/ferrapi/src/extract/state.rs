@@ -29,7 +29,7 @@ pub struct State<T>(pub T);
 /// error, answered 500 and logged.
 #[derive(Debug, thiserror::Error)]
 #[error("State<{0}> was requested but App::state was never given a value of that type")]
-pub struct MissingState(&'static str);
+pub struct MissingState(pub(crate) &'static str);
 
 impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
     async fn from_request_parts(

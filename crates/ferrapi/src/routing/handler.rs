@@ -6,7 +6,10 @@
 //! route attribute macros generate call it, so both behave alike.
 
 use crate::describe::DescribeInput;
-use crate::extract::{FromRequest, FromRequestParts, Rejection, Request, RequestContext};
+use crate::extract::{
+    run_cleanups, FromRequest, FromRequestParts, Outcome, Rejection, Request, RequestContext,
+    RequestScope,
+};
 use crate::openapi::OperationBuilder;
 use crate::response::{Responder, Response};
 use ferrapi_core::validation::{ErrorItem, ValidationErrors};
@@ -30,6 +33,9 @@ pub struct Extraction {
     body: Option<axum::body::Body>,
     errors: Vec<ErrorItem>,
     cx: Arc<RequestContext>,
+    /// The dependency scope, when the route uses dependencies; `None` once
+    /// its cleanups have run.
+    scope: Option<Arc<RequestScope>>,
 }
 
 impl std::fmt::Debug for Extraction {
@@ -46,13 +52,36 @@ impl std::fmt::Debug for Extraction {
 impl Extraction {
     /// Starts extracting from `req` for the route described by `cx`.
     pub fn new(req: Request, cx: Arc<RequestContext>) -> Self {
-        let (parts, body) = req.into_parts();
+        let (mut parts, body) = req.into_parts();
+        let scope = cx.uses_dependencies.then(|| RequestScope::of(&mut parts));
         Self {
             parts,
             body: Some(body),
             errors: Vec::new(),
             cx,
+            scope,
         }
+    }
+
+    /// Runs the route's own dependencies (declared on its routers or the
+    /// app, not taken as parameters), before any parameter is extracted.
+    pub async fn begin(&mut self) -> Result<(), Response> {
+        let cx = self.cx.clone();
+        for dependency in cx.route_dependencies.iter() {
+            if let Err(r) = (dependency.resolve)(&mut self.parts, &cx).await {
+                self.reject(r)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Answers `res` (an early failure), after the cleanups of the
+    /// dependencies resolved so far ran with [`Outcome::Error`].
+    pub async fn fail(mut self, res: Response) -> Response {
+        if let Some(scope) = self.scope.take() {
+            run_cleanups(scope.take_cleanups(), Outcome::Error).await;
+        }
+        res
     }
 
     fn reject(&mut self, rejection: Rejection) -> Result<(), Response> {
@@ -93,9 +122,48 @@ impl Extraction {
         Err(self.cx.app.render_error(ValidationErrors(errors).into()))
     }
 
-    /// Turns the handler's result into the response.
-    pub fn respond<R: Responder>(self, result: R) -> Response {
-        result.respond(&self.cx)
+    /// Turns the handler's result into the response, then runs the
+    /// dependencies' cleanups with the outcome (a status of 400 or more is
+    /// an error). A cleanup that fails after a success answers its error.
+    pub async fn respond<R: Responder>(mut self, result: R) -> Response {
+        let res = result.respond(&self.cx);
+        let Some(scope) = self.scope.take() else {
+            return res;
+        };
+        let outcome = if res.status().as_u16() < 400 {
+            Outcome::Success
+        } else {
+            Outcome::Error
+        };
+        match run_cleanups(scope.take_cleanups(), outcome).await {
+            Some(e) if outcome.is_success() => self.cx.app.render_error(e),
+            _ => res,
+        }
+    }
+}
+
+impl Drop for Extraction {
+    /// The handler panicked or the client went away: the cleanups still
+    /// run, on a task of their own.
+    fn drop(&mut self) {
+        let Some(scope) = self.scope.take() else {
+            return;
+        };
+        let cleanups = scope.take_cleanups();
+        if cleanups.is_empty() {
+            return;
+        }
+        let outcome = if std::thread::panicking() {
+            Outcome::Panicked
+        } else {
+            Outcome::Cancelled
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => {
+                handle.spawn(run_cleanups(cleanups, outcome));
+            }
+            Err(_) => tracing::error!("no runtime to run dependency cleanups on"),
+        }
     }
 }
 
@@ -126,8 +194,11 @@ where
     Fut: Future<Output = R> + Send,
     R: Responder,
 {
-    async fn call(self, ex: Extraction) -> Response {
-        ex.respond(self().await)
+    async fn call(self, mut ex: Extraction) -> Response {
+        if let Err(res) = ex.begin().await {
+            return ex.fail(res).await;
+        }
+        ex.respond(self().await).await
     }
     fn describe(op: &mut OperationBuilder<'_>, status: StatusCode) {
         R::describe(op, status);
@@ -147,22 +218,25 @@ macro_rules! impl_handler {
             $last: FromRequest<M>,
         {
             async fn call(self, mut ex: Extraction) -> Response {
+                if let Err(res) = ex.begin().await {
+                    return ex.fail(res).await;
+                }
                 $(
                     let $t = match ex.part::<$t>().await {
                         Ok(v) => v,
-                        Err(res) => return res,
+                        Err(res) => return ex.fail(res).await,
                     };
                 )*
                 let $last = match ex.last::<M, $last>().await {
                     Ok(v) => v,
-                    Err(res) => return res,
+                    Err(res) => return ex.fail(res).await,
                 };
                 if let Err(res) = ex.finish() {
-                    return res;
+                    return ex.fail(res).await;
                 }
                 match ($($t,)* $last,) {
-                    ($(Some($t),)* Some($last),) => ex.respond(self($($t,)* $last).await),
-                    _ => internal_error(),
+                    ($(Some($t),)* Some($last),) => ex.respond(self($($t,)* $last).await).await,
+                    _ => ex.fail(internal_error()).await,
                 }
             }
             fn describe(op: &mut OperationBuilder<'_>, status: StatusCode) {

@@ -20,6 +20,49 @@ pub use handler::Handler;
 pub(crate) use handler::internal_error;
 pub use route::Route;
 
+/// A dependency run for every route under a router or app without being a
+/// handler parameter (FastAPI's `dependencies=[Depends(verify_key)]`): its
+/// value is cached for the request (so a parameter asking for it gets the
+/// same one), its failure answers the request, its inputs are documented.
+#[derive(Clone)]
+pub struct RouteDependency {
+    pub(crate) resolve: for<'a> fn(
+        &'a mut http::request::Parts,
+        &'a crate::extract::RequestContext,
+    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::extract::Rejection>>,
+    pub(crate) describe: fn(&mut crate::openapi::OperationBuilder<'_>),
+}
+
+impl std::fmt::Debug for RouteDependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteDependency")
+    }
+}
+
+impl RouteDependency {
+    /// The dependency `T`.
+    pub fn of<T: crate::extract::Dependency>() -> Self {
+        fn resolve<'a, T: crate::extract::Dependency>(
+            parts: &'a mut http::request::Parts,
+            cx: &'a crate::extract::RequestContext,
+        ) -> futures_util::future::BoxFuture<'a, Result<(), crate::extract::Rejection>> {
+            use crate::extract::FromRequestParts as _;
+            Box::pin(async move {
+                crate::extract::Depends::<T>::from_request_parts(parts, cx)
+                    .await
+                    .map(|_| ())
+            })
+        }
+        fn describe<T: crate::extract::Dependency>(op: &mut crate::openapi::OperationBuilder<'_>) {
+            <crate::extract::Depends<T> as crate::describe::DescribeInput>::describe(op);
+        }
+        Self {
+            resolve: resolve::<T>,
+            describe: describe::<T>,
+        }
+    }
+}
+
 /// A value that declares a route: a [`Route`], or the type a route attribute
 /// macro generates for a handler function.
 pub trait IntoRoute {
@@ -52,6 +95,7 @@ pub struct Router {
     prefix: String,
     tags: Vec<String>,
     deprecated: bool,
+    dependencies: Vec<RouteDependency>,
     routes: Vec<Route>,
 }
 
@@ -87,6 +131,14 @@ impl Router {
         self
     }
 
+    /// Runs dependency `T` for every route of this router (before the
+    /// route's parameters), as FastAPI's `APIRouter(dependencies=[…])`.
+    #[must_use]
+    pub fn dependency<T: crate::extract::Dependency>(mut self) -> Self {
+        self.dependencies.push(RouteDependency::of::<T>());
+        self
+    }
+
     /// Adds a route.
     #[must_use]
     pub fn route(mut self, route: impl IntoRoute) -> Self {
@@ -107,12 +159,16 @@ impl Router {
             prefix,
             tags,
             deprecated,
+            dependencies,
             routes,
         } = self;
         routes
             .into_iter()
             .map(|mut r| {
                 r.prefixes.insert(0, prefix.clone());
+                let mut deps = dependencies.clone();
+                deps.extend(std::mem::take(&mut r.dependencies));
+                r.dependencies = deps;
                 let mut all = tags.clone();
                 all.extend(std::mem::take(&mut r.tags));
                 r.tags = all;

@@ -39,6 +39,7 @@ pub struct Route {
     pub(crate) include_in_schema: bool,
     pub(crate) responses: Vec<(StatusCode, String)>,
     pub(crate) body_limit: Option<usize>,
+    pub(crate) dependencies: Vec<super::RouteDependency>,
     pub(crate) declared_at: &'static Location<'static>,
 }
 
@@ -138,6 +139,7 @@ impl Route {
             include_in_schema: true,
             responses: Vec::new(),
             body_limit: None,
+            dependencies: Vec::new(),
             declared_at,
         }
     }
@@ -208,6 +210,14 @@ impl Route {
     #[must_use]
     pub fn response(mut self, status: StatusCode, description: impl Into<String>) -> Self {
         self.responses.push((status, description.into()));
+        self
+    }
+
+    /// Runs dependency `T` before the route's parameters, without taking it
+    /// as one (FastAPI's `dependencies=[Depends(…)]` on a path operation).
+    #[must_use]
+    pub fn dependency<T: crate::extract::Dependency>(mut self) -> Self {
+        self.dependencies.push(super::RouteDependency::of::<T>());
         self
     }
 

@@ -2,6 +2,7 @@
 //! on two cores), one module per concern.
 #![allow(clippy::unwrap_used)]
 
+mod depends;
 mod errors;
 mod extract;
 mod openapi;
