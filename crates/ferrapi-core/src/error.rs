@@ -40,14 +40,14 @@ impl HttpError {
         }
     }
 
-    /// Adds a response header. Invalid names or values are ignored (they can
-    /// only come from the program, never from a request) and reported in debug
-    /// builds.
+    /// Sets a response header (replacing one of the same name). Invalid
+    /// names or values are ignored (they can only come from the program,
+    /// never from a request) and reported in debug builds.
     #[must_use]
     pub fn with_header(mut self, name: &str, value: &str) -> Self {
         match (HeaderName::try_from(name), HeaderValue::try_from(value)) {
             (Ok(name), Ok(value)) => {
-                self.headers.append(name, value);
+                self.headers.insert(name, value);
             }
             _ => debug_assert!(false, "invalid header {name}: {value}"),
         }

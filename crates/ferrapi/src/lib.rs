@@ -62,6 +62,7 @@ mod describe;
 pub mod extract;
 pub mod response;
 pub mod routing;
+pub mod security;
 mod server;
 pub mod testing;
 mod validation;

@@ -22,6 +22,7 @@ mod state;
 pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;
 pub use cookie::Cookie;
+pub(crate) use cookie::cookie_pairs;
 pub use depends::{defer, AppState, Dependency, Depends, Outcome};
 pub(crate) use depends::{run_cleanups, OverrideFn, RequestScope};
 pub use header::Header;

@@ -8,5 +8,6 @@ mod extract;
 mod openapi;
 mod responses;
 mod routing;
+mod security;
 mod server;
 mod ui;

@@ -1,0 +1,307 @@
+//! Security schemes as extractors, as FastAPI's `fastapi.security`: each
+//! reads its credential, answers 401 when it is missing or malformed, and
+//! documents itself as a security scheme on every operation that uses it
+//! (directly or through a dependency).
+//!
+//! Verifying the credential (a JWT, a database lookup) is the application's
+//! part: wrap one of these in a [`Dependency`](crate::extract::Dependency)
+//! such as `CurrentUser`.
+
+use crate::extract::{FromRequestParts, Rejection, RequestContext};
+use crate::openapi::{DescribeInput, OperationBuilder};
+use base64::Engine as _;
+use ferrapi_core::HttpError;
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use schemars::JsonSchema;
+use serde::Deserialize;
+use serde_json::json;
+use std::marker::PhantomData;
+
+fn not_authenticated(scheme: &str) -> Rejection {
+    HttpError::unauthorized("Not authenticated")
+        .with_header("www-authenticate", scheme)
+        .into()
+}
+
+/// The credentials of `Authorization: <scheme> <credentials>`, if the scheme
+/// matches (case-insensitively).
+fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
+    let value = parts.headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (given, credentials) = value.split_once(' ')?;
+    given
+        .eq_ignore_ascii_case(scheme)
+        .then(|| credentials.trim())
+        .filter(|c| !c.is_empty())
+}
+
+/// A bearer token from `Authorization: Bearer <token>` (FastAPI's
+/// `HTTPBearer`); documented as scheme `HTTPBearer`.
+///
+/// ```
+/// use ferrapi::prelude::*;
+/// use ferrapi::security::HttpBearer;
+///
+/// #[get("/secret")]
+/// async fn secret(HttpBearer(token): HttpBearer) -> String {
+///     format!("{} characters of token", token.len())
+/// }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpBearer(pub String);
+
+impl FromRequestParts for HttpBearer {
+    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+        authorization(parts, "Bearer")
+            .map(|t| HttpBearer(t.to_owned()))
+            .ok_or_else(|| not_authenticated("Bearer"))
+    }
+}
+
+impl DescribeInput for HttpBearer {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        op.security("HTTPBearer", json!({"type": "http", "scheme": "bearer"}), &[]);
+    }
+}
+
+/// An OAuth2 password flow: where clients get tokens, and its scopes.
+pub trait OAuth2PasswordFlow: Send + Sync + 'static {
+    /// The token endpoint (`/api/v1/auth/token`).
+    const TOKEN_URL: &'static str;
+    /// Scopes and their descriptions.
+    const SCOPES: &'static [(&'static str, &'static str)] = &[];
+    /// The scheme's name in the document.
+    const SCHEME_NAME: &'static str = "OAuth2PasswordBearer";
+}
+
+/// A bearer token of an OAuth2 password flow `F` (FastAPI's
+/// `OAuth2PasswordBearer(tokenUrl=…)`): read from `Authorization: Bearer`,
+/// documented with the flow's token URL so that Swagger UI's "Authorize"
+/// button logs in.
+///
+/// ```
+/// use ferrapi::prelude::*;
+/// use ferrapi::security::{OAuth2PasswordFlow, OAuth2Token};
+///
+/// struct Login;
+/// impl OAuth2PasswordFlow for Login {
+///     const TOKEN_URL: &'static str = "/auth/token";
+/// }
+///
+/// #[get("/me")]
+/// async fn me(token: OAuth2Token<Login>) -> String {
+///     token.token().to_owned()
+/// }
+/// ```
+pub struct OAuth2Token<F> {
+    token: String,
+    flow: PhantomData<fn() -> F>,
+}
+
+impl<F> std::fmt::Debug for OAuth2Token<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("OAuth2Token(..)")
+    }
+}
+
+impl<F> Clone for OAuth2Token<F> {
+    fn clone(&self) -> Self {
+        Self {
+            token: self.token.clone(),
+            flow: PhantomData,
+        }
+    }
+}
+
+impl<F> OAuth2Token<F> {
+    /// The token.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
+impl<F: OAuth2PasswordFlow> FromRequestParts for OAuth2Token<F> {
+    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+        authorization(parts, "Bearer")
+            .map(|t| OAuth2Token {
+                token: t.to_owned(),
+                flow: PhantomData,
+            })
+            .ok_or_else(|| not_authenticated("Bearer"))
+    }
+}
+
+impl<F: OAuth2PasswordFlow> DescribeInput for OAuth2Token<F> {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        let scopes: serde_json::Map<String, serde_json::Value> = F::SCOPES
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), json!(v)))
+            .collect();
+        op.security(
+            F::SCHEME_NAME,
+            json!({"type": "oauth2", "flows": {"password": {"scopes": scopes, "tokenUrl": F::TOKEN_URL}}}),
+            &[],
+        );
+    }
+}
+
+/// The form of an OAuth2 password-flow token request (FastAPI's
+/// `OAuth2PasswordRequestForm`), read with `Form<OAuth2PasswordRequestForm>`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct OAuth2PasswordRequestForm {
+    /// `password` when given.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    /// The user's name (for the reference service: the e-mail address).
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: String,
+    /// Client id, if the client sends one.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret, if the client sends one.
+    #[serde(default)]
+    pub client_secret: Option<String>,
+}
+
+impl OAuth2PasswordRequestForm {
+    /// The requested scopes.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.scope.split_whitespace()
+    }
+}
+
+/// HTTP Basic credentials (FastAPI's `HTTPBasic`), documented as scheme
+/// `HTTPBasic`; missing or malformed → 401 with `WWW-Authenticate: Basic`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpBasic {
+    /// User name.
+    pub username: String,
+    /// Password.
+    pub password: String,
+}
+
+impl FromRequestParts for HttpBasic {
+    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+        let decoded = authorization(parts, "Basic")
+            .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
+            .and_then(|b| String::from_utf8(b).ok());
+        match decoded.as_deref().and_then(|s| s.split_once(':')) {
+            Some((user, password)) => Ok(HttpBasic {
+                username: user.to_owned(),
+                password: password.to_owned(),
+            }),
+            None => Err(not_authenticated("Basic")),
+        }
+    }
+}
+
+impl DescribeInput for HttpBasic {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        op.security("HTTPBasic", json!({"type": "http", "scheme": "basic"}), &[]);
+    }
+}
+
+/// Where an API key is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ApiKeyIn {
+    /// A request header.
+    Header,
+    /// A query parameter.
+    Query,
+    /// A cookie.
+    Cookie,
+}
+
+/// An API key's name and place (FastAPI's `APIKeyHeader(name=…)` and friends).
+pub trait ApiKeySpec: Send + Sync + 'static {
+    /// The header, query parameter or cookie name.
+    const NAME: &'static str;
+    /// Where it is sent.
+    const LOCATION: ApiKeyIn;
+    /// The scheme's name in the document.
+    const SCHEME_NAME: &'static str;
+}
+
+/// An API key as `S` says where to find it; missing → 401.
+///
+/// ```
+/// use ferrapi::prelude::*;
+/// use ferrapi::security::{ApiKey, ApiKeyIn, ApiKeySpec};
+///
+/// struct InternalToken;
+/// impl ApiKeySpec for InternalToken {
+///     const NAME: &'static str = "X-Internal-Token";
+///     const LOCATION: ApiKeyIn = ApiKeyIn::Header;
+///     const SCHEME_NAME: &'static str = "InternalToken";
+/// }
+///
+/// #[get("/internal/config")]
+/// async fn config(key: ApiKey<InternalToken>) -> String {
+///     format!("{} bytes of key", key.key().len())
+/// }
+/// ```
+pub struct ApiKey<S> {
+    key: String,
+    spec: PhantomData<fn() -> S>,
+}
+
+impl<S> std::fmt::Debug for ApiKey<S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ApiKey(..)")
+    }
+}
+
+impl<S> ApiKey<S> {
+    /// The key.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl<S: ApiKeySpec> FromRequestParts for ApiKey<S> {
+    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+        let found: Option<String> = match S::LOCATION {
+            ApiKeyIn::Header => parts
+                .headers
+                .get(S::NAME)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+            ApiKeyIn::Query => parts.uri.query().and_then(|q| {
+                form_urlencoded::parse(q.as_bytes())
+                    .filter(|(k, _)| k == S::NAME)
+                    .map(|(_, v)| v.into_owned())
+                    .last()
+            }),
+            ApiKeyIn::Cookie => crate::extract::cookie_pairs(parts)
+                .filter(|(k, _)| k == S::NAME)
+                .map(|(_, v)| v.into_owned())
+                .last(),
+        };
+        match found.filter(|k| !k.is_empty()) {
+            Some(key) => Ok(ApiKey {
+                key,
+                spec: PhantomData,
+            }),
+            None => Err(HttpError::unauthorized("Not authenticated").into()),
+        }
+    }
+}
+
+impl<S: ApiKeySpec> DescribeInput for ApiKey<S> {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        let location = match S::LOCATION {
+            ApiKeyIn::Header => "header",
+            ApiKeyIn::Query => "query",
+            ApiKeyIn::Cookie => "cookie",
+        };
+        op.security(
+            S::SCHEME_NAME,
+            json!({"type": "apiKey", "name": S::NAME, "in": location}),
+            &[],
+        );
+    }
+}
