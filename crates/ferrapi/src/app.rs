@@ -39,6 +39,7 @@ pub(crate) struct AppShared {
     pub(crate) state: StateMap,
     pub(crate) exception_handlers: ExceptionHandlers,
     pub(crate) overrides: HashMap<TypeId, crate::extract::OverrideFn>,
+    pub(crate) sessions: crate::extract::Sessions,
 }
 
 impl fmt::Debug for AppShared {
@@ -712,6 +713,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         state,
         exception_handlers,
         overrides,
+        sessions: Default::default(),
     });
     let mut by_path: Vec<(String, axum::routing::MethodRouter)> = Vec::new();
     for Checked {

@@ -17,6 +17,7 @@ mod header;
 mod json;
 mod path;
 mod query;
+mod session;
 mod state;
 
 pub use body::{Bytes, Form, RawBody};
@@ -29,6 +30,8 @@ pub use header::Header;
 pub use json::Json;
 pub use path::Path;
 pub use query::Query;
+pub use session::{Session, SessionDependency, SessionStore};
+pub(crate) use session::Sessions;
 pub use state::State;
 
 use crate::openapi::DescribeInput;

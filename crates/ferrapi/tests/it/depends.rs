@@ -349,3 +349,71 @@ fn outcome_helpers() {
     assert!(Outcome::Success.is_success());
     assert!(!Outcome::Cancelled.is_success());
 }
+
+// Session scope: the user loaded once per token.
+#[derive(Clone, Debug)]
+struct SessionUser {
+    name: String,
+}
+
+static LOADS: AtomicUsize = AtomicUsize::new(0);
+
+impl ferrapi::extract::SessionDependency for SessionUser {
+    fn key(parts: &Parts) -> Option<String> {
+        parts.headers.get("authorization")?.to_str().ok().map(str::to_owned)
+    }
+    async fn load(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+        LOADS.fetch_add(1, Ordering::SeqCst);
+        let token = Self::key(parts).unwrap_or_default();
+        Ok(SessionUser { name: format!("user of {token}") })
+    }
+    const TTL: Duration = Duration::from_millis(300);
+    const CAPACITY: usize = 2;
+}
+
+#[get("/session")]
+async fn session_me(ferrapi::extract::Session(user): ferrapi::extract::Session<SessionUser>) -> String {
+    user.name
+}
+
+#[post("/logout")]
+async fn logout(
+    store: ferrapi::extract::SessionStore<SessionUser>,
+    Header(h): Header<TokenHeader>,
+) -> String {
+    store.invalidate(&h.authorization);
+    store.len().to_string()
+}
+
+#[derive(Deserialize, JsonSchema)]
+struct TokenHeader {
+    authorization: String,
+}
+
+#[tokio::test]
+async fn session_values_are_loaded_once_per_principal() {
+    let client = TestClient::new(App::new().route(session_me).route(logout));
+    let loads = || LOADS.load(Ordering::SeqCst);
+    let start = loads();
+    for _ in 0..5 {
+        let res = client.get("/session").header("authorization", "t1").send().await;
+        assert_eq!(res.text(), "user of t1");
+    }
+    assert_eq!(loads() - start, 1, "five requests, one load");
+    client.get("/session").header("authorization", "t2").send().await;
+    assert_eq!(loads() - start, 2);
+    // Invalidation: the next request loads again.
+    let res = client.post("/logout").header("authorization", "t1").send().await;
+    assert_eq!(res.text(), "1");
+    client.get("/session").header("authorization", "t1").send().await;
+    assert_eq!(loads() - start, 3);
+    // Bounded: a third principal evicts the oldest (capacity 2).
+    client.get("/session").header("authorization", "t3").send().await;
+    assert_eq!(loads() - start, 4);
+    client.get("/session").header("authorization", "t2").send().await;
+    assert_eq!(loads() - start, 5, "t2 was the oldest and was evicted");
+    // TTL: after it passes, the value is loaded again.
+    tokio::time::sleep(Duration::from_millis(350)).await;
+    client.get("/session").header("authorization", "t3").send().await;
+    assert_eq!(loads() - start, 6);
+}
