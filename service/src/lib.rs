@@ -7,6 +7,7 @@
 
 pub mod config;
 pub mod db;
+pub mod db_dep;
 pub mod health;
 pub mod users;
 
@@ -21,7 +22,7 @@ pub fn app(pool: sqlx::SqlitePool, max_body_bytes: usize) -> App {
         .tag("users", "Create and read users.")
         .tag("health", "Liveness, readiness and startup checks.")
         .document("v1", "/api/v1")
-        .state(users::Db(pool))
+        .state(db_dep::Pool(pool))
         .body_limit(max_body_bytes)
         .include(health::router())
         .include(users::router())

@@ -1,14 +1,11 @@
 //! `/api/v1/users`: create and read users.
 
+use crate::db_dep::{Db, Finished};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ferrapi::prelude::*;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
-use sqlx::{Row, SqlitePool};
-
-/// Application state: the database pool.
-#[derive(Clone, Debug)]
-pub struct Db(pub SqlitePool);
+use sqlx::Row;
 
 /// A new user. Unknown fields are ignored; `age` accepts `"30"` as FastAPI's
 /// lax mode does.
@@ -96,6 +93,9 @@ pub enum UserError {
     /// Password hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// The request's transaction was already finished.
+    #[error(transparent)]
+    Finished(#[from] Finished),
 }
 
 fn row_to_user(row: &sqlx::sqlite::SqliteRow) -> Result<UserResponse, sqlx::Error> {
@@ -130,7 +130,7 @@ async fn hash_password(password: String) -> Result<String, UserError> {
 /// is already registered.
 #[post("/users", status = 201, tags = ["users"])]
 pub async fn create_user(
-    State(db): State<Db>,
+    Depends(db): Depends<Db>,
     Json(user): Json<UserCreate>,
 ) -> Result<Created<UserResponse>, UserError> {
     let password_hash = match user.password {
@@ -147,7 +147,7 @@ pub async fn create_user(
     .bind(user.age)
     .bind(password_hash)
     .bind(created_at.to_rfc3339())
-    .fetch_one(&db.0)
+    .fetch_one(db.lock().await.conn()?)
     .await;
     let id: i64 = match result {
         Ok(row) => row.try_get("id")?,
@@ -170,12 +170,12 @@ pub async fn create_user(
 /// Read a user.
 #[get("/users/{user_id}", tags = ["users"])]
 pub async fn read_user(
-    State(db): State<Db>,
+    Depends(db): Depends<Db>,
     Path(user_id): Path<i64>,
 ) -> Result<Json<UserResponse>, UserError> {
     let row = sqlx::query("SELECT id, name, email, created_at FROM users WHERE id = ?")
         .bind(user_id)
-        .fetch_optional(&db.0)
+        .fetch_optional(db.lock().await.conn()?)
         .await?;
     match row {
         Some(row) => Ok(Json(row_to_user(&row)?)),

@@ -412,10 +412,16 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
     syn::parse::Parser::parse2(parser, attr)?;
     let sig = &func.sig;
     if sig.asyncness.is_none() {
-        return Err(syn::Error::new(sig.fn_token.span(), "a dependency must be an `async fn`"));
+        return Err(syn::Error::new(
+            sig.fn_token.span(),
+            "a dependency must be an `async fn`",
+        ));
     }
     if !sig.generics.params.is_empty() {
-        return Err(syn::Error::new(sig.generics.span(), "a dependency cannot be generic"));
+        return Err(syn::Error::new(
+            sig.generics.span(),
+            "a dependency cannot be generic",
+        ));
     }
     let ReturnType::Type(_, ret) = &sig.output else {
         return Err(syn::Error::new(
@@ -428,7 +434,9 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
     let mut types = Vec::new();
     for input in &sig.inputs {
         match input {
-            FnArg::Receiver(r) => return Err(syn::Error::new(r.span(), "a dependency cannot take `self`")),
+            FnArg::Receiver(r) => {
+                return Err(syn::Error::new(r.span(), "a dependency cannot take `self`"));
+            }
             FnArg::Typed(pt) => types.push((*pt.ty).clone()),
         }
     }
@@ -523,11 +531,14 @@ fn api_attr(attrs: &[syn::Attribute]) -> syn::Result<(Option<LitInt>, Option<Str
 
 /// thiserror's `#[error("…")]` text when it has no placeholders.
 fn error_literal(attrs: &[syn::Attribute]) -> Option<String> {
-    attrs.iter().filter(|a| a.path().is_ident("error")).find_map(|a| {
-        let lit: LitStr = a.parse_args().ok()?;
-        let text = lit.value();
-        (!text.contains('{')).then_some(text)
-    })
+    attrs
+        .iter()
+        .filter(|a| a.path().is_ident("error"))
+        .find_map(|a| {
+            let lit: LitStr = a.parse_args().ok()?;
+            let text = lit.value();
+            (!text.contains('{')).then_some(text)
+        })
 }
 
 fn humanize(ident: &Ident) -> String {

@@ -266,7 +266,11 @@ impl OpenApi {
             .security_schemes
             .iter()
             .filter(|(name, _)| {
-                ops().any(|op| op.security.iter().any(|req| req.get(name.as_str()).is_some()))
+                ops().any(|op| {
+                    op.security
+                        .iter()
+                        .any(|req| req.get(name.as_str()).is_some())
+                })
             })
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();

@@ -242,7 +242,10 @@ impl<'a> OperationBuilder<'a> {
         self.uses_dependencies = true;
         let id = std::any::TypeId::of::<T>();
         if let Some(pos) = self.dependency_stack.iter().position(|(t, _)| *t == id) {
-            let mut chain: Vec<&str> = self.dependency_stack[pos..].iter().map(|(_, n)| *n).collect();
+            let mut chain: Vec<&str> = self.dependency_stack[pos..]
+                .iter()
+                .map(|(_, n)| *n)
+                .collect();
             chain.push(name);
             let problem = format!("dependency cycle: {}", chain.join(" -> "));
             if !self.problems.contains(&problem) {

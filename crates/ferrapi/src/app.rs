@@ -141,7 +141,8 @@ impl App {
     /// `FastAPI(dependencies=[…])`).
     #[must_use]
     pub fn dependency<T: crate::extract::Dependency>(mut self) -> Self {
-        self.dependencies.push(crate::routing::RouteDependency::of::<T>());
+        self.dependencies
+            .push(crate::routing::RouteDependency::of::<T>());
         self
     }
 

@@ -97,7 +97,9 @@ pub use http;
 pub use schemars;
 
 #[cfg(feature = "macros")]
-pub use ferrapi_macros::{delete, dependency, get, head, options, patch, post, put, trace, ApiError};
+pub use ferrapi_macros::{
+    ApiError, delete, dependency, get, head, options, patch, post, put, trace,
+};
 
 /// What most applications import: `use ferrapi::prelude::*;`.
 pub mod prelude {

@@ -51,7 +51,10 @@ fn authorization<'a>(parts: &'a Parts, scheme: &str) -> Option<&'a str> {
 pub struct HttpBearer(pub String);
 
 impl FromRequestParts for HttpBearer {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         authorization(parts, "Bearer")
             .map(|t| HttpBearer(t.to_owned()))
             .ok_or_else(|| not_authenticated("Bearer"))
@@ -60,7 +63,11 @@ impl FromRequestParts for HttpBearer {
 
 impl DescribeInput for HttpBearer {
     fn describe(op: &mut OperationBuilder<'_>) {
-        op.security("HTTPBearer", json!({"type": "http", "scheme": "bearer"}), &[]);
+        op.security(
+            "HTTPBearer",
+            json!({"type": "http", "scheme": "bearer"}),
+            &[],
+        );
     }
 }
 
@@ -121,7 +128,10 @@ impl<F> OAuth2Token<F> {
 }
 
 impl<F: OAuth2PasswordFlow> FromRequestParts for OAuth2Token<F> {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         authorization(parts, "Bearer")
             .map(|t| OAuth2Token {
                 token: t.to_owned(),
@@ -185,7 +195,10 @@ pub struct HttpBasic {
 }
 
 impl FromRequestParts for HttpBasic {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         let decoded = authorization(parts, "Basic")
             .and_then(|c| base64::engine::general_purpose::STANDARD.decode(c).ok())
             .and_then(|b| String::from_utf8(b).ok());
@@ -263,7 +276,10 @@ impl<S> ApiKey<S> {
 }
 
 impl<S: ApiKeySpec> FromRequestParts for ApiKey<S> {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         let found: Option<String> = match S::LOCATION {
             ApiKeyIn::Header => parts
                 .headers

@@ -8,8 +8,16 @@ use std::process::Command;
 
 #[test]
 fn openapi_document_matches_the_golden_file() {
-    let out = Command::new(BIN).arg("openapi").env("LOG_FORMAT", "json").output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = Command::new(BIN)
+        .arg("openapi")
+        .env("LOG_FORMAT", "json")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let generated = String::from_utf8(out.stdout).unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
     if std::env::var_os("UPDATE_GOLDEN").is_some() {

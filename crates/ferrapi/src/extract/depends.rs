@@ -137,7 +137,8 @@ impl RequestScope {
 
     /// Takes the cleanups, most recent first.
     pub(crate) fn take_cleanups(&self) -> Vec<CleanupFn> {
-        let mut list = std::mem::take(&mut *self.cleanups.lock().unwrap_or_else(|p| p.into_inner()));
+        let mut list =
+            std::mem::take(&mut *self.cleanups.lock().unwrap_or_else(|p| p.into_inner()));
         list.reverse();
         list
     }
@@ -193,7 +194,10 @@ where
 
 /// A replacement provider installed by `App::override_dependency`.
 pub(crate) type OverrideFn = Arc<
-    dyn for<'a> Fn(&'a mut Parts, &'a RequestContext) -> BoxFuture<'a, Result<Box<dyn Any + Send>, Rejection>>
+    dyn for<'a> Fn(
+            &'a mut Parts,
+            &'a RequestContext,
+        ) -> BoxFuture<'a, Result<Box<dyn Any + Send>, Rejection>>
         + Send
         + Sync,
 >;

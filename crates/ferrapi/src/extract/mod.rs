@@ -24,14 +24,14 @@ pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;
 pub use cookie::Cookie;
 pub(crate) use cookie::cookie_pairs;
-pub use depends::{defer, AppState, Dependency, Depends, Outcome};
-pub(crate) use depends::{run_cleanups, OverrideFn, RequestScope};
+pub use depends::{AppState, Dependency, Depends, Outcome, defer};
+pub(crate) use depends::{OverrideFn, RequestScope, run_cleanups};
 pub use header::Header;
 pub use json::Json;
 pub use path::Path;
 pub use query::Query;
-pub use session::{Session, SessionDependency, SessionStore};
 pub(crate) use session::Sessions;
+pub use session::{Session, SessionDependency, SessionStore};
 pub use state::State;
 
 use crate::openapi::DescribeInput;

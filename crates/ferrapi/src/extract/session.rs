@@ -194,7 +194,10 @@ impl<T: SessionDependency> SessionStore<T> {
 }
 
 impl<T: SessionDependency> FromRequestParts for SessionStore<T> {
-    async fn from_request_parts(_parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        _parts: &mut Parts,
+        cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         Ok(SessionStore {
             cache: cx.app.sessions.cache::<T>(),
         })

@@ -7,8 +7,8 @@
 
 use crate::describe::DescribeInput;
 use crate::extract::{
-    run_cleanups, FromRequest, FromRequestParts, Outcome, Rejection, Request, RequestContext,
-    RequestScope,
+    FromRequest, FromRequestParts, Outcome, Rejection, Request, RequestContext, RequestScope,
+    run_cleanups,
 };
 use crate::openapi::OperationBuilder;
 use crate::response::{Responder, Response};

@@ -26,10 +26,12 @@ pub use route::Route;
 /// same one), its failure answers the request, its inputs are documented.
 #[derive(Clone)]
 pub struct RouteDependency {
-    pub(crate) resolve: for<'a> fn(
-        &'a mut http::request::Parts,
-        &'a crate::extract::RequestContext,
-    ) -> futures_util::future::BoxFuture<'a, Result<(), crate::extract::Rejection>>,
+    pub(crate) resolve:
+        for<'a> fn(
+            &'a mut http::request::Parts,
+            &'a crate::extract::RequestContext,
+        )
+            -> futures_util::future::BoxFuture<'a, Result<(), crate::extract::Rejection>>,
     pub(crate) describe: fn(&mut crate::openapi::OperationBuilder<'_>),
 }
 

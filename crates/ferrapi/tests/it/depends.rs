@@ -2,11 +2,11 @@
 //! cleanup with the outcome, router-level dependencies, overrides, cycles,
 //! and documentation of what dependencies read.
 
-use ferrapi::extract::{defer, Dependency, Depends, Outcome, Rejection, RequestContext};
+use ferrapi::extract::{Dependency, Depends, Outcome, Rejection, RequestContext, defer};
 use ferrapi::http::request::Parts;
 use ferrapi::prelude::*;
 use ferrapi::testing::TestClient;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -35,7 +35,9 @@ impl Dependency for Settings {
     async fn resolve(_parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
         let probe = cx.state::<Probe>().unwrap();
         probe.settings.fetch_add(1, Ordering::SeqCst);
-        Ok(Settings { prefix: "user-".into() })
+        Ok(Settings {
+            prefix: "user-".into(),
+        })
     }
 }
 
@@ -49,7 +51,10 @@ struct Db {
 #[ferrapi::dependency]
 async fn open_db(Depends(settings): Depends<Settings>, State(probe): State<Probe>) -> Db {
     let id = probe.db.fetch_add(1, Ordering::SeqCst);
-    Db { id, prefix: settings.prefix }
+    Db {
+        id,
+        prefix: settings.prefix,
+    }
 }
 
 /// Cleanup is registered by a dependency of its own, to show order.
@@ -63,8 +68,16 @@ impl Dependency for Tx {
         let probe = cx.state::<Probe>().unwrap().clone();
         probe.log.lock().unwrap().push(format!("begin {}", db.id));
         defer(parts, move |outcome| async move {
-            let what = if outcome.is_success() { "commit" } else { "rollback" };
-            probe.log.lock().unwrap().push(format!("{what} {:?}", outcome));
+            let what = if outcome.is_success() {
+                "commit"
+            } else {
+                "rollback"
+            };
+            probe
+                .log
+                .lock()
+                .unwrap()
+                .push(format!("{what} {:?}", outcome));
             Ok(())
         });
         Ok(Tx)
@@ -121,7 +134,9 @@ async fn me(
             tokio::time::sleep(Duration::from_secs(5)).await;
             Ok(Json(json!({})))
         }
-        _ => Ok(Json(json!({"user": user.name, "db": db.id, "same_db": db.id == user.db_id}))),
+        _ => Ok(Json(
+            json!({"user": user.name, "db": db.id, "same_db": db.id == user.db_id}),
+        )),
     }
 }
 
@@ -135,7 +150,10 @@ async fn a_chain_is_resolved_once_per_request() {
     let client = TestClient::new(app(&probe));
     let res = client.get("/me").header("x-user", "ada").send().await;
     assert_eq!(res.status(), 200, "{}", res.text());
-    assert_eq!(res.json::<Value>(), json!({"user": "user-ada", "db": 0, "same_db": true}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"user": "user-ada", "db": 0, "same_db": true})
+    );
     assert_eq!(probe.settings.load(Ordering::SeqCst), 1);
     assert_eq!(probe.db.load(Ordering::SeqCst), 1);
     assert_eq!(probe.users.load(Ordering::SeqCst), 1);
@@ -154,7 +172,11 @@ async fn cleanup_commits_on_success_and_rolls_back_on_errors() {
     assert_eq!(probe.log(), ["begin 0", "user user-ada", "commit Success"]);
 
     probe.log.lock().unwrap().clear();
-    let res = client.get("/me?fail=http").header("x-user", "ada").send().await;
+    let res = client
+        .get("/me?fail=http")
+        .header("x-user", "ada")
+        .send()
+        .await;
     assert_eq!(res.status(), 409);
     assert_eq!(probe.log(), ["begin 1", "user user-ada", "rollback Error"]);
 
@@ -170,7 +192,10 @@ async fn cleanup_commits_on_success_and_rolls_back_on_errors() {
     probe.log.lock().unwrap().clear();
     let res = client.get("/me").send().await;
     assert_eq!(res.status(), 422);
-    assert_eq!(res.json::<Value>()["detail"][0]["loc"], json!(["header", "x-user"]));
+    assert_eq!(
+        res.json::<Value>()["detail"][0]["loc"],
+        json!(["header", "x-user"])
+    );
     assert_eq!(probe.log(), ["begin 3", "rollback Error"]);
 }
 
@@ -178,7 +203,11 @@ async fn cleanup_commits_on_success_and_rolls_back_on_errors() {
 async fn cleanup_runs_after_a_panic() {
     let probe = Probe::default();
     let client = TestClient::new(app(&probe));
-    let res = client.get("/me?fail=panic").header("x-user", "ada").send().await;
+    let res = client
+        .get("/me?fail=panic")
+        .header("x-user", "ada")
+        .send()
+        .await;
     assert_eq!(res.status(), 500);
     wait_for(&probe, "rollback Panicked").await;
 }
@@ -188,7 +217,11 @@ async fn cleanup_runs_when_the_request_is_dropped() {
     let probe = Probe::default();
     let client = TestClient::new(app(&probe));
     let request = client.get("/me?fail=slow").header("x-user", "ada").send();
-    assert!(tokio::time::timeout(Duration::from_millis(200), request).await.is_err());
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), request)
+            .await
+            .is_err()
+    );
     wait_for(&probe, "rollback Cancelled").await;
 }
 
@@ -264,23 +297,62 @@ async fn router_dependencies_run_for_every_route_under_them() {
     let probe = Probe::default();
     let app = App::new()
         .state(probe.clone())
-        .include(Router::new().prefix("/keyed").dependency::<ApiKeyCheck>().route(route_a).route(route_b))
+        .include(
+            Router::new()
+                .prefix("/keyed")
+                .dependency::<ApiKeyCheck>()
+                .route(route_a)
+                .route(route_b),
+        )
         .route(open);
     let doc = serde_json::to_value(app.build().unwrap().openapi()).unwrap();
-    assert_eq!(doc["paths"]["/keyed/a"]["get"]["parameters"][0]["name"], "x-key");
+    assert_eq!(
+        doc["paths"]["/keyed/a"]["get"]["parameters"][0]["name"],
+        "x-key"
+    );
     assert!(doc["paths"]["/open"]["get"].get("parameters").is_none());
 
     let app = App::new()
         .state(probe.clone())
-        .include(Router::new().prefix("/keyed").dependency::<ApiKeyCheck>().route(route_a).route(route_b))
+        .include(
+            Router::new()
+                .prefix("/keyed")
+                .dependency::<ApiKeyCheck>()
+                .route(route_a)
+                .route(route_b),
+        )
         .route(open);
     let client = TestClient::new(app);
-    assert_eq!(client.get("/keyed/a").header("x-key", "wrong").send().await.status(), 403);
+    assert_eq!(
+        client
+            .get("/keyed/a")
+            .header("x-key", "wrong")
+            .send()
+            .await
+            .status(),
+        403
+    );
     assert_eq!(client.get("/keyed/a").send().await.status(), 422);
-    assert_eq!(client.get("/keyed/a").header("x-key", "secret").send().await.text(), "a");
+    assert_eq!(
+        client
+            .get("/keyed/a")
+            .header("x-key", "secret")
+            .send()
+            .await
+            .text(),
+        "a"
+    );
     // The parameter asking for it again gets the cached value: one check.
     let before = probe.users.load(Ordering::SeqCst);
-    assert_eq!(client.get("/keyed/b").header("x-key", "secret").send().await.text(), "b");
+    assert_eq!(
+        client
+            .get("/keyed/b")
+            .header("x-key", "secret")
+            .send()
+            .await
+            .text(),
+        "b"
+    );
     assert_eq!(probe.users.load(Ordering::SeqCst), before + 1);
     assert_eq!(client.get("/open").send().await.text(), "open");
 }
@@ -288,14 +360,23 @@ async fn router_dependencies_run_for_every_route_under_them() {
 #[tokio::test]
 async fn overrides_replace_a_nested_dependency() {
     let probe = Probe::default();
-    let client = TestClient::new(app(&probe).override_dependency(Db { id: 42, prefix: "test-".into() }));
+    let client = TestClient::new(app(&probe).override_dependency(Db {
+        id: 42,
+        prefix: "test-".into(),
+    }));
     let res = client.get("/me").header("x-user", "ada").send().await;
-    assert_eq!(res.json::<Value>(), json!({"user": "test-ada", "db": 42, "same_db": true}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"user": "test-ada", "db": 42, "same_db": true})
+    );
     // Neither Db nor Settings was built.
     assert_eq!(probe.db.load(Ordering::SeqCst), 0);
     assert_eq!(probe.settings.load(Ordering::SeqCst), 0);
 
-    let client = TestClient::new(app(&probe).override_dependency(CurrentUser { name: "root".into(), db_id: 0 }));
+    let client = TestClient::new(app(&probe).override_dependency(CurrentUser {
+        name: "root".into(),
+        db_id: 0,
+    }));
     let res = client.get("/me").send().await;
     assert_eq!(res.json::<Value>()["user"], "root");
 }
@@ -341,7 +422,10 @@ fn a_cycle_is_reported_at_build_with_its_names() {
     let text = err.to_string();
     assert!(text.contains("GET /farm (farm"), "{text}");
     assert!(text.contains("dependency cycle"), "{text}");
-    assert!(text.contains("Egg -> ") && text.contains("Chicken -> ") && text.ends_with("Egg\n"), "{text}");
+    assert!(
+        text.contains("Egg -> ") && text.contains("Chicken -> ") && text.ends_with("Egg\n"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -360,19 +444,28 @@ static LOADS: AtomicUsize = AtomicUsize::new(0);
 
 impl ferrapi::extract::SessionDependency for SessionUser {
     fn key(parts: &Parts) -> Option<String> {
-        parts.headers.get("authorization")?.to_str().ok().map(str::to_owned)
+        parts
+            .headers
+            .get("authorization")?
+            .to_str()
+            .ok()
+            .map(str::to_owned)
     }
     async fn load(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
         LOADS.fetch_add(1, Ordering::SeqCst);
         let token = Self::key(parts).unwrap_or_default();
-        Ok(SessionUser { name: format!("user of {token}") })
+        Ok(SessionUser {
+            name: format!("user of {token}"),
+        })
     }
     const TTL: Duration = Duration::from_millis(300);
     const CAPACITY: usize = 2;
 }
 
 #[get("/session")]
-async fn session_me(ferrapi::extract::Session(user): ferrapi::extract::Session<SessionUser>) -> String {
+async fn session_me(
+    ferrapi::extract::Session(user): ferrapi::extract::Session<SessionUser>,
+) -> String {
     user.name
 }
 
@@ -396,24 +489,52 @@ async fn session_values_are_loaded_once_per_principal() {
     let loads = || LOADS.load(Ordering::SeqCst);
     let start = loads();
     for _ in 0..5 {
-        let res = client.get("/session").header("authorization", "t1").send().await;
+        let res = client
+            .get("/session")
+            .header("authorization", "t1")
+            .send()
+            .await;
         assert_eq!(res.text(), "user of t1");
     }
     assert_eq!(loads() - start, 1, "five requests, one load");
-    client.get("/session").header("authorization", "t2").send().await;
+    client
+        .get("/session")
+        .header("authorization", "t2")
+        .send()
+        .await;
     assert_eq!(loads() - start, 2);
     // Invalidation: the next request loads again.
-    let res = client.post("/logout").header("authorization", "t1").send().await;
+    let res = client
+        .post("/logout")
+        .header("authorization", "t1")
+        .send()
+        .await;
     assert_eq!(res.text(), "1");
-    client.get("/session").header("authorization", "t1").send().await;
+    client
+        .get("/session")
+        .header("authorization", "t1")
+        .send()
+        .await;
     assert_eq!(loads() - start, 3);
     // Bounded: a third principal evicts the oldest (capacity 2).
-    client.get("/session").header("authorization", "t3").send().await;
+    client
+        .get("/session")
+        .header("authorization", "t3")
+        .send()
+        .await;
     assert_eq!(loads() - start, 4);
-    client.get("/session").header("authorization", "t2").send().await;
+    client
+        .get("/session")
+        .header("authorization", "t2")
+        .send()
+        .await;
     assert_eq!(loads() - start, 5, "t2 was the oldest and was evicted");
     // TTL: after it passes, the value is loaded again.
     tokio::time::sleep(Duration::from_millis(350)).await;
-    client.get("/session").header("authorization", "t3").send().await;
+    client
+        .get("/session")
+        .header("authorization", "t3")
+        .send()
+        .await;
     assert_eq!(loads() - start, 6);
 }

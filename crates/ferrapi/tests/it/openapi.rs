@@ -1,12 +1,12 @@
 //! The OpenAPI document: exact JSON for models, parameters, bodies,
 //! responses, security, versions and metadata.
 
+use ferrapi::ApiError;
 use ferrapi::extract::{FromRequestParts, Rejection, RequestContext};
 use ferrapi::http::request::Parts;
 use ferrapi::openapi::{DescribeInput, OperationBuilder};
 use ferrapi::prelude::*;
-use ferrapi::ApiError;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 /// A user to create.
 #[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
@@ -113,7 +113,11 @@ impl FromRequestParts for Bearer {
 }
 impl DescribeInput for Bearer {
     fn describe(op: &mut OperationBuilder<'_>) {
-        op.security("HTTPBearer", json!({"type": "http", "scheme": "bearer"}), &[]);
+        op.security(
+            "HTTPBearer",
+            json!({"type": "http", "scheme": "bearer"}),
+            &[],
+        );
     }
 }
 
@@ -136,12 +140,18 @@ async fn read_person(
 
 #[get("/v2/people", tags = ["people"], deprecated)]
 async fn list_people() -> Json<Page<Person>> {
-    Json(Page { items: vec![], next_cursor: None })
+    Json(Page {
+        items: vec![],
+        next_cursor: None,
+    })
 }
 
 #[get("/v2/addresses", tags = ["people"])]
 async fn list_addresses() -> Json<Page<Address>> {
-    Json(Page { items: vec![], next_cursor: None })
+    Json(Page {
+        items: vec![],
+        next_cursor: None,
+    })
 }
 
 #[post("/v2/login", responses(401 = "Bad credentials"))]
@@ -213,7 +223,10 @@ fn model_with_every_constraint_kind() {
         json!({"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Constrained"}}}, "required": true})
     );
     assert_eq!(create["summary"], "Create a constrained thing.");
-    assert_eq!(create["responses"]["204"], json!({"description": "Successful Response"}));
+    assert_eq!(
+        create["responses"]["204"],
+        json!({"description": "Successful Response"})
+    );
 }
 
 #[test]
@@ -228,14 +241,26 @@ fn nested_and_generic_models_are_components_without_clashes() {
         schemas["Address"],
         json!({"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]})
     );
-    let people = op(&doc, "/v2/people", "get")["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].clone();
+    let people =
+        op(&doc, "/v2/people", "get")["responses"]["200"]["content"]["application/json"]["schema"]
+            ["$ref"]
+            .clone();
     let addresses = op(&doc, "/v2/addresses", "get")["responses"]["200"]["content"]["application/json"]["schema"]["$ref"].clone();
-    assert_ne!(people, addresses, "Page<Person> and Page<Address> must not share a name");
+    assert_ne!(
+        people, addresses,
+        "Page<Person> and Page<Address> must not share a name"
+    );
     for r in [people, addresses] {
-        let name = r.as_str().unwrap().trim_start_matches("#/components/schemas/");
+        let name = r
+            .as_str()
+            .unwrap()
+            .trim_start_matches("#/components/schemas/");
         let page = &schemas[name];
         assert_eq!(page["type"], "object", "{name}");
-        assert_eq!(page["properties"]["next_cursor"], json!({"type": ["string", "null"]}));
+        assert_eq!(
+            page["properties"]["next_cursor"],
+            json!({"type": ["string", "null"]})
+        );
     }
 }
 
@@ -257,7 +282,8 @@ fn parameters_of_every_kind() {
 #[test]
 fn responses_from_the_error_type_and_the_route() {
     let doc = document();
-    let http_error = json!({"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}});
+    let http_error =
+        json!({"application/json": {"schema": {"$ref": "#/components/schemas/HTTPError"}}});
     let read = op(&doc, "/v1/people/{person_id}", "get");
     assert_eq!(
         read["responses"],
@@ -273,7 +299,10 @@ fn responses_from_the_error_type_and_the_route() {
         json!({"type": "object", "title": "HTTPError", "properties": {"detail": {"type": "string", "title": "Detail"}}, "required": ["detail"]})
     );
     let login_op = op(&doc, "/v2/login", "post");
-    assert_eq!(login_op["responses"]["401"], json!({"description": "Bad credentials"}));
+    assert_eq!(
+        login_op["responses"]["401"],
+        json!({"description": "Bad credentials"})
+    );
     assert_eq!(
         login_op["requestBody"],
         json!({"content": {"application/x-www-form-urlencoded": {"schema": {"$ref": "#/components/schemas/LoginForm"}}}, "required": true})
@@ -283,10 +312,18 @@ fn responses_from_the_error_type_and_the_route() {
 #[tokio::test]
 async fn error_types_answer_with_their_status() {
     let client = ferrapi::testing::TestClient::new(App::new().route(read_person));
-    let res = client.get("/v1/people/1").header("x-token", "t").send().await;
+    let res = client
+        .get("/v1/people/1")
+        .header("x-token", "t")
+        .send()
+        .await;
     assert_eq!(res.status(), 404);
     assert_eq!(res.json::<Value>(), json!({"detail": "Person not found"}));
-    let _ = (PersonError::Forbidden, PersonError::Deleted, PersonError::Database(String::new()));
+    let _ = (
+        PersonError::Forbidden,
+        PersonError::Deleted,
+        PersonError::Database(String::new()),
+    );
 }
 
 #[test]
@@ -312,15 +349,26 @@ fn validation_error_components_are_fastapis() {
         })
     );
     // Operations without input document no 422.
-    assert!(op(&doc, "/v2/people", "get")["responses"].get("422").is_none());
+    assert!(
+        op(&doc, "/v2/people", "get")["responses"]
+            .get("422")
+            .is_none()
+    );
 }
 
 #[test]
 fn deprecated_and_security() {
     let doc = document();
     assert_eq!(op(&doc, "/v2/people", "get")["deprecated"], true);
-    assert!(op(&doc, "/v1/people/{person_id}", "get").get("deprecated").is_none());
-    assert_eq!(op(&doc, "/v1/people/{person_id}", "get")["security"], json!([{"HTTPBearer": []}]));
+    assert!(
+        op(&doc, "/v1/people/{person_id}", "get")
+            .get("deprecated")
+            .is_none()
+    );
+    assert_eq!(
+        op(&doc, "/v1/people/{person_id}", "get")["security"],
+        json!([{"HTTPBearer": []}])
+    );
     assert!(op(&doc, "/v2/people", "get").get("security").is_none());
     assert_eq!(
         doc["components"]["securitySchemes"],
@@ -341,9 +389,18 @@ fn metadata() {
             "license": {"name": "MIT", "identifier": "MIT"}
         })
     );
-    assert_eq!(doc["servers"], json!([{"url": "https://api.example.com", "description": "production"}]));
-    assert_eq!(doc["externalDocs"], json!({"url": "https://docs.example.com"}));
-    assert_eq!(doc["tags"], json!([{"name": "people", "description": "People and their things."}]));
+    assert_eq!(
+        doc["servers"],
+        json!([{"url": "https://api.example.com", "description": "production"}])
+    );
+    assert_eq!(
+        doc["externalDocs"],
+        json!({"url": "https://docs.example.com"})
+    );
+    assert_eq!(
+        doc["tags"],
+        json!([{"name": "people", "description": "People and their things."}])
+    );
 }
 
 #[tokio::test]
@@ -360,13 +417,34 @@ async fn versioned_documents_hold_their_prefix_only() {
     let v1: Value = client.get("/openapi/v1.json").send().await.json();
     let paths: Vec<&String> = v1["paths"].as_object().unwrap().keys().collect();
     assert_eq!(paths, ["/v1/things", "/v1/people/{person_id}"]);
-    let schemas: Vec<&String> = v1["components"]["schemas"].as_object().unwrap().keys().collect();
-    for kept in ["Constrained", "Role", "Person", "Address", "HTTPError", "HTTPValidationError", "ValidationError"] {
-        assert!(schemas.iter().any(|s| *s == kept), "{kept} missing from {schemas:?}");
+    let schemas: Vec<&String> = v1["components"]["schemas"]
+        .as_object()
+        .unwrap()
+        .keys()
+        .collect();
+    for kept in [
+        "Constrained",
+        "Role",
+        "Person",
+        "Address",
+        "HTTPError",
+        "HTTPValidationError",
+        "ValidationError",
+    ] {
+        assert!(
+            schemas.iter().any(|s| *s == kept),
+            "{kept} missing from {schemas:?}"
+        );
     }
     assert!(!schemas.iter().any(|s| *s == "LoginForm"), "{schemas:?}");
-    assert_eq!(v1["components"]["securitySchemes"], json!({"HTTPBearer": {"type": "http", "scheme": "bearer"}}));
-    assert_eq!(v1["tags"], json!([{"name": "people", "description": "People."}, {"name": "things", "description": "Things."}]));
+    assert_eq!(
+        v1["components"]["securitySchemes"],
+        json!({"HTTPBearer": {"type": "http", "scheme": "bearer"}})
+    );
+    assert_eq!(
+        v1["tags"],
+        json!([{"name": "people", "description": "People."}, {"name": "things", "description": "Things."}])
+    );
     let all: Value = client.get("/openapi.json").send().await.json();
     assert_eq!(all["paths"].as_object().unwrap().len(), 4);
 }
@@ -375,7 +453,8 @@ async fn versioned_documents_hold_their_prefix_only() {
 fn building_the_document_for_500_routes_is_fast() {
     let mut app = App::new();
     for i in 0..500 {
-        let route = Route::post(format!("/r{i}/{{person_id}}"), read_person_plain).name(format!("op{i}"));
+        let route =
+            Route::post(format!("/r{i}/{{person_id}}"), read_person_plain).name(format!("op{i}"));
         app = app.route(route);
     }
     let started = std::time::Instant::now();
@@ -384,7 +463,10 @@ fn building_the_document_for_500_routes_is_fast() {
     assert_eq!(built.openapi().paths.len(), 500);
     // The target is 50 ms on a release build; a debug build on a
     // shared machine gets ten times that.
-    assert!(elapsed < std::time::Duration::from_millis(500), "{elapsed:?}");
+    assert!(
+        elapsed < std::time::Duration::from_millis(500),
+        "{elapsed:?}"
+    );
     println!("500 routes: {elapsed:?}");
 }
 
@@ -393,5 +475,10 @@ async fn read_person_plain(
     Query(_f): Query<Filters>,
     Json(_t): Json<Constrained>,
 ) -> Json<Person> {
-    Json(Person { name: String::new(), address: Address { city: String::new() } })
+    Json(Person {
+        name: String::new(),
+        address: Address {
+            city: String::new(),
+        },
+    })
 }

@@ -7,7 +7,7 @@ use ferrapi::security::{
     OAuth2PasswordRequestForm, OAuth2Token,
 };
 use ferrapi::testing::TestClient;
-use serde_json::{json, Value};
+use serde_json::{Value, json};
 
 struct Login;
 impl OAuth2PasswordFlow for Login {
@@ -77,29 +77,79 @@ fn app() -> App {
 #[tokio::test]
 async fn credentials_are_read_and_missing_ones_are_401() {
     let client = TestClient::new(app());
-    let res = client.get("/bearer").header("authorization", "Bearer abc").send().await;
+    let res = client
+        .get("/bearer")
+        .header("authorization", "Bearer abc")
+        .send()
+        .await;
     assert_eq!(res.text(), "abc");
-    let res = client.get("/bearer").header("authorization", "Basic abc").send().await;
+    let res = client
+        .get("/bearer")
+        .header("authorization", "Basic abc")
+        .send()
+        .await;
     assert_eq!(res.status(), 401);
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
     assert_eq!(res.json::<Value>(), json!({"detail": "Not authenticated"}));
-    assert_eq!(client.get("/oauth").header("authorization", "bearer xyz").send().await.text(), "xyz");
+    assert_eq!(
+        client
+            .get("/oauth")
+            .header("authorization", "bearer xyz")
+            .send()
+            .await
+            .text(),
+        "xyz"
+    );
     assert_eq!(client.get("/oauth").send().await.status(), 401);
     let res = client
         .post("/token")
         .form(&json!({"username": "ada@example.com", "password": "pw", "scope": "read write"}))
         .send()
         .await;
-    assert_eq!(res.json::<Value>(), json!({"user": "ada@example.com", "scopes": ["read", "write"]}));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"user": "ada@example.com", "scopes": ["read", "write"]})
+    );
     // "ada:pw" in base64.
-    assert_eq!(client.get("/basic").header("authorization", "Basic YWRhOnB3").send().await.text(), "ada:pw");
-    let res = client.get("/basic").header("authorization", "Basic !!!").send().await;
-    assert_eq!((res.status().as_u16(), res.header("www-authenticate")), (401, Some("Basic")));
-    assert_eq!(client.get("/hkey").header("x-api-key", "k1").send().await.text(), "k1");
+    assert_eq!(
+        client
+            .get("/basic")
+            .header("authorization", "Basic YWRhOnB3")
+            .send()
+            .await
+            .text(),
+        "ada:pw"
+    );
+    let res = client
+        .get("/basic")
+        .header("authorization", "Basic !!!")
+        .send()
+        .await;
+    assert_eq!(
+        (res.status().as_u16(), res.header("www-authenticate")),
+        (401, Some("Basic"))
+    );
+    assert_eq!(
+        client
+            .get("/hkey")
+            .header("x-api-key", "k1")
+            .send()
+            .await
+            .text(),
+        "k1"
+    );
     assert_eq!(client.get("/hkey").send().await.status(), 401);
     assert_eq!(client.get("/qkey?api_key=k2").send().await.text(), "k2");
     assert_eq!(client.get("/qkey").send().await.status(), 401);
-    assert_eq!(client.get("/ckey").header("cookie", "a=1; key=k3").send().await.text(), "k3");
+    assert_eq!(
+        client
+            .get("/ckey")
+            .header("cookie", "a=1; key=k3")
+            .send()
+            .await
+            .text(),
+        "k3"
+    );
     assert_eq!(client.get("/ckey").send().await.status(), 401);
 }
 
@@ -117,7 +167,13 @@ fn each_scheme_is_documented() {
             "CookieKey": {"type": "apiKey", "name": "key", "in": "cookie"}
         })
     );
-    assert_eq!(doc["paths"]["/oauth"]["get"]["security"], json!([{"OAuth2PasswordBearer": []}]));
-    assert_eq!(doc["paths"]["/qkey"]["get"]["security"], json!([{"QueryKey": []}]));
+    assert_eq!(
+        doc["paths"]["/oauth"]["get"]["security"],
+        json!([{"OAuth2PasswordBearer": []}])
+    );
+    assert_eq!(
+        doc["paths"]["/qkey"]["get"]["security"],
+        json!([{"QueryKey": []}])
+    );
     assert!(doc["paths"]["/token"]["post"].get("security").is_none());
 }
