@@ -34,6 +34,12 @@ pub struct OperationBuilder<'a> {
     pub validates_input: bool,
     /// Security schemes the operation's extractors declared, by name.
     pub security_schemes: serde_json::Map<String, Value>,
+    /// True when the handler's body extractor buffers the whole body (JSON,
+    /// form, bytes, text): the framework then reads the body before running
+    /// the other extractors and dependencies, as FastAPI does, so that no
+    /// resource (a pooled connection, a transaction) is held while a slow
+    /// client uploads.
+    pub buffers_body: bool,
     /// True once a dependency (`Depends<T>`) is used: requests then get a
     /// dependency scope (cache and cleanups).
     pub uses_dependencies: bool,
@@ -53,6 +59,7 @@ impl<'a> OperationBuilder<'a> {
             path_shape: None,
             validates_input: false,
             security_schemes: serde_json::Map::new(),
+            buffers_body: false,
             uses_dependencies: false,
             problems: Vec::new(),
             dependency_stack: Vec::new(),

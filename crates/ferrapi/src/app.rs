@@ -545,6 +545,7 @@ struct Checked {
     full_path: String,
     vars: Vec<String>,
     uses_dependencies: bool,
+    buffers_body: bool,
     route_dependencies: Vec<crate::routing::RouteDependency>,
 }
 
@@ -617,6 +618,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             problem(p);
         }
         let uses_dependencies = op.uses_dependencies;
+        let buffers_body = op.buffers_body;
         if let Some(p) = check_path_shape(op.path_shape.as_ref(), &vars) {
             problem(p);
         }
@@ -690,6 +692,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             full_path,
             vars,
             uses_dependencies,
+            buffers_body,
             route_dependencies,
         });
     }
@@ -722,6 +725,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         full_path,
         vars,
         uses_dependencies,
+        buffers_body,
         route_dependencies,
     } in checked
     {
@@ -732,6 +736,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             body_limit: route.body_limit.unwrap_or(body_limit),
             path_vars: Arc::from(vars),
             uses_dependencies,
+            buffers_body,
             route_dependencies: Arc::from(route_dependencies),
         });
         let handler = route.handler.clone();

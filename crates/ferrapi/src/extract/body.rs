@@ -39,6 +39,24 @@ pub(crate) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes
     }
 }
 
+/// Reads the body of `req` whose head is `parts` (the framework reads
+/// buffered bodies before the other extractors).
+pub(crate) async fn read_body_for(
+    req: Request,
+    parts: &http::request::Parts,
+    limit: usize,
+) -> Result<bytes::Bytes, Rejection> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large().into());
+    }
+    read_body(req, limit).await
+}
+
 /// The raw body bytes (up to the route's body limit).
 pub type Bytes = bytes::Bytes;
 
@@ -50,6 +68,7 @@ impl FromRequest for bytes::Bytes {
 impl DescribeInput for bytes::Bytes {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<Vec<u8>>("application/octet-stream", true);
+        op.buffers_body = true;
     }
 }
 
@@ -70,6 +89,7 @@ impl FromRequest for String {
 impl DescribeInput for String {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<String>("text/plain", true);
+        op.buffers_body = true;
     }
 }
 
@@ -134,5 +154,6 @@ where
 impl<T: JsonSchema> DescribeInput for Form<T> {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<T>("application/x-www-form-urlencoded", true);
+        op.buffers_body = true;
     }
 }

@@ -14,6 +14,7 @@ pub struct RequestContext {
     pub(crate) body_limit: usize,
     pub(crate) path_vars: Arc<[String]>,
     pub(crate) uses_dependencies: bool,
+    pub(crate) buffers_body: bool,
     pub(crate) route_dependencies: Arc<[crate::routing::RouteDependency]>,
 }
 

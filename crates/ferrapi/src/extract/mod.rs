@@ -20,6 +20,7 @@ mod query;
 mod session;
 mod state;
 
+pub(crate) use body::read_body_for;
 pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;
 pub use cookie::Cookie;

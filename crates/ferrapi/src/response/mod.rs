@@ -27,7 +27,7 @@ pub type Response = axum::response::Response;
 /// exception handlers (used by `Result`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned from a handler",
-    note = "handlers return `Json<T>`, `Created<T>`, `NoContent`, `Text`, `Html<T>`, `Redirect`, a `Response`, `(StatusCode, T)`, or `Result<T, E>` where `E: Into<ferrapi::Error>`"
+    note = "handlers return `Json<T>`, `Created<T>`, `NoContent`, `Text`, `Html<T>`, `Redirect`, a `Response`, `(StatusCode, T)`, or `Result<T, E>` where `E: ResponseError` (`ferrapi::Error`, `HttpError`, or `#[derive(ApiError)]`)"
 )]
 pub trait Responder: DescribeOutput + Send {
     /// Turns the value into a response.

@@ -538,3 +538,43 @@ async fn session_values_are_loaded_once_per_principal() {
         .await;
     assert_eq!(loads() - start, 6);
 }
+
+#[derive(Deserialize, Serialize, JsonSchema, Validate)]
+#[garde(allow_unvalidated)]
+struct Note {
+    text: String,
+}
+
+#[post("/notes")]
+async fn add_note(Depends(db): Depends<Db>, Json(note): Json<Note>) -> String {
+    format!("{} in {}", note.text, db.id)
+}
+
+#[tokio::test]
+async fn a_buffered_body_is_read_before_dependencies_are_resolved() {
+    let probe = Probe::default();
+    let client = TestClient::new(
+        App::new()
+            .state(probe.clone())
+            .body_limit(32)
+            .route(add_note),
+    );
+    let res = client
+        .post("/notes")
+        .json(&json!({"text": "x".repeat(64)}))
+        .send()
+        .await;
+    assert_eq!(res.status(), 413);
+    assert_eq!(
+        probe.db.load(Ordering::SeqCst),
+        0,
+        "no dependency work for a refused body"
+    );
+    let res = client
+        .post("/notes")
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await;
+    assert_eq!(res.text(), "hi in 0");
+    assert_eq!(probe.db.load(Ordering::SeqCst), 1);
+}

@@ -450,7 +450,7 @@ async fn versioned_documents_hold_their_prefix_only() {
 }
 
 #[test]
-fn building_the_document_for_500_routes_is_fast() {
+fn a_document_of_500_routes_is_built() {
     let mut app = App::new();
     for i in 0..500 {
         let route =

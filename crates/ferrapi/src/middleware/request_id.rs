@@ -1,0 +1,288 @@
+//! [`RequestIdLayer`]: one id per request, echoed from `X-Request-ID` when
+//! the caller sent a sane one, else a new UUID v4; on the request's
+//! extensions ([`RequestId`], an extractor), on the response, and as the
+//! `request_id` field of a tracing span around the whole request, so that
+//! every log line of the request carries it.
+
+use crate::extract::{FromRequestParts, Rejection, RequestContext};
+use crate::openapi::DescribeInput;
+use http::request::Parts;
+use http::{HeaderName, HeaderValue, Request, Response};
+use std::fmt;
+use std::task::{Context, Poll};
+use tower::{Layer, Service};
+use tracing::Instrument as _;
+
+/// The header the id is read from and written to by default.
+pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+/// The longest incoming id that is echoed (in bytes).
+pub const MAX_REQUEST_ID_LEN: usize = 128;
+
+/// A request's id: the caller's `X-Request-ID` when sane, else a fresh UUID
+/// v4 (`9b2f8c1e-4c1b-4f5e-9d3a-2b6c1f0e7a51`).
+///
+/// [`RequestIdLayer`] puts it in the request's extensions; handlers and
+/// dependencies take it as a parameter, custom middleware reads it with
+/// `req.extensions().get::<RequestId>()`.
+///
+/// ```
+/// use ferrapi::middleware::RequestId;
+/// use ferrapi::prelude::*;
+///
+/// #[get("/whoami")]
+/// async fn whoami(id: RequestId) -> String {
+///     format!("request {id}")
+/// }
+/// ```
+///
+/// As a handler parameter without the layer installed it answers 500 and
+/// logs why (a configuration mistake, not a client error).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct RequestId(HeaderValue);
+
+impl RequestId {
+    /// A new random id: a canonical, lowercase, hyphenated UUID v4.
+    pub fn generate() -> Self {
+        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        // A UUID's text is always a valid header value.
+        match HeaderValue::from_str(text) {
+            Ok(v) => RequestId(v),
+            Err(_) => RequestId(HeaderValue::from_static("00000000-0000-4000-8000-000000000000")),
+        }
+    }
+
+    /// `value` as an id if it is sane: 1 to [`MAX_REQUEST_ID_LEN`] visible
+    /// ASCII characters (`!` to `~`; no space, no control character, no
+    /// byte above 0x7E).
+    pub fn parse(value: &HeaderValue) -> Option<Self> {
+        is_sane(value.as_bytes()).then(|| RequestId(value.clone()))
+    }
+
+    /// The id as text.
+    pub fn as_str(&self) -> &str {
+        // Only visible ASCII ever gets in (`parse`, `generate`).
+        self.0.to_str().unwrap_or_default()
+    }
+
+    /// The id as a header value.
+    pub fn header_value(&self) -> &HeaderValue {
+        &self.0
+    }
+}
+
+fn is_sane(bytes: &[u8]) -> bool {
+    !bytes.is_empty()
+        && bytes.len() <= MAX_REQUEST_ID_LEN
+        && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+}
+
+impl fmt::Display for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl fmt::Debug for RequestId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "RequestId({:?})", self.as_str())
+    }
+}
+
+/// A middleware a handler parameter needs is not installed.
+#[derive(Debug, thiserror::Error)]
+#[error("`{extractor}` is a handler parameter but `{layer}` is not installed (add it with `App::layer`)")]
+pub struct MissingLayer {
+    /// The extractor.
+    pub extractor: &'static str,
+    /// The layer it needs.
+    pub layer: &'static str,
+}
+
+impl FromRequestParts for RequestId {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
+        parts.extensions.get::<RequestId>().cloned().ok_or_else(|| {
+            MissingLayer {
+                extractor: "RequestId",
+                layer: "RequestIdLayer",
+            }
+            .into()
+        })
+    }
+}
+
+impl DescribeInput for RequestId {}
+
+/// Gives every request a [`RequestId`] (see the [module](self) docs).
+///
+/// ```
+/// use ferrapi::middleware::RequestIdLayer;
+/// use ferrapi::prelude::*;
+///
+/// let app = App::new().layer(RequestIdLayer::new());
+/// ```
+#[derive(Debug, Clone)]
+pub struct RequestIdLayer {
+    header: HeaderName,
+    trust_incoming: bool,
+}
+
+impl Default for RequestIdLayer {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RequestIdLayer {
+    /// Reads and writes `X-Request-ID`; echoes sane incoming ids.
+    pub fn new() -> Self {
+        Self {
+            header: X_REQUEST_ID,
+            trust_incoming: true,
+        }
+    }
+
+    /// Another header name (`X-Correlation-ID`, …).
+    #[must_use]
+    pub fn header(mut self, name: HeaderName) -> Self {
+        self.header = name;
+        self
+    }
+
+    /// `false`: ignore incoming ids, always generate one (for a service
+    /// exposed to clients whose ids must not reach the logs).
+    #[must_use]
+    pub fn trust_incoming(mut self, trust: bool) -> Self {
+        self.trust_incoming = trust;
+        self
+    }
+}
+
+impl<S> Layer<S> for RequestIdLayer {
+    type Service = RequestIdService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequestIdService {
+            inner,
+            layer: self.clone(),
+        }
+    }
+}
+
+/// The service of [`RequestIdLayer`].
+#[derive(Debug, Clone)]
+pub struct RequestIdService<S> {
+    inner: S,
+    layer: RequestIdLayer,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for RequestIdService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = future::ResponseFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        let incoming = if self.layer.trust_incoming {
+            req.headers()
+                .get(&self.layer.header)
+                .and_then(RequestId::parse)
+        } else {
+            None
+        };
+        let id = incoming.unwrap_or_else(RequestId::generate);
+        // Downstream code (and proxied calls) see the id that was chosen.
+        req.headers_mut()
+            .insert(self.layer.header.clone(), id.0.clone());
+        let span = tracing::info_span!(
+            "request",
+            request_id = %id,
+            method = %req.method(),
+            path = %req.uri().path(),
+        );
+        req.extensions_mut().insert(id.clone());
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        future::ResponseFuture {
+            inner: inner.instrument(span),
+            header: self.layer.header.clone(),
+            id: Some(id),
+        }
+    }
+}
+
+mod future {
+    use super::RequestId;
+    use http::{HeaderName, Response};
+    use pin_project_lite::pin_project;
+    use std::future::Future;
+    use std::pin::Pin;
+    use std::task::{Context, Poll, ready};
+
+    pin_project! {
+        /// The response future of [`RequestIdService`](super::RequestIdService).
+        #[derive(Debug)]
+        pub struct ResponseFuture<F> {
+            #[pin]
+            pub(super) inner: tracing::instrument::Instrumented<F>,
+            pub(super) header: HeaderName,
+            pub(super) id: Option<RequestId>,
+        }
+    }
+
+    impl<F, B, E> Future for ResponseFuture<F>
+    where
+        F: Future<Output = Result<Response<B>, E>>,
+    {
+        type Output = F::Output;
+        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+            let this = self.project();
+            let mut res = ready!(this.inner.poll(cx))?;
+            if let Some(id) = this.id.take() {
+                res.headers_mut().insert(this.header.clone(), id.0);
+            }
+            Poll::Ready(Ok(res))
+        }
+    }
+}
+
+pub use future::ResponseFuture as RequestIdFuture;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sanity_bounds() {
+        assert!(is_sane(b"a"));
+        assert!(is_sane(&[b'x'; 128]));
+        assert!(!is_sane(&[b'x'; 129]));
+        assert!(!is_sane(b""));
+        assert!(!is_sane(b"has space"));
+        assert!(!is_sane(b"tab\there"));
+        assert!(!is_sane("caf\u{e9}".as_bytes()));
+        assert!(is_sane(b"!~"));
+    }
+
+    #[test]
+    fn generated_ids_are_canonical_v4() {
+        let id = RequestId::generate();
+        let s = id.as_str();
+        assert_eq!(s.len(), 36);
+        let parsed = uuid::Uuid::parse_str(s).map(|u| u.get_version_num());
+        assert_eq!(parsed.ok(), Some(4));
+        assert_eq!(s, s.to_ascii_lowercase());
+        assert_ne!(RequestId::generate(), id);
+    }
+}
