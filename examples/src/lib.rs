@@ -4,3 +4,19 @@
 #![deny(missing_docs)]
 
 pub mod first_steps;
+
+/// The guide's chapters, whose code blocks run as doctests.
+pub mod guide {
+    #[doc = include_str!("../../docs/guide/02-parameters.md")]
+    pub mod parameters {}
+    #[doc = include_str!("../../docs/guide/03-bodies-and-validation.md")]
+    pub mod bodies_and_validation {}
+    #[doc = include_str!("../../docs/guide/04-errors.md")]
+    pub mod errors {}
+    #[doc = include_str!("../../docs/guide/05-dependencies.md")]
+    pub mod dependencies {}
+    #[doc = include_str!("../../docs/guide/06-security.md")]
+    pub mod security {}
+    #[doc = include_str!("../../docs/guide/07-testing.md")]
+    pub mod testing {}
+}

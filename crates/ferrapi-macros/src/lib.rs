@@ -22,12 +22,11 @@
 //! `operation_id = "…"` (default: the function's name), `deprecated`,
 //! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`.
 //!
-//! The function becomes a unit struct of the same name (pass it to
-//! `Router::route`); the function itself stays callable as
-//! `<name>::handler(…)`. As with any unit struct, a `let` binding of the
-//! same name in its scope is read as a pattern (`let login = …` next to a
-//! `login` handler fails to compile with "unit struct defined here"): name
-//! the binding otherwise.
+//! The function becomes a function of the same name returning its
+//! `ferrapi::Route` (pass it to `Router::route` as is: `.route(read_user)`);
+//! the handler itself lives inside it. A function, not a unit struct, so
+//! that a variable or parameter of the same name elsewhere is just a
+//! binding. Test handlers through `ferrapi::testing::TestClient`.
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -262,7 +261,7 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         ),
     };
     let call = quote_spanned!(name.span()=>
-        ::ferrapi::__private::assert_send(#name::handler(#(#args_idents),*)).await
+        ::ferrapi::__private::assert_send(#name(#(#args_idents),*)).await
     );
     let method_ident = Ident::new(method, Span::call_site());
     let path = &args.path;
@@ -311,60 +310,58 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         });
     }
     let name_str = name.to_string();
+    let route_doc = format!(
+        "Route `{method} {}`: pass `{name}` to `Router::route` or `App::route`.",
+        args.path.value()
+    );
     let doc_attrs: Vec<_> = func
         .attrs
         .iter()
         .filter(|a| a.path().is_ident("doc"))
         .collect();
-    let fn_attrs = &func.attrs;
+    let fn_attrs: Vec<_> = func.attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
     let inputs = &sig.inputs;
     let output = &sig.output;
     let block = &func.block;
     Ok(quote! {
         #(#doc_attrs)*
-        #[allow(non_camel_case_types)]
-        #[derive(Debug, Clone, Copy)]
-        #vis struct #name;
-
-        impl #name {
+        #[doc = ""]
+        #[doc = #route_doc]
+        #vis fn #name() -> ::ferrapi::Route {
             #(#fn_attrs)*
-            #vis async fn handler(#inputs) #output #block
-        }
+            async fn #name(#inputs) #output #block
 
-        impl ::ferrapi::IntoRoute for #name {
-            fn into_route(self) -> ::ferrapi::Route {
-                ::ferrapi::__private::route(
-                    ::ferrapi::http::Method::#method_ident,
-                    #path,
-                    #name_str,
-                    |__req: ::ferrapi::__private::Request,
-                     __cx: ::ferrapi::__private::Arc<::ferrapi::__private::RequestContext>|
-                     -> ::ferrapi::__private::BoxFuture<'static, ::ferrapi::axum::response::Response> {
-                        ::std::boxed::Box::pin(async move {
-                            #[allow(unused_mut)]
-                            let mut __ex = ::ferrapi::__private::Extraction::new(__req, __cx);
-                            if let ::core::result::Result::Err(res) = __ex.begin().await {
-                                return __ex.fail(res).await;
-                            }
-                            #(#extract)*
-                            if let ::core::result::Result::Err(res) = __ex.finish() {
-                                return __ex.fail(res).await;
-                            }
-                            #[allow(irrefutable_let_patterns)]
-                            let (#(::core::option::Option::Some(#args_idents),)*) = (#(#args_idents,)*) else {
-                                return __ex.fail(::ferrapi::__private::internal_error()).await;
-                            };
-                            __ex.respond(#call).await
-                        })
-                    },
-                    |__op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
-                     __status: ::ferrapi::http::StatusCode| {
-                        #(#describe_inputs)*
-                        #describe_output
-                    },
-                )
-                #(#builder)*
-            }
+            ::ferrapi::__private::route(
+                ::ferrapi::http::Method::#method_ident,
+                #path,
+                #name_str,
+                |__req: ::ferrapi::__private::Request,
+                 __cx: ::ferrapi::__private::Arc<::ferrapi::__private::RequestContext>|
+                 -> ::ferrapi::__private::BoxFuture<'static, ::ferrapi::axum::response::Response> {
+                    ::std::boxed::Box::pin(async move {
+                        #[allow(unused_mut)]
+                        let mut __ex = ::ferrapi::__private::Extraction::new(__req, __cx);
+                        if let ::core::result::Result::Err(res) = __ex.begin().await {
+                            return __ex.fail(res).await;
+                        }
+                        #(#extract)*
+                        if let ::core::result::Result::Err(res) = __ex.finish() {
+                            return __ex.fail(res).await;
+                        }
+                        #[allow(irrefutable_let_patterns)]
+                        let (#(::core::option::Option::Some(#args_idents),)*) = (#(#args_idents,)*) else {
+                            return __ex.fail(::ferrapi::__private::internal_error()).await;
+                        };
+                        __ex.respond(#call).await
+                    })
+                },
+                |__op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
+                 __status: ::ferrapi::http::StatusCode| {
+                    #(#describe_inputs)*
+                    #describe_output
+                },
+            )
+            #(#builder)*
         }
     })
 }

@@ -257,3 +257,60 @@ impl<T: Clone + Send + Sync + 'static> Dependency for AppState<T> {
         }
     }
 }
+
+/// Registers cleanup code from a function dependency (or a handler): the
+/// extractor form of [`defer`].
+///
+/// ```
+/// use ferrapi::extract::Cleanup;
+/// use ferrapi::prelude::*;
+///
+/// #[derive(Clone)]
+/// struct Tx;
+///
+/// #[ferrapi::dependency]
+/// async fn tx(cleanup: Cleanup) -> Tx {
+///     cleanup.defer(|outcome| async move {
+///         if outcome.is_success() { /* commit */ } else { /* roll back */ }
+///         Ok(())
+///     });
+///     Tx
+/// }
+/// ```
+#[derive(Clone)]
+pub struct Cleanup(Arc<RequestScope>);
+
+impl std::fmt::Debug for Cleanup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Cleanup")
+    }
+}
+
+impl Cleanup {
+    /// Runs `cleanup` after the handler with the request's [`Outcome`]
+    /// (see [`defer`]).
+    pub fn defer<F, Fut>(&self, cleanup: F)
+    where
+        F: FnOnce(Outcome) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<(), Error>> + Send + 'static,
+    {
+        self.0
+            .cleanups
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(move |outcome| Box::pin(cleanup(outcome))));
+    }
+}
+
+impl FromRequestParts for Cleanup {
+    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+        Ok(Cleanup(RequestScope::of(parts)))
+    }
+}
+
+impl DescribeInput for Cleanup {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        // The request needs a dependency scope for the cleanup to run.
+        op.uses_dependencies = true;
+    }
+}

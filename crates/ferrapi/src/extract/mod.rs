@@ -25,7 +25,7 @@ pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;
 pub use cookie::Cookie;
 pub(crate) use cookie::cookie_pairs;
-pub use depends::{AppState, Dependency, Depends, Outcome, defer};
+pub use depends::{AppState, Cleanup, Dependency, Depends, Outcome, defer};
 pub(crate) use depends::{OverrideFn, RequestScope, run_cleanups};
 pub use header::Header;
 pub use json::Json;

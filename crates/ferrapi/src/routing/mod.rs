@@ -78,6 +78,14 @@ impl IntoRoute for Route {
     }
 }
 
+/// A function returning a route: what the route attribute macros generate
+/// (`#[get("/")] async fn root()` becomes `fn root() -> Route`).
+impl<F: FnOnce() -> Route> IntoRoute for F {
+    fn into_route(self) -> Route {
+        self()
+    }
+}
+
 /// A group of routes sharing a path prefix and tags (FastAPI's `APIRouter`).
 ///
 /// ```
