@@ -319,7 +319,11 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         .iter()
         .filter(|a| a.path().is_ident("doc"))
         .collect();
-    let fn_attrs: Vec<_> = func.attrs.iter().filter(|a| !a.path().is_ident("doc")).collect();
+    let fn_attrs: Vec<_> = func
+        .attrs
+        .iter()
+        .filter(|a| !a.path().is_ident("doc"))
+        .collect();
     let inputs = &sig.inputs;
     let output = &sig.output;
     let block = &func.block;

@@ -92,6 +92,8 @@ pub struct App {
     openapi_url: Option<String>,
     dependencies: Vec<crate::routing::RouteDependency>,
     overrides: HashMap<TypeId, crate::extract::OverrideFn>,
+    #[cfg(feature = "metrics")]
+    metrics: Option<(String, Arc<crate::metrics::Metrics>)>,
 }
 
 impl fmt::Debug for App {
@@ -134,7 +136,34 @@ impl App {
             openapi_url: Some("/openapi.json".into()),
             dependencies: Vec::new(),
             overrides: HashMap::new(),
+            #[cfg(feature = "metrics")]
+            metrics: None,
         }
+    }
+
+    /// Records Prometheus metrics of every request into `metrics` and serves
+    /// them at `path` (e.g. `/metrics`): `http_requests_total{method,route,status}`,
+    /// `http_request_duration_seconds`, `http_response_size_bytes`,
+    /// `http_requests_in_flight`, process metrics, and your own (keep the
+    /// `Arc` to add them; it is also application state).
+    ///
+    /// ```
+    /// use ferrapi::metrics::Metrics;
+    /// use ferrapi::prelude::*;
+    /// use std::sync::Arc;
+    ///
+    /// let metrics = Arc::new(Metrics::new());
+    /// let app = App::new().metrics("/metrics", metrics.clone());
+    /// ```
+    #[cfg(feature = "metrics")]
+    #[must_use]
+    pub fn metrics(mut self, path: &str, metrics: Arc<crate::metrics::Metrics>) -> Self {
+        self.state.0.insert(
+            TypeId::of::<Arc<crate::metrics::Metrics>>(),
+            Box::new(metrics.clone()),
+        );
+        self.metrics = Some((path.to_owned(), metrics));
+        self
     }
 
     /// Runs dependency `T` for every route of the app (FastAPI's
@@ -566,7 +595,33 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         openapi_url,
         dependencies: app_dependencies,
         overrides,
+        #[cfg(feature = "metrics")]
+        metrics,
     } = app;
+    #[cfg(feature = "metrics")]
+    let (routes, metrics) = match metrics {
+        Some((path, registry)) => {
+            let mut routes = routes;
+            let served = registry.clone();
+            routes.push(
+                Route::get(path, move || {
+                    let registry = served.clone();
+                    async move {
+                        (
+                            [(http::header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+                            registry.render(),
+                        )
+                            .into_response()
+                    }
+                })
+                .name("metrics")
+                .tags(["observability"])
+                .summary("Prometheus metrics"),
+            );
+            (routes, Some(registry))
+        }
+        None => (routes, None),
+    };
     let mut errors = Vec::new();
     let mut checked: Vec<Checked> = Vec::with_capacity(routes.len());
     let mut registry = SchemaRegistry::new();
@@ -696,6 +751,39 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             route_dependencies,
         });
     }
+    // The document and docs pages must not shadow a route.
+    let docs = crate::docs::DocsConfig {
+        title: doc.info.title.clone(),
+        docs_url,
+        redoc_url,
+        documents: match &openapi_url {
+            Some(url) => std::iter::once(("all".to_owned(), url.clone()))
+                .chain(
+                    documents
+                        .iter()
+                        .map(|(name, _)| (name.clone(), document_url(name))),
+                )
+                .collect(),
+            None => Vec::new(),
+        },
+        oauth2_redirect: true,
+    };
+    let mut served: Vec<String> = docs.paths();
+    if let Some(url) = &openapi_url {
+        served.push(url.clone());
+        served.extend(documents.iter().map(|(name, _)| document_url(name)));
+    }
+    for c in &checked {
+        if served.contains(&c.full_path) {
+            errors.push(RouteError {
+                route: c.route.label(&c.full_path),
+                problem: format!(
+                    "`{}` is served by the app's OpenAPI document or docs pages; move the route or set `openapi_url`/`docs_url`/`redoc_url`",
+                    c.full_path
+                ),
+            });
+        }
+    }
     if !errors.is_empty() {
         return Err(BuildError { errors });
     }
@@ -743,10 +831,26 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         let Some(filter) = method_filter(&route.method) else {
             continue;
         };
+        #[cfg(feature = "metrics")]
+        let measured = metrics.clone();
         let endpoint = move |req: axum::extract::Request| {
             let handler = handler.clone();
             let cx = cx.clone();
-            async move { handler(req, cx).await }
+            #[cfg(feature = "metrics")]
+            let measure = measured
+                .as_ref()
+                .map(|m| m.start(cx.path.clone(), req.method().clone()));
+            async move {
+                let res = handler(req, cx).await;
+                #[cfg(feature = "metrics")]
+                if let Some(measure) = measure {
+                    measure.finish(
+                        res.status().as_u16(),
+                        http_body::Body::size_hint(res.body()).exact(),
+                    );
+                }
+                res
+            }
         };
         match by_path.iter_mut().find(|(p, _)| *p == full_path) {
             Some((_, mr)) => *mr = std::mem::take(mr).on(filter, endpoint),
@@ -774,11 +878,28 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             router = serve_json(router, &document_url(name), &openapi.subset(prefix));
         }
     }
-    let _ = (&docs_url, &redoc_url);
+    router = crate::docs::routes(router, &docs);
     let not_found = shared.clone();
-    router = router.fallback(move || {
+    #[cfg(feature = "metrics")]
+    let unmatched: Arc<str> = Arc::from("unmatched");
+    router = router.fallback(move |method: Method| {
         let shared = not_found.clone();
-        async move { shared.render_error(HttpError::not_found("Not Found").into()) }
+        #[cfg(feature = "metrics")]
+        let measure = metrics
+            .as_ref()
+            .map(|m| m.start(unmatched.clone(), method.clone()));
+        let _ = &method;
+        async move {
+            let res = shared.render_error(HttpError::not_found("Not Found").into());
+            #[cfg(feature = "metrics")]
+            if let Some(measure) = measure {
+                measure.finish(
+                    res.status().as_u16(),
+                    http_body::Body::size_hint(res.body()).exact(),
+                );
+            }
+            res
+        }
     });
     for layer in layers {
         router = layer(router);

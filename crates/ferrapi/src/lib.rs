@@ -55,11 +55,16 @@
 //! | feature | default | what it adds |
 //! |---|---|---|
 //! | `macros` | yes | `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` route attributes |
+//! | `metrics` | no | Prometheus metrics (`App::metrics`) |
 #![deny(missing_docs)]
 
 mod app;
 mod describe;
+pub mod docs;
 pub mod extract;
+#[cfg(feature = "metrics")]
+pub mod metrics;
+pub mod middleware;
 pub mod response;
 pub mod routing;
 pub mod security;

@@ -303,7 +303,10 @@ impl Cleanup {
 }
 
 impl FromRequestParts for Cleanup {
-    async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
         Ok(Cleanup(RequestScope::of(parts)))
     }
 }

@@ -1,14 +1,4 @@
-//! The client's address behind proxies: [`TrustedProxies`] says whose
-//! `X-Forwarded-For` is believed, [`ClientIpLayer`] resolves the address once
-//! per request, [`ClientIp`] hands it to handlers.
-//!
-//! The peer address comes from the connection (`ConnectInfo`, set by
-//! [`App::serve`](crate::App::serve) and the test client). When the peer is
-//! a trusted proxy, `X-Forwarded-For` is read from right to left, skipping
-//! trusted hops; the first untrusted address is the client. A client talking
-//! to the server directly cannot spoof its address: its own
-//! `X-Forwarded-For` is ignored.
-
+//! The client address behind proxies.
 use crate::extract::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::DescribeInput;
 use axum::extract::ConnectInfo;
@@ -55,7 +45,9 @@ impl Network {
     fn contains(&self, ip: IpAddr) -> bool {
         match (self.addr, canonical(ip)) {
             (IpAddr::V4(net), IpAddr::V4(ip)) => {
-                let mask = u32::MAX.checked_shl(32 - u32::from(self.prefix)).unwrap_or(0);
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
                 u32::from(net) & mask == u32::from(ip) & mask
             }
             (IpAddr::V6(net), IpAddr::V6(ip)) => {
@@ -73,16 +65,16 @@ impl Network {
 /// reports) compare as the IPv4 address they carry.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
 
 /// A malformed trusted-proxy list.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("`{entry}` is not an IP address or CIDR network (expected e.g. `10.0.0.1`, `10.0.0.0/8`, `::1` or `*`)")]
+#[error(
+    "`{entry}` is not an IP address or CIDR network (expected e.g. `10.0.0.1`, `10.0.0.0/8`, `::1` or `*`)"
+)]
 pub struct TrustedProxiesError {
     /// The entry that could not be read.
     pub entry: String,
@@ -232,6 +224,17 @@ impl FromRequestParts for ClientIp {
 
 impl DescribeInput for ClientIp {}
 
+/// The client's address behind proxies: [`TrustedProxies`] says whose
+/// `X-Forwarded-For` is believed, [`ClientIpLayer`] resolves the address once
+/// per request, [`ClientIp`] hands it to handlers.
+///
+/// The peer address comes from the connection (`ConnectInfo`, set by
+/// [`App::serve`](crate::App::serve) and the test client). When the peer is
+/// a trusted proxy, `X-Forwarded-For` is read from right to left, skipping
+/// trusted hops; the first untrusted address is the client. A client talking
+/// to the server directly cannot spoof its address: its own
+/// `X-Forwarded-For` is ignored.
+///
 /// Resolves the client address once per request and stores it as
 /// [`ClientIp`] in the request's extensions, for handlers, logs and the
 /// rate limiter.
@@ -317,7 +320,10 @@ mod tests {
     #[test]
     fn untrusted_peers_cannot_spoof() {
         let t = TrustedProxies::none();
-        assert_eq!(t.client_ip(ip("192.0.2.9"), &xff("1.1.1.1")), ip("192.0.2.9"));
+        assert_eq!(
+            t.client_ip(ip("192.0.2.9"), &xff("1.1.1.1")),
+            ip("192.0.2.9")
+        );
     }
 
     #[test]
@@ -327,14 +333,29 @@ mod tests {
         let h = xff("6.6.6.6, 203.0.113.7, 10.0.0.2");
         assert_eq!(t.client_ip(ip("10.0.0.1"), &h), ip("203.0.113.7"));
         // Every hop trusted: the leftmost.
-        assert_eq!(t.client_ip(ip("10.0.0.1"), &xff("10.9.9.9")), ip("10.9.9.9"));
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), &xff("10.9.9.9")),
+            ip("10.9.9.9")
+        );
         // No header: the proxy itself.
-        assert_eq!(t.client_ip(ip("10.0.0.1"), &HeaderMap::new()), ip("10.0.0.1"));
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), &HeaderMap::new()),
+            ip("10.0.0.1")
+        );
         // Garbage beyond the trusted hops: the nearest known address.
-        assert_eq!(t.client_ip(ip("10.0.0.1"), &xff("nonsense")), ip("10.0.0.1"));
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), &xff("nonsense")),
+            ip("10.0.0.1")
+        );
         // Ports and brackets.
-        assert_eq!(t.client_ip(ip("10.0.0.1"), &xff("[2001:db8::1]:443")), ip("2001:db8::1"));
-        assert_eq!(t.client_ip(ip("10.0.0.1"), &xff("198.51.100.2:5555")), ip("198.51.100.2"));
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), &xff("[2001:db8::1]:443")),
+            ip("2001:db8::1")
+        );
+        assert_eq!(
+            t.client_ip(ip("10.0.0.1"), &xff("198.51.100.2:5555")),
+            ip("198.51.100.2")
+        );
     }
 
     #[test]
@@ -350,7 +371,9 @@ mod tests {
         assert!("10.0.0.0/33".parse::<TrustedProxies>().is_err());
         assert!("10.0.0.0/x".parse::<TrustedProxies>().is_err());
         assert_eq!(
-            "1.2.3.4, nope".parse::<TrustedProxies>().map_err(|e| e.entry),
+            "1.2.3.4, nope"
+                .parse::<TrustedProxies>()
+                .map_err(|e| e.entry),
             Err("nope".to_owned())
         );
         let all_v4: TrustedProxies = "0.0.0.0/0".parse().unwrap_or_default();

@@ -1,8 +1,4 @@
-//! [`RequestIdLayer`]: one id per request, echoed from `X-Request-ID` when
-//! the caller sent a sane one, else a new UUID v4; on the request's
-//! extensions ([`RequestId`], an extractor), on the response, and as the
-//! `request_id` field of a tracing span around the whole request, so that
-//! every log line of the request carries it.
+//! The request-id layer and extractor.
 
 use crate::extract::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::DescribeInput;
@@ -49,7 +45,9 @@ impl RequestId {
         // A UUID's text is always a valid header value.
         match HeaderValue::from_str(text) {
             Ok(v) => RequestId(v),
-            Err(_) => RequestId(HeaderValue::from_static("00000000-0000-4000-8000-000000000000")),
+            Err(_) => RequestId(HeaderValue::from_static(
+                "00000000-0000-4000-8000-000000000000",
+            )),
         }
     }
 
@@ -92,7 +90,9 @@ impl fmt::Debug for RequestId {
 
 /// A middleware a handler parameter needs is not installed.
 #[derive(Debug, thiserror::Error)]
-#[error("`{extractor}` is a handler parameter but `{layer}` is not installed (add it with `App::layer`)")]
+#[error(
+    "`{extractor}` is a handler parameter but `{layer}` is not installed (add it with `App::layer`)"
+)]
 pub struct MissingLayer {
     /// The extractor.
     pub extractor: &'static str,
@@ -117,7 +117,11 @@ impl FromRequestParts for RequestId {
 
 impl DescribeInput for RequestId {}
 
-/// Gives every request a [`RequestId`] (see the [module](self) docs).
+/// One id per request, echoed from `X-Request-ID` when
+/// the caller sent a sane one, else a new UUID v4; on the request's
+/// extensions ([`RequestId`], an extractor), on the response, and as the
+/// `request_id` field of a tracing span around the whole request, so that
+/// every log line of the request carries it.
 ///
 /// ```
 /// use ferrapi::middleware::RequestIdLayer;

@@ -1,12 +1,4 @@
-//! [`SecurityHeadersLayer`]: the response headers every API should send —
-//! `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
-//! `Referrer-Policy: no-referrer` — plus optional `Strict-Transport-Security`
-//! and `Content-Security-Policy`.
-//!
-//! A header the handler already set is left alone. Paths given to
-//! [`exempt`](SecurityHeadersLayer::exempt) get none of these headers: use it
-//! for pages a policy would break (an interactive docs page under a strict
-//! CSP, a page meant to be framed).
+//! The security-headers layer.
 
 use super::path_under;
 use http::{HeaderName, HeaderValue, Request, Response, header};
@@ -60,7 +52,15 @@ impl ReferrerPolicy {
     }
 }
 
-/// Adds security headers to every response (see the [module](self) docs).
+/// Adds the response headers every API should send —
+/// `X-Content-Type-Options: nosniff`, `X-Frame-Options: DENY`,
+/// `Referrer-Policy: no-referrer` — plus optional `Strict-Transport-Security`
+/// and `Content-Security-Policy`.
+///
+/// A header the handler already set is left alone. Paths given to
+/// [`exempt`](SecurityHeadersLayer::exempt) get none of these headers: use it
+/// for pages a policy would break (an interactive docs page under a strict
+/// CSP, a page meant to be framed).
 ///
 /// ```
 /// use ferrapi::middleware::{FrameOptions, SecurityHeadersLayer};

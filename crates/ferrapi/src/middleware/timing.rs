@@ -1,10 +1,4 @@
-//! [`TimingLayer`]: `X-Process-Time` (seconds spent in the application, as a
-//! plain decimal: `0.001234`), optionally `Server-Timing` (`app;dur=1.234`,
-//! milliseconds, shown by browsers' developer tools), and a warning in the
-//! log for requests slower than a threshold.
-//!
-//! The time runs from the moment the request enters this layer until the
-//! response head is ready; streaming a body afterwards is not counted.
+//! The timing layer.
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
 use std::fmt::Write as _;
@@ -16,7 +10,13 @@ use tower::{Layer, Service};
 pub const X_PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
 const SERVER_TIMING: HeaderName = HeaderName::from_static("server-timing");
 
-/// Measures each request (see the [module](self) docs).
+/// Adds `X-Process-Time` (seconds spent in the application, as a
+/// plain decimal: `0.001234`), optionally `Server-Timing` (`app;dur=1.234`,
+/// milliseconds, shown by browsers' developer tools), and a warning in the
+/// log for requests slower than a threshold.
+///
+/// The time runs from the moment the request enters this layer until the
+/// response head is ready; streaming a body afterwards is not counted.
 ///
 /// ```
 /// use ferrapi::middleware::TimingLayer;
@@ -170,6 +170,9 @@ mod tests {
         assert_eq!(text(0.001234), "0.001234");
         assert_eq!(text(1e-9), "0.000000");
         assert_eq!(text(12.5), "12.500000");
-        assert_eq!(text(Duration::from_nanos(1_234_567).as_secs_f64()), "0.001235");
+        assert_eq!(
+            text(Duration::from_nanos(1_234_567).as_secs_f64()),
+            "0.001235"
+        );
     }
 }

@@ -3,8 +3,11 @@
 #![allow(clippy::unwrap_used)]
 
 mod depends;
+mod docs;
 mod errors;
 mod extract;
+mod metrics;
+mod middleware;
 mod openapi;
 mod responses;
 mod routing;

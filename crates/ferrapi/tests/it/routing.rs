@@ -234,3 +234,22 @@ async fn state_is_shared_and_missing_state_is_a_500() {
     let client = TestClient::new(App::new().route(Route::get("/greet", greet)));
     assert_eq!(client.get("/greet").send().await.status(), 500);
 }
+
+#[get("/docs")]
+async fn my_docs() -> &'static str {
+    "mine"
+}
+
+#[test]
+fn a_route_shadowed_by_the_docs_pages_is_reported() {
+    let err = App::new().route(my_docs).build().unwrap_err();
+    assert!(err.to_string().contains("docs pages"), "{err}");
+    // Moving the docs pages away resolves it.
+    assert!(
+        App::new()
+            .route(my_docs)
+            .docs_url(Some("/api-docs"))
+            .build()
+            .is_ok()
+    );
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# The OpenAPI checks of issue 3, on a document written beforehand:
+#
+#   cargo run -p ferrapi-service -- openapi > /tmp/openapi.json
+#   .ci/openapi-checks.sh /tmp/openapi.json
+#
+# 1. openapi-spec-validator (PyPI) validates it;
+# 2. openapi-typescript (npm) generates TypeScript types from it;
+# 3. tsc --noEmit type-checks tests/openapi-client/client.ts, which calls
+#    POST /api/v1/users through those types (and expects some misuses to be
+#    type errors, so that loose `any` types fail too).
+#
+# Builds and starts nothing. Idempotent: installs on first use, into
+# .ci/.venv (pinned below) and tests/openapi-client/node_modules (npm ci from
+# its package-lock.json), and reinstalls only when the pins change.
+set -euo pipefail
+
+if [ $# -ne 1 ] || [ ! -f "$1" ]; then
+    echo "usage: $0 OPENAPI_JSON   (an existing file)" >&2
+    exit 2
+fi
+root="$(cd "$(dirname "$0")/.." && pwd)"
+doc="$(cd "$(dirname "$1")" && pwd)/$(basename "$1")"
+validator_version="0.9.0"
+venv="$root/.ci/.venv"
+client="$root/tests/openapi-client"
+
+step() { echo "== $*"; }
+
+stamp="$venv/.openapi-spec-validator-$validator_version"
+if [ ! -f "$stamp" ]; then
+    step "installing openapi-spec-validator $validator_version into .ci/.venv"
+    rm -rf "$venv"
+    python3 -m venv "$venv"
+    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        "openapi-spec-validator==$validator_version"
+    touch "$stamp"
+fi
+
+if [ ! -d "$client/node_modules/openapi-typescript" ] \
+    || [ "$client/package-lock.json" -nt "$client/node_modules/.package-lock.json" ]; then
+    step "npm ci in tests/openapi-client (openapi-typescript, typescript)"
+    (cd "$client" && npm ci --no-audit --no-fund --loglevel=error)
+fi
+
+step "openapi-spec-validator $doc"
+"$venv/bin/openapi-spec-validator" "$doc"
+
+step "openapi-typescript → tests/openapi-client/generated/openapi.ts"
+mkdir -p "$client/generated"
+# --default-non-nullable false: a property with a default (say `"password":
+# {"default": null}`) stays optional in request bodies, as the document says.
+(cd "$client" && node_modules/.bin/openapi-typescript "$doc" \
+    -o generated/openapi.ts --default-non-nullable false)
+
+step "tsc --noEmit (tests/openapi-client/client.ts)"
+(cd "$client" && node_modules/.bin/tsc --noEmit -p .)
+
+step "OpenAPI checks passed"

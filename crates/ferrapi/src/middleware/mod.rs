@@ -1,0 +1,172 @@
+//! Middleware: tower layers for what every API needs, each usable on its
+//! own with [`App::layer`](crate::App::layer), and [`Stack`], which installs
+//! them in the documented order.
+//!
+//! | layer | what it does |
+//! |---|---|
+//! | [`RequestIdLayer`] | `X-Request-ID` echoed when sane, else a UUID v4; [`RequestId`] extractor; `request_id` on the request's tracing span |
+//! | [`TimingLayer`] | `X-Process-Time` in seconds (`0.001234`), optional `Server-Timing` and slow-request log |
+//! | [`SecurityHeadersLayer`] | `X-Content-Type-Options`, `X-Frame-Options`, `Referrer-Policy`, optional HSTS and CSP; exempt paths |
+//! | [`CorsLayer`] (from [`CorsConfig`]) | CORS over tower-http; insecure set-ups refused when built |
+//! | [`ClientIpLayer`] | the client address through trusted proxies, as [`ClientIp`] |
+//! | `CompressionLayer` (feature `compression`) | gzip/brotli for bodies of 1 KiB and more |
+//! | `jwt::JwtLayer` (feature `jwt`) | verifies `Authorization: Bearer` tokens; claims as `jwt::Claims<T>` |
+//! | [`RateLimitLayer`] | GCRA per key, `RateLimit-*` headers, 429 with `Retry-After`; [`RateLimitStore`] |
+//! | [`catch_panic`] | a panic answered 500 JSON, logged within the request's span |
+//!
+//! Any other tower or tower-http layer works too, and so does a plain
+//! `async fn` ([`from_fn`]).
+//!
+//! # The default order
+//!
+//! From the outside in — the server, then:
+//!
+//! 1. the application's own panic catcher ([`App::build`](crate::App::build) adds it, always outermost);
+//! 2. [`RequestIdLayer`]: first, so that everything below — a 429, a refused
+//!    preflight, a panic — carries the id, and every log line is in the span;
+//! 3. [`TimingLayer`]: measures everything below;
+//! 4. [`SecurityHeadersLayer`]: on every answer, errors included;
+//! 5. [`CorsLayer`]: answers preflights before rate limiting and
+//!    authentication, and puts CORS headers on 429s and 401s so that the
+//!    page can read them;
+//! 6. [`ClientIpLayer`]: the address the rate limiter and the handlers see;
+//! 7. `CompressionLayer`;
+//! 8. `jwt::JwtLayer`: before the rate limiter, so that it can count per
+//!    verified user;
+//! 9. [`RateLimitLayer`]s, in the order given (the first is outermost):
+//!    refused requests never reach the application;
+//! 10. [`catch_panic`]: innermost, so that a panic's 500 passes through all
+//!     of the above;
+//!
+//! then routing, dependencies, the handler.
+//!
+//! ```
+//! use ferrapi::middleware::{CorsConfig, RateLimitLayer, Stack};
+//! use ferrapi::prelude::*;
+//!
+//! let stack = Stack::defaults()
+//!     .cors(CorsConfig::new().allow_origins(["https://app.example.com"]).build()?)
+//!     .rate_limit(RateLimitLayer::new("100/1s".parse()?).exempt("/health"));
+//! let app = stack.apply(App::new());
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! With [`App::layer`](crate::App::layer), "layers added later wrap those
+//! added earlier": a layer added before [`Stack::apply`] runs inside the
+//! stack (after rate limiting, with the request id known), one added after
+//! runs outside it.
+//!
+//! # Custom middleware
+//!
+//! A plain `async fn(Request, Next) -> Response`, as FastAPI's
+//! `@app.middleware("http")`, made a layer by [`from_fn`] (axum's). It can
+//! change the request, answer early without calling the application, add
+//! response headers, and turn errors into answers:
+//!
+//! ```
+//! use ferrapi::axum::response::IntoResponse;
+//! use ferrapi::http::{HeaderValue, StatusCode};
+//! use ferrapi::middleware::{from_fn, Next, RequestId, RequestIdLayer};
+//! use ferrapi::prelude::*;
+//!
+//! type Request = ferrapi::extract::Request;
+//! type Response = ferrapi::axum::response::Response;
+//!
+//! async fn maintenance(mut req: Request, next: Next) -> Response {
+//!     // Short-circuit: the application is not called.
+//!     if req.headers().contains_key("x-maintenance") {
+//!         return (StatusCode::SERVICE_UNAVAILABLE, "down for maintenance").into_response();
+//!     }
+//!     // Change the request: handlers see this header.
+//!     req.headers_mut().insert("x-seen-by", HeaderValue::from_static("maintenance"));
+//!     // Read what an outer layer put in the extensions.
+//!     let id = req.extensions().get::<RequestId>().map(|id| id.to_string());
+//!     let mut res = next.run(req).await;
+//!     // Handle errors: replace the body of any 5xx.
+//!     if res.status().is_server_error() {
+//!         let body = serde_json::json!({ "detail": format!("failed; quote {}", id.unwrap_or_default()) });
+//!         res = (res.status(), [("content-type", "application/json")], body.to_string()).into_response();
+//!     }
+//!     // Add a response header.
+//!     res.headers_mut().insert("x-served-by", HeaderValue::from_static("ferrapi"));
+//!     res
+//! }
+//!
+//! let app = App::new()
+//!     .layer(from_fn(maintenance))
+//!     .layer(RequestIdLayer::new()); // outer: runs first
+//! ```
+//!
+//! The function may also take extractors before the request (any axum
+//! extractor) and state with [`from_fn_with_state`].
+
+mod client_ip;
+#[cfg(feature = "compression")]
+mod compression;
+mod cors;
+#[cfg(feature = "jwt")]
+pub mod jwt;
+mod panic;
+#[cfg(feature = "password")]
+pub mod password;
+mod rate_limit;
+mod rate_limit_store;
+mod request_id;
+mod security_headers;
+mod stack;
+mod timing;
+
+pub use client_ip::{
+    ClientIp, ClientIpLayer, ClientIpService, TrustedProxies, TrustedProxiesError,
+};
+#[cfg(feature = "compression")]
+pub use compression::{
+    CompressionLayer, CompressionLevel, CompressionService, ShouldCompress, StatusMemo,
+};
+pub use cors::{CorsConfig, CorsConfigError, CorsLayer, CorsService};
+pub use panic::{PanicHandler, catch_panic};
+pub use rate_limit::{FailMode, Quota, QuotaError, RateLimitKey, RateLimitLayer, RateLimitService};
+pub use rate_limit_store::{Decision, MemoryStore, RateLimitStore, RateLimitStoreError};
+pub use request_id::{
+    MAX_REQUEST_ID_LEN, MissingLayer, RequestId, RequestIdFuture, RequestIdLayer, RequestIdService,
+    X_REQUEST_ID,
+};
+pub use security_headers::{
+    FrameOptions, ReferrerPolicy, SecurityHeadersFuture, SecurityHeadersLayer,
+    SecurityHeadersService,
+};
+pub use stack::Stack;
+pub use timing::{TimingFuture, TimingLayer, TimingService, X_PROCESS_TIME};
+
+/// Middleware from an `async fn(Request, Next) -> Response` (axum's
+/// `middleware::from_fn`; see [Custom middleware](self#custom-middleware)).
+pub use axum::middleware::{FromFnLayer, Next, from_fn, from_fn_with_state};
+
+/// A boxed, sendable future, as [`RateLimitStore::check`] returns.
+pub use futures_util::future::BoxFuture;
+
+/// Whether `path` is `prefix` or under it, at a segment boundary: `/docs`
+/// covers `/docs`, `/docs/` and `/docs/x`, not `/docsx`; `/` covers all.
+pub(crate) fn path_under(path: &str, prefix: &str) -> bool {
+    let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+    match path.strip_prefix(prefix) {
+        Some(rest) => rest.is_empty() || rest.starts_with('/'),
+        None => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_under;
+
+    #[test]
+    fn path_prefixes_stop_at_segments() {
+        assert!(path_under("/docs", "/docs"));
+        assert!(path_under("/docs/", "/docs"));
+        assert!(path_under("/docs/oauth2-redirect", "/docs"));
+        assert!(!path_under("/docsx", "/docs"));
+        assert!(path_under("/health/live", "/health/"));
+        assert!(path_under("/anything", "/"));
+        assert!(!path_under("/api", "/api/v1"));
+    }
+}

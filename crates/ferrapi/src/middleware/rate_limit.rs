@@ -1,0 +1,555 @@
+//! The rate-limit layer, its quota and keys.
+
+use super::client_ip::{ClientIp, TrustedProxies};
+use super::path_under;
+use super::rate_limit_store::{Decision, MemoryStore, RateLimitStore};
+use crate::response::Response;
+use axum::response::IntoResponse;
+use http::request::Parts;
+use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
+use std::convert::Infallible;
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tower::{Layer, Service};
+
+/// `count` requests per `window`.
+///
+/// Parsed from `<count>/<n><unit>` with unit `s`, `m` or `h` (the
+/// `RATE_LIMIT` variable):
+///
+/// ```
+/// use ferrapi::middleware::Quota;
+/// use std::time::Duration;
+///
+/// let q: Quota = "100/1s".parse().unwrap();
+/// assert_eq!((q.count(), q.window()), (100, Duration::from_secs(1)));
+/// assert_eq!("10/5s".parse::<Quota>().unwrap().window(), Duration::from_secs(5));
+/// assert_eq!("1000/1h".parse::<Quota>().unwrap().window(), Duration::from_secs(3600));
+/// assert_eq!(
+///     "lots".parse::<Quota>().unwrap_err().to_string(),
+///     "`lots` is not a rate limit: expected `<count>/<n><unit>` with unit s, m or h (e.g. `100/1s`)"
+/// );
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Quota {
+    count: u32,
+    window: Duration,
+}
+
+/// A rate limit that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum QuotaError {
+    /// Not of the form `<count>/<n><unit>`.
+    #[error(
+        "`{0}` is not a rate limit: expected `<count>/<n><unit>` with unit s, m or h (e.g. `100/1s`)"
+    )]
+    Malformed(String),
+    /// A count of zero: nothing would ever be allowed.
+    #[error("a rate limit must allow at least one request")]
+    ZeroCount,
+    /// A window of zero length.
+    #[error("a rate limit's window must be longer than zero")]
+    ZeroWindow,
+}
+
+impl Quota {
+    /// `count` requests per `window`.
+    ///
+    /// # Errors
+    /// A zero count or window.
+    pub fn new(count: u32, window: Duration) -> Result<Self, QuotaError> {
+        if count == 0 {
+            return Err(QuotaError::ZeroCount);
+        }
+        if window.is_zero() {
+            return Err(QuotaError::ZeroWindow);
+        }
+        Ok(Self { count, window })
+    }
+
+    /// Requests allowed per window (and at once).
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The window.
+    pub fn window(&self) -> Duration {
+        self.window
+    }
+}
+
+impl FromStr for Quota {
+    type Err = QuotaError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let malformed = || QuotaError::Malformed(s.to_owned());
+        let (count, period) = s.trim().split_once('/').ok_or_else(malformed)?;
+        let count: u32 = digits(count.trim()).ok_or_else(malformed)?;
+        let period = period.trim();
+        let unit_at = period
+            .find(|c: char| !c.is_ascii_digit())
+            .ok_or_else(malformed)?;
+        let (n, unit) = period.split_at(unit_at);
+        let n: u64 = digits(n).ok_or_else(malformed)?;
+        let unit_secs = match unit {
+            "s" => 1,
+            "m" => 60,
+            "h" => 3600,
+            _ => return Err(malformed()),
+        };
+        let secs = n.checked_mul(unit_secs).ok_or_else(malformed)?;
+        Quota::new(count, Duration::from_secs(secs))
+    }
+}
+
+/// Only ASCII digits (`u32::from_str` also takes a leading `+`).
+fn digits<T: FromStr>(s: &str) -> Option<T> {
+    (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| s.parse().ok())
+        .flatten()
+}
+
+impl fmt::Display for Quota {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let secs = self.window.as_secs();
+        if u128::from(secs) * 1_000_000_000 != self.window.as_nanos() {
+            write!(f, "{}/{}ms", self.count, self.window.as_millis())
+        } else if secs.is_multiple_of(3600) {
+            write!(f, "{}/{}h", self.count, secs / 3600)
+        } else if secs.is_multiple_of(60) {
+            write!(f, "{}/{}m", self.count, secs / 60)
+        } else {
+            write!(f, "{}/{}s", self.count, secs)
+        }
+    }
+}
+
+type KeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
+
+/// What a request is counted under: a function of the request head. A
+/// request whose key is `None` is not counted.
+///
+/// ```
+/// use ferrapi::middleware::{RateLimitKey, TrustedProxies};
+///
+/// // The user id a previous layer stored, else the client address.
+/// #[derive(Clone)]
+/// struct UserId(i64);
+/// let key = RateLimitKey::from_fn(|parts| {
+///     parts.extensions.get::<UserId>().map(|u| format!("user:{}", u.0))
+/// })
+/// .or(RateLimitKey::client_ip(TrustedProxies::none()));
+/// ```
+#[derive(Clone)]
+pub struct RateLimitKey(Arc<KeyFn>);
+
+impl fmt::Debug for RateLimitKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("RateLimitKey(..)")
+    }
+}
+
+impl RateLimitKey {
+    /// Any function of the request head.
+    pub fn from_fn<F>(f: F) -> Self
+    where
+        F: Fn(&Parts) -> Option<String> + Send + Sync + 'static,
+    {
+        Self(Arc::new(f))
+    }
+
+    /// The client address (`ip:<address>`): the [`ClientIp`] a
+    /// [`ClientIpLayer`](super::ClientIpLayer) stored, else the peer address
+    /// with `X-Forwarded-For` believed from `trusted` peers only.
+    pub fn client_ip(trusted: TrustedProxies) -> Self {
+        Self::from_fn(move |parts| {
+            ClientIp::resolve(&parts.extensions, &parts.headers, &trusted)
+                .map(|ip| format!("ip:{ip}"))
+        })
+    }
+
+    /// The value of a request header, such as an API key
+    /// (`<header>:<value>`); requests without it are not counted by this key.
+    pub fn header(name: HeaderName) -> Self {
+        Self::from_fn(move |parts| {
+            parts
+                .headers
+                .get(&name)
+                .and_then(|v| v.to_str().ok())
+                .filter(|v| !v.is_empty())
+                .map(|v| format!("{name}:{v}"))
+        })
+    }
+
+    /// One key for every request: a limit on the whole application.
+    pub fn global() -> Self {
+        Self::from_fn(|_| Some("global".to_owned()))
+    }
+
+    /// This key, or `other` where this one is `None`.
+    #[must_use]
+    pub fn or(self, other: RateLimitKey) -> Self {
+        Self::from_fn(move |parts| (self.0)(parts).or_else(|| (other.0)(parts)))
+    }
+
+    fn key(&self, parts: &Parts) -> Option<String> {
+        (self.0)(parts)
+    }
+}
+
+/// What to do when the store fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailMode {
+    /// Let requests through, without rate-limit headers (the default:
+    /// availability over enforcement).
+    #[default]
+    Open,
+    /// Answer `503 {"detail": "Service Unavailable"}`.
+    Closed,
+}
+
+/// Rate limiting: a [`Quota`] (`100/1s`) per key, the key a function of the
+/// request ([`RateLimitKey`]: client IP through trusted proxies, a header
+/// such as an API key, the user id a previous layer verified, …), state in a
+/// [`RateLimitStore`](super::RateLimitStore).
+///
+/// Every counted response carries `RateLimit-Limit`, `RateLimit-Remaining`
+/// and `RateLimit-Reset` (whole seconds until the full quota is back, at
+/// most the window) and `RateLimit-Policy` (`100;w=1`). A refused request is
+/// answered `429 {"detail": "Too Many Requests"}` with `Retry-After`
+/// (whole seconds, at least 1), without running the application.
+///
+/// Paths can be exempted (health checks, metrics) or the limit confined to
+/// some paths (a stricter limit on the login route: stack two layers with
+/// different [`name`](RateLimitLayer::name)s). When the store fails, the
+/// layer lets requests through ([`FailMode::Open`], the default) or answers
+/// `503` ([`FailMode::Closed`]); either way the failure is logged, at most
+/// once a second.
+///
+/// ```
+/// use ferrapi::middleware::{FailMode, MemoryStore, RateLimitKey, RateLimitLayer, TrustedProxies};
+/// use ferrapi::prelude::*;
+///
+/// let limit = RateLimitLayer::new("100/1s".parse()?)
+///     .key(RateLimitKey::client_ip("10.0.0.0/8".parse()?))
+///     .store(MemoryStore::new().max_keys(50_000))
+///     .exempt("/health")
+///     .exempt("/metrics")
+///     .on_store_error(FailMode::Open);
+/// let app = App::new().layer(limit);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct RateLimitLayer {
+    inner: Arc<Limiter>,
+}
+
+#[derive(Clone)]
+struct Limiter {
+    name: String,
+    quota: Quota,
+    policy: HeaderValue,
+    store: Arc<dyn RateLimitStore>,
+    key: RateLimitKey,
+    exempt: Vec<String>,
+    only: Vec<String>,
+    fail: FailMode,
+    last_error_log: Arc<AtomicU64>,
+}
+
+impl fmt::Debug for RateLimitLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitLayer")
+            .field("name", &self.inner.name)
+            .field("quota", &self.inner.quota)
+            .field("exempt", &self.inner.exempt)
+            .field("only", &self.inner.only)
+            .field("fail", &self.inner.fail)
+            .finish_non_exhaustive()
+    }
+}
+
+impl RateLimitLayer {
+    /// `quota` per client address (no proxy trusted), in a fresh
+    /// [`MemoryStore`], failing open, on every path.
+    pub fn new(quota: Quota) -> Self {
+        Self {
+            inner: Arc::new(Limiter {
+                name: "ratelimit".into(),
+                quota,
+                policy: policy_header(quota),
+                store: Arc::new(MemoryStore::new()),
+                key: RateLimitKey::client_ip(TrustedProxies::none()),
+                exempt: Vec::new(),
+                only: Vec::new(),
+                fail: FailMode::Open,
+                last_error_log: Arc::new(AtomicU64::new(0)),
+            }),
+        }
+    }
+
+    fn edit(mut self, f: impl FnOnce(&mut Limiter)) -> Self {
+        f(Arc::make_mut(&mut self.inner));
+        self
+    }
+
+    /// What requests are counted under (default: the client address).
+    #[must_use]
+    pub fn key(self, key: RateLimitKey) -> Self {
+        self.edit(|l| l.key = key)
+    }
+
+    /// Where the state lives (default: a [`MemoryStore`] of this layer's own).
+    #[must_use]
+    pub fn store(self, store: impl RateLimitStore) -> Self {
+        self.shared_store(Arc::new(store))
+    }
+
+    /// A store shared with other layers (give each a distinct
+    /// [`name`](Self::name)).
+    #[must_use]
+    pub fn shared_store(self, store: Arc<dyn RateLimitStore>) -> Self {
+        self.edit(|l| l.store = store)
+    }
+
+    /// Prefixes this limiter's keys in the store (default `ratelimit`), so
+    /// that several limiters can share one store.
+    #[must_use]
+    pub fn name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.edit(|l| l.name = name)
+    }
+
+    /// Does not count requests to `path` and the paths under it.
+    #[must_use]
+    pub fn exempt(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.edit(|l| l.exempt.push(path))
+    }
+
+    /// Counts only requests to `path` and the paths under it (may be given
+    /// several times); by default every path is counted.
+    #[must_use]
+    pub fn only(self, path: impl Into<String>) -> Self {
+        let path = path.into();
+        self.edit(|l| l.only.push(path))
+    }
+
+    /// What to do when the store fails (default [`FailMode::Open`]).
+    #[must_use]
+    pub fn on_store_error(self, mode: FailMode) -> Self {
+        self.edit(|l| l.fail = mode)
+    }
+}
+
+impl Limiter {
+    fn applies(&self, path: &str) -> bool {
+        (self.only.is_empty() || self.only.iter().any(|p| path_under(path, p)))
+            && !self.exempt.iter().any(|p| path_under(path, p))
+    }
+
+    /// Logs a store failure, at most once a second.
+    fn log_store_error(&self, e: &super::RateLimitStoreError) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let last = self.last_error_log.swap(now, Ordering::Relaxed);
+        if last != now {
+            match self.fail {
+                FailMode::Open => tracing::error!(
+                    limiter = %self.name, error = %e,
+                    "rate-limit store failed: letting requests through (fail open)"
+                ),
+                FailMode::Closed => tracing::error!(
+                    limiter = %self.name, error = %e,
+                    "rate-limit store failed: refusing requests with 503 (fail closed)"
+                ),
+            }
+        }
+    }
+}
+
+fn policy_header(q: Quota) -> HeaderValue {
+    let secs = q.window.as_secs_f64().ceil().max(1.0);
+    HeaderValue::from_str(&format!("{};w={secs}", q.count))
+        .unwrap_or_else(|_| HeaderValue::from_static("0"))
+}
+
+const LIMIT: HeaderName = HeaderName::from_static("ratelimit-limit");
+const REMAINING: HeaderName = HeaderName::from_static("ratelimit-remaining");
+const RESET: HeaderName = HeaderName::from_static("ratelimit-reset");
+const POLICY: HeaderName = HeaderName::from_static("ratelimit-policy");
+
+/// Whole seconds, rounded up, at least 1 (never "retry in 0 s").
+fn whole_secs(d: Duration) -> u64 {
+    d.as_secs() + u64::from(d.subsec_nanos() > 0)
+}
+
+fn set_headers(headers: &mut HeaderMap, limiter: &Limiter, d: &Decision) {
+    // With several limiters, the one with the fewest requests left speaks.
+    let theirs = headers
+        .get(&REMAINING)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if theirs.is_some_and(|r| r <= d.remaining) {
+        return;
+    }
+    let window = whole_secs(limiter.quota.window).max(1);
+    let reset = whole_secs(d.reset_after).clamp(1, window);
+    headers.insert(LIMIT, HeaderValue::from(limiter.quota.count));
+    headers.insert(REMAINING, HeaderValue::from(d.remaining));
+    headers.insert(RESET, HeaderValue::from(reset));
+    headers.insert(POLICY, limiter.policy.clone());
+}
+
+fn too_many(limiter: &Limiter, d: &Decision) -> Response {
+    let mut res = crate::response::error_response(&ferrapi_core::HttpError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "Too Many Requests",
+    ));
+    let retry = whole_secs(d.retry_after.unwrap_or(Duration::from_secs(1))).max(1);
+    res.headers_mut()
+        .insert(http::header::RETRY_AFTER, HeaderValue::from(retry));
+    set_headers(res.headers_mut(), limiter, d);
+    res
+}
+
+impl<S> Layer<S> for RateLimitLayer {
+    type Service = RateLimitService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            limiter: self.inner.clone(),
+        }
+    }
+}
+
+/// The service of [`RateLimitLayer`].
+#[derive(Clone)]
+pub struct RateLimitService<S> {
+    inner: S,
+    limiter: Arc<Limiter>,
+}
+
+impl<S> fmt::Debug for RateLimitService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RateLimitService")
+            .field("name", &self.limiter.name)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, B> Service<Request<B>> for RateLimitService<S>
+where
+    S: Service<Request<B>, Error = Infallible> + Clone + Send + 'static,
+    S::Response: IntoResponse,
+    S::Future: Send + 'static,
+    B: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = futures_util::future::BoxFuture<'static, Result<Response, Infallible>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        // The service that was polled ready handles this request.
+        let clone = self.inner.clone();
+        let mut inner = std::mem::replace(&mut self.inner, clone);
+        let limiter = self.limiter.clone();
+        if !limiter.applies(req.uri().path()) {
+            let fut = inner.call(req);
+            return Box::pin(async move { Ok(fut.await?.into_response()) });
+        }
+        let (parts, body) = req.into_parts();
+        let key = limiter.key.key(&parts);
+        let req = Request::from_parts(parts, body);
+        let Some(key) = key else {
+            let fut = inner.call(req);
+            return Box::pin(async move { Ok(fut.await?.into_response()) });
+        };
+        Box::pin(async move {
+            let key = format!("{}:{key}", limiter.name);
+            match limiter.store.check(&key, limiter.quota).await {
+                Ok(d) if d.allowed => {
+                    let mut res = inner.call(req).await?.into_response();
+                    set_headers(res.headers_mut(), &limiter, &d);
+                    Ok(res)
+                }
+                Ok(d) => {
+                    tracing::debug!(limiter = %limiter.name, %key, "rate limit exceeded");
+                    Ok(too_many(&limiter, &d))
+                }
+                Err(e) => {
+                    limiter.log_store_error(&e);
+                    match limiter.fail {
+                        FailMode::Open => Ok(inner.call(req).await?.into_response()),
+                        FailMode::Closed => Ok(crate::response::error_response(
+                            &ferrapi_core::HttpError::new(
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                "Service Unavailable",
+                            ),
+                        )),
+                    }
+                }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let q = |s: &str| {
+            s.parse::<Quota>()
+                .map(|q| (q.count(), q.window().as_secs()))
+        };
+        assert_eq!(q("100/1s"), Ok((100, 1)));
+        assert_eq!(q("10/5s"), Ok((10, 5)));
+        assert_eq!(q("1000/1h"), Ok((1000, 3600)));
+        assert_eq!(q("60/2m"), Ok((60, 120)));
+        assert_eq!(q(" 5/1s "), Ok((5, 1)));
+        for bad in [
+            "lots",
+            "",
+            "100",
+            "100/",
+            "100/s",
+            "/1s",
+            "100/1d",
+            "100/1sec",
+            "-1/1s",
+            "+1/1s",
+            "1.5/1s",
+            "100/ 1 s",
+            "99999999999/1s",
+            "1/99999999999999999999h",
+        ] {
+            assert!(matches!(q(bad), Err(QuotaError::Malformed(_))), "{bad:?}");
+        }
+        assert_eq!(q("0/1s"), Err(QuotaError::ZeroCount));
+        assert_eq!(q("1/0s"), Err(QuotaError::ZeroWindow));
+    }
+
+    #[test]
+    fn display_round_trips() {
+        for s in ["100/1s", "10/5s", "1000/1h", "7/2m"] {
+            assert_eq!(s.parse::<Quota>().map(|q| q.to_string()).as_deref(), Ok(s));
+        }
+    }
+
+    #[test]
+    fn whole_seconds_round_up() {
+        assert_eq!(whole_secs(Duration::from_millis(1)), 1);
+        assert_eq!(whole_secs(Duration::from_secs(2)), 2);
+        assert_eq!(whole_secs(Duration::from_millis(2001)), 3);
+    }
+}

@@ -1,0 +1,160 @@
+//! [`Stack`]: the middleware layers, installed in the documented order.
+
+use super::{
+    ClientIpLayer, CorsLayer, RateLimitLayer, RequestIdLayer, SecurityHeadersLayer, TimingLayer,
+    catch_panic,
+};
+use crate::App;
+
+/// A set of middleware layers that [`apply`](Self::apply) installs on an
+/// [`App`] in the [default order](super#the-default-order), whatever order
+/// they were configured in.
+///
+/// ```
+/// use ferrapi::middleware::{SecurityHeadersLayer, Stack, TimingLayer};
+/// use ferrapi::prelude::*;
+///
+/// let app = Stack::defaults()
+///     .timing(Some(TimingLayer::new().server_timing(true)))
+///     .security_headers(Some(SecurityHeadersLayer::new().exempt("/docs")))
+///     .apply(App::new());
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct Stack {
+    request_id: Option<RequestIdLayer>,
+    timing: Option<TimingLayer>,
+    security_headers: Option<SecurityHeadersLayer>,
+    cors: Option<CorsLayer>,
+    client_ip: Option<ClientIpLayer>,
+    #[cfg(feature = "compression")]
+    compression: Option<super::CompressionLayer>,
+    #[cfg(feature = "jwt")]
+    jwt: Option<super::jwt::JwtLayer>,
+    rate_limits: Vec<RateLimitLayer>,
+    catch_panic: bool,
+}
+
+impl Stack {
+    /// No layer at all.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The default stack: request id, timing, security headers (their
+    /// defaults), compression when the `compression` feature is on, and
+    /// the inner panic catcher. No CORS, no rate limit: those need your
+    /// origins and quotas.
+    pub fn defaults() -> Self {
+        Self {
+            request_id: Some(RequestIdLayer::new()),
+            timing: Some(TimingLayer::new()),
+            security_headers: Some(SecurityHeadersLayer::new()),
+            #[cfg(feature = "compression")]
+            compression: Some(super::CompressionLayer::new()),
+            catch_panic: true,
+            ..Self::default()
+        }
+    }
+
+    /// The request-id layer (`None`: none).
+    #[must_use]
+    pub fn request_id(mut self, layer: Option<RequestIdLayer>) -> Self {
+        self.request_id = layer;
+        self
+    }
+
+    /// The timing layer (`None`: none).
+    #[must_use]
+    pub fn timing(mut self, layer: Option<TimingLayer>) -> Self {
+        self.timing = layer;
+        self
+    }
+
+    /// The security-headers layer (`None`: none).
+    #[must_use]
+    pub fn security_headers(mut self, layer: Option<SecurityHeadersLayer>) -> Self {
+        self.security_headers = layer;
+        self
+    }
+
+    /// CORS, from [`CorsConfig::build`](super::CorsConfig::build).
+    #[must_use]
+    pub fn cors(mut self, layer: CorsLayer) -> Self {
+        self.cors = Some(layer);
+        self
+    }
+
+    /// Resolves the client address through trusted proxies.
+    #[must_use]
+    pub fn client_ip(mut self, layer: ClientIpLayer) -> Self {
+        self.client_ip = Some(layer);
+        self
+    }
+
+    /// The compression layer (`None`: none).
+    #[cfg(feature = "compression")]
+    #[must_use]
+    pub fn compression(mut self, layer: Option<super::CompressionLayer>) -> Self {
+        self.compression = layer;
+        self
+    }
+
+    /// Verifies bearer tokens before the rate limiter.
+    #[cfg(feature = "jwt")]
+    #[must_use]
+    pub fn jwt(mut self, layer: super::jwt::JwtLayer) -> Self {
+        self.jwt = Some(layer);
+        self
+    }
+
+    /// Adds a rate limiter; several run in the order added (the first
+    /// outermost).
+    #[must_use]
+    pub fn rate_limit(mut self, layer: RateLimitLayer) -> Self {
+        self.rate_limits.push(layer);
+        self
+    }
+
+    /// Whether panics are caught inside the stack (see
+    /// [`catch_panic`](super::catch_panic)).
+    #[must_use]
+    pub fn catch_panic(mut self, enabled: bool) -> Self {
+        self.catch_panic = enabled;
+        self
+    }
+
+    /// Installs the layers on `app`, innermost first (each
+    /// [`App::layer`] wraps the previous ones).
+    pub fn apply(self, mut app: App) -> App {
+        if self.catch_panic {
+            app = app.layer(catch_panic());
+        }
+        for layer in self.rate_limits.into_iter().rev() {
+            app = app.layer(layer);
+        }
+        #[cfg(feature = "jwt")]
+        if let Some(layer) = self.jwt {
+            app = app.layer(layer);
+        }
+        #[cfg(feature = "compression")]
+        if let Some(layer) = self.compression {
+            app = app.layer(layer);
+        }
+        if let Some(layer) = self.client_ip {
+            app = app.layer(layer);
+        }
+        if let Some(layer) = self.cors {
+            app = app.layer(layer);
+        }
+        if let Some(layer) = self.security_headers {
+            app = app.layer(layer);
+        }
+        if let Some(layer) = self.timing {
+            app = app.layer(layer);
+        }
+        if let Some(layer) = self.request_id {
+            app = app.layer(layer);
+        }
+        app
+    }
+}
