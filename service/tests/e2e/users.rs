@@ -89,6 +89,20 @@ async fn create_read_and_validation_over_a_socket() {
 
     let res = svc.get("/openapi.json").await;
     assert_eq!(res.json()["openapi"], "3.1.0");
+
+    // Metrics name route templates, never raw paths.
+    let res = svc.get("/metrics").await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.body.contains(r#"http_requests_total{method="GET",route="/api/v1/users/{user_id}",status="200"} 1"#),
+        "{}",
+        res.body
+    );
+    assert!(!res.body.contains("/api/v1/users/1\""));
+
+    // The docs pages are served.
+    assert_eq!(svc.get("/docs").await.status, 200);
+    assert_eq!(svc.get("/redoc").await.status, 200);
 }
 
 #[tokio::test]
