@@ -23,7 +23,10 @@ pub fn app(pool: sqlx::SqlitePool, max_body_bytes: usize) -> App {
         .tag("health", "Liveness, readiness and startup checks.")
         .document("v1", "/api/v1")
         .tag("observability", "Prometheus metrics.")
-        .metrics("/metrics", std::sync::Arc::new(ferrapi::metrics::Metrics::new()))
+        .metrics(
+            "/metrics",
+            std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
+        )
         .state(db_dep::Pool(pool))
         .body_limit(max_body_bytes)
         .include(health::router())

@@ -183,10 +183,47 @@ pub async fn read_user(
     }
 }
 
+/// Paging of the users list.
+#[derive(Debug, Deserialize, JsonSchema)]
+pub struct Page {
+    /// How many users to skip.
+    #[serde(default)]
+    #[schemars(range(min = 0))]
+    pub skip: i64,
+    /// How many users to return, 1 to 1000.
+    #[serde(default = "default_limit")]
+    #[schemars(range(min = 1, max = 1000))]
+    pub limit: i64,
+}
+
+fn default_limit() -> i64 {
+    100
+}
+
+/// List users, ordered by id.
+#[get("/users", tags = ["users"])]
+pub async fn list_users(
+    Depends(db): Depends<Db>,
+    Query(page): Query<Page>,
+) -> Result<Json<Vec<UserResponse>>, UserError> {
+    let rows =
+        sqlx::query("SELECT id, name, email, created_at FROM users ORDER BY id LIMIT ? OFFSET ?")
+            .bind(page.limit)
+            .bind(page.skip)
+            .fetch_all(db.lock().await.conn()?)
+            .await?;
+    let users = rows
+        .iter()
+        .map(row_to_user)
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Json(users))
+}
+
 /// The v1 users router.
 pub fn router() -> Router {
     Router::new()
         .prefix("/api/v1")
         .route(create_user)
+        .route(list_users)
         .route(read_user)
 }

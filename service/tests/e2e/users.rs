@@ -90,11 +90,34 @@ async fn create_read_and_validation_over_a_socket() {
     let res = svc.get("/openapi.json").await;
     assert_eq!(res.json()["openapi"], "3.1.0");
 
+    // The list, paged.
+    svc.post_json(
+        "/api/v1/users",
+        &json!({"name": "Grace", "email": "grace@example.com", "age": 85}),
+    )
+    .await;
+    let res = svc.get("/api/v1/users?skip=0&limit=1").await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json().as_array().unwrap().len(), 1);
+    assert_eq!(res.json()[0]["id"], id);
+    let res = svc.get("/api/v1/users?limit=0").await;
+    assert_eq!(res.status, 422);
+    assert_eq!(res.json()["detail"][0]["loc"], json!(["query", "limit"]));
+
+    // Health.
+    assert_eq!(
+        svc.get("/health/ready").await.json(),
+        json!({"status": "ok", "checks": {"database": "ok"}})
+    );
+    assert_eq!(svc.get("/health/startup").await.status, 200);
+
     // Metrics name route templates, never raw paths.
     let res = svc.get("/metrics").await;
     assert_eq!(res.status, 200);
     assert!(
-        res.body.contains(r#"http_requests_total{method="GET",route="/api/v1/users/{user_id}",status="200"} 1"#),
+        res.body.contains(
+            r#"http_requests_total{method="GET",route="/api/v1/users/{user_id}",status="200"} 1"#
+        ),
         "{}",
         res.body
     );
