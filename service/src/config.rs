@@ -43,6 +43,12 @@ pub struct Config {
     pub max_body_bytes: usize,
     /// `LOG_FORMAT`.
     pub log_format: LogFormat,
+    /// `RATE_LIMIT`.
+    pub rate_limit: ferrapi::middleware::Quota,
+    /// `CORS_ORIGINS` (empty: no CORS headers).
+    pub cors_origins: Option<String>,
+    /// `FORWARDED_ALLOW_IPS` (unset: no proxy trusted).
+    pub forwarded_allow_ips: ferrapi::middleware::TrustedProxies,
 }
 
 /// The variables `--help` lists: name, default, meaning.
@@ -56,6 +62,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "sqlite://<path> (relative or absolute; created if missing) or sqlite::memory:",
     ),
     ("MAX_BODY_BYTES", "1048576", "larger request bodies get 413"),
+    (
+        "RATE_LIMIT",
+        "100/1s",
+        "requests per window per client: <count>/<n><s|m|h>",
+    ),
+    (
+        "CORS_ORIGINS",
+        "empty",
+        "comma-separated allowed origins, or *",
+    ),
+    (
+        "FORWARDED_ALLOW_IPS",
+        "unset (no proxy trusted)",
+        "proxies whose X-Forwarded-For is believed: IPs, CIDRs or *",
+    ),
     (
         "LOG_FORMAT",
         "pretty on a terminal, else json",
@@ -115,6 +136,32 @@ impl Config {
                 });
             }
         };
+        let rate_limit = var("RATE_LIMIT")
+            .unwrap_or_else(|| "100/1s".to_owned())
+            .parse::<ferrapi::middleware::Quota>()
+            .map_err(|e| ConfigError {
+                var: "RATE_LIMIT",
+                reason: e.to_string(),
+            })?;
+        let cors_origins = var("CORS_ORIGINS");
+        if let Some(origins) = &cors_origins {
+            ferrapi::middleware::CorsConfig::new()
+                .allow_origin_list(origins)
+                .build()
+                .map_err(|e| ConfigError {
+                    var: "CORS_ORIGINS",
+                    reason: e.to_string(),
+                })?;
+        }
+        let forwarded_allow_ips = match var("FORWARDED_ALLOW_IPS") {
+            None => ferrapi::middleware::TrustedProxies::none(),
+            Some(v) => v.parse().map_err(
+                |e: <ferrapi::middleware::TrustedProxies as std::str::FromStr>::Err| ConfigError {
+                    var: "FORWARDED_ALLOW_IPS",
+                    reason: e.to_string(),
+                },
+            )?,
+        };
         // The server's own variables are checked here too, so that a bad
         // value stops the program before anything starts.
         ferrapi::ServeConfig::from_env().map_err(|e| match e {
@@ -129,6 +176,9 @@ impl Config {
             database_url,
             max_body_bytes,
             log_format,
+            rate_limit,
+            cors_origins,
+            forwarded_allow_ips,
         })
     }
 }

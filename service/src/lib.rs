@@ -12,9 +12,23 @@ pub mod health;
 pub mod users;
 
 use ferrapi::App;
+use ferrapi::middleware::{ClientIpLayer, CorsConfig, RateLimitKey, RateLimitLayer, Stack};
 
 /// The application, around an opened and migrated database.
-pub fn app(pool: sqlx::SqlitePool, max_body_bytes: usize) -> App {
+pub fn app(pool: sqlx::SqlitePool, config: &config::Config) -> App {
+    let mut stack = Stack::defaults()
+        .client_ip(ClientIpLayer::new(config.forwarded_allow_ips.clone()))
+        .rate_limit(
+            RateLimitLayer::new(config.rate_limit)
+                .key(RateLimitKey::client_ip(config.forwarded_allow_ips.clone()))
+                .exempt("/health")
+                .exempt("/metrics"),
+        );
+    if let Some(origins) = &config.cors_origins
+        && let Ok(cors) = CorsConfig::new().allow_origin_list(origins).build()
+    {
+        stack = stack.cors(cors);
+    }
     App::new()
         .title("ferrapi reference service")
         .version(env!("CARGO_PKG_VERSION"))
@@ -28,7 +42,8 @@ pub fn app(pool: sqlx::SqlitePool, max_body_bytes: usize) -> App {
             std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
         )
         .state(db_dep::Pool(pool))
-        .body_limit(max_body_bytes)
+        .body_limit(config.max_body_bytes)
         .include(health::router())
         .include(users::router())
+        .middleware(stack)
 }

@@ -95,7 +95,7 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::OpenApi = command {
         let pool = db::connect(&config::Database::SqliteMemory).await?;
-        let built = ferrapi_service::app(pool, config.max_body_bytes).build()?;
+        let built = ferrapi_service::app(pool, &config).build()?;
         println!("{}", serde_json::to_string_pretty(built.openapi())?);
         return Ok(());
     }
@@ -105,9 +105,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Migrate = command {
         return Ok(());
     }
-    ferrapi_service::app(pool.clone(), config.max_body_bytes)
-        .serve()
-        .await?;
+    ferrapi_service::app(pool.clone(), &config).serve().await?;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -398,6 +398,14 @@ impl App {
         self
     }
 
+    /// Installs a middleware [`Stack`](crate::middleware::Stack) (request id,
+    /// timing, security headers, CORS, client IP, compression, JWT, rate
+    /// limits) in its documented order, as one layer.
+    #[must_use]
+    pub fn middleware(self, stack: crate::middleware::Stack) -> Self {
+        stack.apply(self)
+    }
+
     /// Checks every route and builds the router and the OpenAPI document.
     /// Every mistake found is reported, each naming its route.
     pub fn build(self) -> Result<BuiltApp, BuildError> {

@@ -56,6 +56,10 @@
 //! |---|---|---|
 //! | `macros` | yes | `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` route attributes |
 //! | `metrics` | no | Prometheus metrics (`App::metrics`) |
+//! | `docs-ui` | yes | Swagger UI at `/docs`, Scalar at `/redoc`, served offline |
+//! | `compression` | no | gzip and brotli responses (`middleware::CompressionLayer`) |
+//! | `jwt` | no | JWT verification and issuing (`middleware::jwt`) |
+//! | `password` | no | Argon2id password hashing (`middleware::password`) |
 #![deny(missing_docs)]
 
 mod app;

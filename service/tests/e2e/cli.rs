@@ -33,6 +33,9 @@ fn a_malformed_variable_stops_the_program_with_one_line_naming_it() {
         ("LOG_FORMAT", "xml"),
         ("MAX_BODY_BYTES", "lots"),
         ("DATABASE_URL", "mysql://nowhere"),
+        ("RATE_LIMIT", "lots"),
+        ("FORWARDED_ALLOW_IPS", "not-an-ip"),
+        ("CORS_ORIGINS", "not a url"),
     ] {
         let out = Command::new(BIN)
             .env(var, value)

@@ -158,3 +158,82 @@ async fn oversized_body_is_413_and_malformed_json_is_422() {
     assert_eq!(res.status, 422);
     assert_eq!(res.json()["detail"][0]["type"], "model_attributes_type");
 }
+
+#[tokio::test]
+async fn every_response_carries_the_cross_cutting_headers() {
+    let svc = Service::start(&[
+        ("RATE_LIMIT", "5/1m"),
+        ("CORS_ORIGINS", "https://app.example.com"),
+    ])
+    .await;
+    let res = svc
+        .request("GET", "/health/live", &[("x-request-id", "abc-123")], "")
+        .await;
+    assert_eq!(res.header("x-request-id"), Some("abc-123"));
+    let res = svc
+        .request("GET", "/health/live", &[("x-request-id", "has space")], "")
+        .await;
+    let id = res.header("x-request-id").unwrap().to_owned();
+    assert_eq!(id.len(), 36, "{id}");
+    assert_eq!(id.matches('-').count(), 4, "{id}");
+    let time = res.header("x-process-time").unwrap();
+    assert!(time.parse::<f64>().is_ok() && !time.contains('e'), "{time}");
+    assert_eq!(res.header("x-content-type-options"), Some("nosniff"));
+    assert_eq!(res.header("x-frame-options"), Some("DENY"));
+    assert_eq!(res.header("referrer-policy"), Some("no-referrer"));
+
+    // Compression from 1 KiB up.
+    let res = svc
+        .request("GET", "/openapi.json", &[("accept-encoding", "gzip")], "")
+        .await;
+    assert_eq!(res.header("content-encoding"), Some("gzip"));
+    let res = svc
+        .request("GET", "/health/live", &[("accept-encoding", "gzip")], "")
+        .await;
+    assert_eq!(res.header("content-encoding"), None);
+
+    // CORS: the listed origin is echoed, another gets nothing.
+    let res = svc
+        .request(
+            "OPTIONS",
+            "/api/v1/users",
+            &[
+                ("origin", "https://app.example.com"),
+                ("access-control-request-method", "POST"),
+            ],
+            "",
+        )
+        .await;
+    assert!(res.status == 200 || res.status == 204, "{}", res.status);
+    assert_eq!(
+        res.header("access-control-allow-origin"),
+        Some("https://app.example.com")
+    );
+    let res = svc
+        .request(
+            "GET",
+            "/api/v1/users",
+            &[("origin", "https://evil.example.com")],
+            "",
+        )
+        .await;
+    assert_eq!(res.header("access-control-allow-origin"), None);
+
+    // Rate limit: 5 per minute per client; health and metrics exempt.
+    let mut statuses = Vec::new();
+    for _ in 0..7 {
+        let res = svc.get("/api/v1/users").await;
+        if res.status == 200 {
+            assert_eq!(res.header("ratelimit-limit"), Some("5"));
+        }
+        statuses.push(res.status);
+        if res.status == 429 {
+            assert!(res.header("retry-after").is_some());
+            assert_eq!(res.json(), json!({"detail": "Too Many Requests"}));
+        }
+    }
+    assert!(statuses.contains(&429), "{statuses:?}");
+    for _ in 0..10 {
+        assert_eq!(svc.get("/health/live").await.status, 200);
+    }
+}

@@ -1,6 +1,6 @@
 //! The compression layer.
 
-use http::{Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, header};
 use http_body::Body as HttpBody;
 use std::task::{Context, Poll};
 use tower::{Layer, Service};
@@ -10,7 +10,7 @@ pub use tower_http::compression::CompressionLevel;
 
 /// Compresses responses (cargo feature `compression`): gzip and brotli by
 /// `Accept-Encoding` with q-values, over tower-http's compression, with
-/// three changes for an API:
+/// these changes for an API:
 ///
 /// - bodies under a minimum size (default 1 KiB) are sent as they are:
 ///   compressing a 60-byte JSON answer costs more than it saves;
@@ -87,17 +87,9 @@ impl CompressionLayer {
 impl<S> Layer<S> for CompressionLayer {
     type Service = CompressionService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        let compression = tower_http::compression::CompressionLayer::new()
-            .gzip(self.gzip)
-            .br(self.br)
-            .no_deflate()
-            .no_zstd()
-            .quality(self.level)
-            .compress_when(ShouldCompress {
-                min_size: SizeAbove::new(self.min_size),
-            });
         CompressionService {
-            inner: compression.layer(StatusMemo { inner }),
+            inner,
+            layer: *self,
         }
     }
 }
@@ -122,76 +114,46 @@ const SKIP: &[&str] = &[
 /// Exceptions to [`SKIP`]: text in disguise.
 const COMPRESSIBLE: &[&str] = &["image/svg+xml", "application/grpc-web"];
 
-/// The predicate of [`CompressionLayer`]: big enough, not compressed already.
-#[derive(Debug, Clone, Copy)]
-pub struct ShouldCompress {
-    min_size: SizeAbove,
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.len() >= prefix.len() && s.as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
 }
 
-impl Predicate for ShouldCompress {
-    fn should_compress<B: HttpBody>(&self, response: &Response<B>) -> bool {
-        let content_type = response
-            .headers()
-            .get(header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or("")
-            .trim()
-            .to_ascii_lowercase();
-        let skipped = SKIP.iter().any(|p| content_type.starts_with(p))
-            && !COMPRESSIBLE.iter().any(|p| content_type.starts_with(p));
-        !skipped && self.min_size.should_compress(response)
+/// Whether a response is worth compressing: big enough (or of unknown
+/// size), not compressed already, not a range.
+fn worth_compressing<B: HttpBody>(res: &Response<B>, min_size: u64) -> bool {
+    let headers = res.headers();
+    if headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::CONTENT_RANGE)
+    {
+        return false;
     }
-}
-
-/// The status the application answered, before tower-http's compression.
-#[derive(Debug, Clone, Copy)]
-struct OriginalStatus(StatusCode);
-
-/// Records the application's status in the response's extensions.
-#[derive(Debug, Clone)]
-pub struct StatusMemo<S> {
-    inner: S,
-}
-
-type MemoFuture<F, B, E> =
-    futures_util::future::Map<F, fn(Result<Response<B>, E>) -> Result<Response<B>, E>>;
-
-impl<S, Req, B> Service<Req> for StatusMemo<S>
-where
-    S: Service<Req, Response = Response<B>>,
-{
-    type Response = Response<B>;
-    type Error = S::Error;
-    type Future = MemoFuture<S::Future, B, S::Error>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .trim_start();
+    if SKIP
+        .iter()
+        .any(|p| starts_with_ignore_case(content_type, p))
+        && !COMPRESSIBLE
+            .iter()
+            .any(|p| starts_with_ignore_case(content_type, p))
+    {
+        return false;
     }
-
-    fn call(&mut self, req: Req) -> Self::Future {
-        use futures_util::FutureExt as _;
-        self.inner.call(req).map(memo::<B, S::Error> as fn(_) -> _)
-    }
+    SizeAbove::new(min_size).should_compress(res)
 }
 
 /// The service of [`CompressionLayer`].
-#[derive(Clone)]
+///
+/// The response comes first: small, already compressed or uncompressible
+/// ones go out untouched, at the cost of a header lookup; only the others
+/// go through tower-http's compression, with the request's
+/// `Accept-Encoding`.
+#[derive(Debug, Clone)]
 pub struct CompressionService<S> {
-    inner: tower_http::compression::Compression<StatusMemo<S>, ShouldCompress>,
+    inner: S,
+    layer: CompressionLayer,
 }
-
-impl<S> std::fmt::Debug for CompressionService<S> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompressionService").finish_non_exhaustive()
-    }
-}
-
-type CompressedResponse<B> = Response<tower_http::compression::CompressionBody<B>>;
-
-type CompressionFuture<S, B, E> = futures_util::future::Map<
-    tower_http::compression::ResponseFuture<MemoFuture<S, B, E>, ShouldCompress>,
-    fn(Result<CompressedResponse<B>, E>) -> Result<Response<axum::body::Body>, E>,
->;
 
 impl<S, B, ResBody> Service<Request<B>> for CompressionService<S>
 where
@@ -201,42 +163,109 @@ where
 {
     type Response = Response<axum::body::Body>;
     type Error = S::Error;
-    type Future = CompressionFuture<S::Future, ResBody, S::Error>;
+    type Future = CompressionFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        use futures_util::FutureExt as _;
-        self.inner
-            .call(req)
-            .map(restore::<ResBody, S::Error> as fn(_) -> _)
+        // One value in the common case; several lines are one list.
+        let mut lines = req.headers().get_all(header::ACCEPT_ENCODING).iter();
+        let accept = match (lines.next(), lines.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(one.clone()),
+            (Some(_), Some(_)) => {
+                let joined: Vec<&[u8]> = req
+                    .headers()
+                    .get_all(header::ACCEPT_ENCODING)
+                    .iter()
+                    .map(HeaderValue::as_bytes)
+                    .collect();
+                HeaderValue::from_bytes(&joined.join(&b","[..])).ok()
+            }
+        };
+        CompressionFuture {
+            inner: self.inner.call(req),
+            accept,
+            layer: self.layer,
+        }
     }
 }
 
-fn memo<B, E>(res: Result<Response<B>, E>) -> Result<Response<B>, E> {
-    res.map(|mut res| {
-        let status = res.status();
-        res.extensions_mut().insert(OriginalStatus(status));
-        res
-    })
+pin_project_lite::pin_project! {
+    /// The response future of [`CompressionService`].
+    #[derive(Debug)]
+    pub struct CompressionFuture<F> {
+        #[pin]
+        inner: F,
+        accept: Option<HeaderValue>,
+        layer: CompressionLayer,
+    }
 }
 
-fn restore<B, E>(res: Result<CompressedResponse<B>, E>) -> Result<Response<axum::body::Body>, E>
+impl<F, B, E> std::future::Future for CompressionFuture<F>
+where
+    F: std::future::Future<Output = Result<Response<B>, E>>,
+    B: HttpBody<Data = bytes::Bytes> + Send + 'static,
+    B::Error: Into<axum::BoxError> + Send + Sync,
+{
+    type Output = Result<Response<axum::body::Body>, E>;
+
+    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = std::task::ready!(this.inner.poll(cx))?;
+        if !worth_compressing(&res, this.layer.min_size) {
+            return Poll::Ready(Ok(res.map(axum::body::Body::new)));
+        }
+        match this.accept.take() {
+            Some(accept) => Poll::Ready(Ok(compress(res, accept, this.layer))),
+            None => {
+                // Sent as is to this client, compressed to others: caches
+                // must know.
+                let mut res = res.map(axum::body::Body::new);
+                res.headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+                Poll::Ready(Ok(res))
+            }
+        }
+    }
+}
+
+/// Runs `res` through tower-http's compression as if answering a request
+/// with `accept`.
+fn compress<B>(
+    res: Response<B>,
+    accept: HeaderValue,
+    layer: &CompressionLayer,
+) -> Response<axum::body::Body>
 where
     B: HttpBody<Data = bytes::Bytes> + Send + 'static,
     B::Error: Into<axum::BoxError> + Send + Sync,
 {
-    res.map(|mut res| {
-        let original = res.extensions_mut().remove::<OriginalStatus>();
-        if res.status() == StatusCode::NOT_ACCEPTABLE
-            && let Some(OriginalStatus(status)) = original
-        {
-            // tower-http's 406 for "no acceptable encoding": the body went
-            // through uncompressed; the application's status comes back.
-            *res.status_mut() = status;
+    use futures_util::FutureExt as _;
+    use tower::ServiceExt as _;
+    let status = res.status();
+    let mut res = Some(res);
+    let answer = tower::service_fn(move |_: Request<()>| std::future::ready(res.take().ok_or(())));
+    let service = tower_http::compression::Compression::new(answer)
+        .gzip(layer.gzip)
+        .br(layer.br)
+        .no_deflate()
+        .no_zstd()
+        .quality(layer.level)
+        .compress_when(|_, _, _: &http::HeaderMap, _: &http::Extensions| true);
+    let mut req = Request::new(());
+    req.headers_mut().insert(header::ACCEPT_ENCODING, accept);
+    // The inner service answers at once, so does the compression's future.
+    match service.oneshot(req).now_or_never() {
+        Some(Ok(mut compressed)) => {
+            // tower-http answers 406 when every encoding, identity
+            // included, is refused; the body is then passed through
+            // uncompressed: keep the application's status.
+            *compressed.status_mut() = status;
+            compressed.map(axum::body::Body::new)
         }
-        res.map(axum::body::Body::new)
-    })
+        _ => crate::response::error_response(&ferrapi_core::HttpError::internal()),
+    }
 }

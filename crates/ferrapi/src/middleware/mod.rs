@@ -120,11 +120,9 @@ pub use client_ip::{
     ClientIp, ClientIpLayer, ClientIpService, TrustedProxies, TrustedProxiesError,
 };
 #[cfg(feature = "compression")]
-pub use compression::{
-    CompressionLayer, CompressionLevel, CompressionService, ShouldCompress, StatusMemo,
-};
+pub use compression::{CompressionFuture, CompressionLayer, CompressionLevel, CompressionService};
 pub use cors::{CorsConfig, CorsConfigError, CorsLayer, CorsService};
-pub use panic::{PanicHandler, catch_panic};
+pub use panic::{CatchPanicLayer, CatchPanicService, catch_panic};
 pub use rate_limit::{FailMode, Quota, QuotaError, RateLimitKey, RateLimitLayer, RateLimitService};
 pub use rate_limit_store::{Decision, MemoryStore, RateLimitStore, RateLimitStoreError};
 pub use request_id::{

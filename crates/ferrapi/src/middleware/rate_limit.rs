@@ -5,6 +5,7 @@ use super::path_under;
 use super::rate_limit_store::{Decision, MemoryStore, RateLimitStore};
 use crate::response::Response;
 use axum::response::IntoResponse;
+use ferrapi_core::HttpError;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
 use std::convert::Infallible;
@@ -406,7 +407,7 @@ fn set_headers(headers: &mut HeaderMap, limiter: &Limiter, d: &Decision) {
 }
 
 fn too_many(limiter: &Limiter, d: &Decision) -> Response {
-    let mut res = crate::response::error_response(&ferrapi_core::HttpError::new(
+    let mut res = crate::response::error_response(&HttpError::new(
         StatusCode::TOO_MANY_REQUESTS,
         "Too Many Requests",
     ));
@@ -422,7 +423,29 @@ impl<S> Layer<S> for RateLimitLayer {
     fn layer(&self, inner: S) -> Self::Service {
         RateLimitService {
             inner,
-            limiter: self.inner.clone(),
+            limiters: Arc::from([self.inner.clone()]),
+        }
+    }
+}
+
+/// Several limiters as one layer, checked in order (the first as if
+/// outermost): what [`Stack`](super::Stack) installs, one service instead of
+/// one per limiter.
+#[derive(Clone)]
+pub(crate) struct RateLimits(Arc<[Arc<Limiter>]>);
+
+impl RateLimits {
+    pub(crate) fn new(layers: Vec<RateLimitLayer>) -> Self {
+        Self(layers.into_iter().map(|l| l.inner).collect())
+    }
+}
+
+impl<S> Layer<S> for RateLimits {
+    type Service = RateLimitService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RateLimitService {
+            inner,
+            limiters: self.0.clone(),
         }
     }
 }
@@ -431,13 +454,14 @@ impl<S> Layer<S> for RateLimitLayer {
 #[derive(Clone)]
 pub struct RateLimitService<S> {
     inner: S,
-    limiter: Arc<Limiter>,
+    limiters: Arc<[Arc<Limiter>]>,
 }
 
 impl<S> fmt::Debug for RateLimitService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.limiters.iter().map(|l| l.name.as_str()).collect();
         f.debug_struct("RateLimitService")
-            .field("name", &self.limiter.name)
+            .field("limiters", &names)
             .finish_non_exhaustive()
     }
 }
@@ -461,43 +485,43 @@ where
         // The service that was polled ready handles this request.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
-        let limiter = self.limiter.clone();
-        if !limiter.applies(req.uri().path()) {
+        let (parts, body) = req.into_parts();
+        let counted: Vec<(Arc<Limiter>, String)> = self
+            .limiters
+            .iter()
+            .filter(|l| l.applies(parts.uri.path()))
+            .filter_map(|l| Some((l.clone(), format!("{}:{}", l.name, l.key.key(&parts)?))))
+            .collect();
+        let req = Request::from_parts(parts, body);
+        if counted.is_empty() {
             let fut = inner.call(req);
             return Box::pin(async move { Ok(fut.await?.into_response()) });
         }
-        let (parts, body) = req.into_parts();
-        let key = limiter.key.key(&parts);
-        let req = Request::from_parts(parts, body);
-        let Some(key) = key else {
-            let fut = inner.call(req);
-            return Box::pin(async move { Ok(fut.await?.into_response()) });
-        };
         Box::pin(async move {
-            let key = format!("{}:{key}", limiter.name);
-            match limiter.store.check(&key, limiter.quota).await {
-                Ok(d) if d.allowed => {
-                    let mut res = inner.call(req).await?.into_response();
-                    set_headers(res.headers_mut(), &limiter, &d);
-                    Ok(res)
-                }
-                Ok(d) => {
-                    tracing::debug!(limiter = %limiter.name, %key, "rate limit exceeded");
-                    Ok(too_many(&limiter, &d))
-                }
-                Err(e) => {
-                    limiter.log_store_error(&e);
-                    match limiter.fail {
-                        FailMode::Open => Ok(inner.call(req).await?.into_response()),
-                        FailMode::Closed => Ok(crate::response::error_response(
-                            &ferrapi_core::HttpError::new(
+            let mut decisions = Vec::with_capacity(counted.len());
+            for (limiter, key) in counted {
+                match limiter.store.check(&key, limiter.quota).await {
+                    Ok(d) if d.allowed => decisions.push((limiter, d)),
+                    Ok(d) => {
+                        tracing::debug!(limiter = %limiter.name, %key, "rate limit exceeded");
+                        return Ok(too_many(&limiter, &d));
+                    }
+                    Err(e) => {
+                        limiter.log_store_error(&e);
+                        if limiter.fail == FailMode::Closed {
+                            return Ok(crate::response::error_response(&HttpError::new(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "Service Unavailable",
-                            ),
-                        )),
+                            )));
+                        }
                     }
                 }
             }
+            let mut res = inner.call(req).await?.into_response();
+            for (limiter, d) in &decisions {
+                set_headers(res.headers_mut(), limiter, d);
+            }
+            Ok(res)
         })
     }
 }

@@ -39,11 +39,16 @@ pub struct RequestId(HeaderValue);
 
 impl RequestId {
     /// A new random id: a canonical, lowercase, hyphenated UUID v4.
+    ///
+    /// The 122 random bits come from SipHash, keyed per thread from the
+    /// operating system's randomness, over a counter: ids are unique and
+    /// unpredictable without the key, at a few dozen nanoseconds each (a
+    /// system call per request would cost more than the rest of this
+    /// layer). They are identifiers, not secrets.
     pub fn generate() -> Self {
-        let mut buf = [0u8; uuid::fmt::Hyphenated::LENGTH];
-        let text = uuid::Uuid::new_v4().hyphenated().encode_lower(&mut buf);
+        let text = uuid_v4_text(random_bytes());
         // A UUID's text is always a valid header value.
-        match HeaderValue::from_str(text) {
+        match HeaderValue::from_bytes(&text) {
             Ok(v) => RequestId(v),
             Err(_) => RequestId(HeaderValue::from_static(
                 "00000000-0000-4000-8000-000000000000",
@@ -68,6 +73,42 @@ impl RequestId {
     pub fn header_value(&self) -> &HeaderValue {
         &self.0
     }
+}
+
+thread_local! {
+    static ID_SOURCE: (std::hash::RandomState, std::cell::Cell<u64>) =
+        (std::hash::RandomState::new(), std::cell::Cell::new(0));
+}
+
+/// 16 bytes from a keyed pseudo-random function of a per-thread counter.
+fn random_bytes() -> [u8; 16] {
+    use std::hash::BuildHasher as _;
+    ID_SOURCE.with(|(keys, counter)| {
+        let n = counter.get();
+        counter.set(n.wrapping_add(1));
+        let high = keys.hash_one((n, 0u8));
+        let low = keys.hash_one((n, 1u8));
+        (u128::from(high) << 64 | u128::from(low)).to_be_bytes()
+    })
+}
+
+/// The canonical text of the UUID v4 made of `bytes` (version and variant
+/// bits set): `xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`, lowercase.
+fn uuid_v4_text(mut bytes: [u8; 16]) -> [u8; 36] {
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [b'-'; 36];
+    let mut at = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            at += 1;
+        }
+        out[at] = HEX[usize::from(b >> 4)];
+        out[at + 1] = HEX[usize::from(b & 0x0f)];
+        at += 2;
+    }
+    out
 }
 
 fn is_sane(bytes: &[u8]) -> bool {
@@ -280,13 +321,35 @@ mod tests {
     }
 
     #[test]
+    fn uuid_text_layout() {
+        let text = uuid_v4_text([0xff; 16]);
+        assert_eq!(&text, b"ffffffff-ffff-4fff-bfff-ffffffffffff");
+        let text = uuid_v4_text([0; 16]);
+        assert_eq!(&text, b"00000000-0000-4000-8000-000000000000");
+        let bytes: [u8; 16] = std::array::from_fn(|i| i as u8 * 17);
+        assert_eq!(
+            &uuid_v4_text(bytes),
+            b"00112233-4455-4677-8899-aabbccddeeff"
+        );
+    }
+
+    #[test]
     fn generated_ids_are_canonical_v4() {
         let id = RequestId::generate();
         let s = id.as_str();
         assert_eq!(s.len(), 36);
-        let parsed = uuid::Uuid::parse_str(s).map(|u| u.get_version_num());
-        assert_eq!(parsed.ok(), Some(4));
+        let groups: Vec<usize> = s.split('-').map(str::len).collect();
+        assert_eq!(groups, [8, 4, 4, 4, 12]);
+        assert!(s.chars().all(|c| c == '-' || c.is_ascii_hexdigit()));
         assert_eq!(s, s.to_ascii_lowercase());
+        assert_eq!(&s[14..15], "4");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"), "{s}");
         assert_ne!(RequestId::generate(), id);
+        let ids: std::collections::HashSet<RequestId> =
+            (0..10_000).map(|_| RequestId::generate()).collect();
+        assert_eq!(ids.len(), 10_000);
+        // Another thread has its own key: no overlap either.
+        let other = std::thread::spawn(RequestId::generate).join();
+        assert!(other.is_ok_and(|id| !ids.contains(&id)));
     }
 }

@@ -123,38 +123,33 @@ impl Stack {
         self
     }
 
-    /// Installs the layers on `app`, innermost first (each
-    /// [`App::layer`] wraps the previous ones).
-    pub fn apply(self, mut app: App) -> App {
-        if self.catch_panic {
-            app = app.layer(catch_panic());
-        }
-        for layer in self.rate_limits.into_iter().rev() {
-            app = app.layer(layer);
-        }
-        #[cfg(feature = "jwt")]
-        if let Some(layer) = self.jwt {
-            app = app.layer(layer);
-        }
+    /// Installs the layers on `app` as one layer (one [`App::layer`]), in
+    /// the default order. Layers added to `app` before run inside the
+    /// stack, layers added after run outside it.
+    pub fn apply(self, app: App) -> App {
         #[cfg(feature = "compression")]
-        if let Some(layer) = self.compression {
-            app = app.layer(layer);
-        }
-        if let Some(layer) = self.client_ip {
-            app = app.layer(layer);
-        }
-        if let Some(layer) = self.cors {
-            app = app.layer(layer);
-        }
-        if let Some(layer) = self.security_headers {
-            app = app.layer(layer);
-        }
-        if let Some(layer) = self.timing {
-            app = app.layer(layer);
-        }
-        if let Some(layer) = self.request_id {
-            app = app.layer(layer);
-        }
-        app
+        let compression = self.compression;
+        #[cfg(not(feature = "compression"))]
+        let compression: Option<tower::layer::util::Identity> = None;
+        #[cfg(feature = "jwt")]
+        let jwt = self.jwt;
+        #[cfg(not(feature = "jwt"))]
+        let jwt: Option<tower::layer::util::Identity> = None;
+        let rate_limits = (!self.rate_limits.is_empty())
+            .then(|| super::rate_limit::RateLimits::new(self.rate_limits));
+        // One layer, not one per piece: each `App::layer` boxes every route
+        // once more, and boxed services are cloned per request.
+        let layer = tower::ServiceBuilder::new()
+            .option_layer(self.request_id)
+            .option_layer(self.timing)
+            .option_layer(self.security_headers)
+            .option_layer(self.cors)
+            .option_layer(self.client_ip)
+            .option_layer(compression)
+            .option_layer(jwt)
+            .option_layer(rate_limits)
+            .option_layer(self.catch_panic.then(catch_panic))
+            .into_inner();
+        app.layer(layer)
     }
 }

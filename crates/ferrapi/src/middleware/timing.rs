@@ -124,15 +124,13 @@ where
         let mut res = std::task::ready!(this.inner.poll(cx))?;
         let elapsed = this.start.elapsed();
         let headers = res.headers_mut();
-        if let Some(v) = decimal_header(elapsed.as_secs_f64(), 6) {
+        if let Some(v) = seconds_header(elapsed) {
             headers.insert(X_PROCESS_TIME, v);
         }
-        if this.layer.server_timing {
-            let mut text = String::with_capacity(24);
-            let _ = write!(text, "app;dur={:.3}", elapsed.as_secs_f64() * 1000.0);
-            if let Ok(v) = HeaderValue::from_str(&text) {
-                headers.append(SERVER_TIMING, v);
-            }
+        if this.layer.server_timing
+            && let Some(v) = server_timing_header(elapsed)
+        {
+            headers.append(SERVER_TIMING, v);
         }
         if let (Some(threshold), Some(request)) = (this.layer.slow, this.request.as_deref())
             && elapsed > threshold
@@ -149,11 +147,53 @@ where
     }
 }
 
-/// `value` with `places` decimals, never in exponent notation.
-fn decimal_header(value: f64, places: usize) -> Option<HeaderValue> {
-    let mut text = String::with_capacity(16);
-    write!(text, "{value:.places$}").ok()?;
-    HeaderValue::from_str(&text).ok()
+/// Seconds with six decimals (rounded to the microsecond), never in
+/// exponent notation: `0.001234`. Integer arithmetic into a stack buffer:
+/// one allocation, for the header value itself.
+fn seconds_header(elapsed: Duration) -> Option<HeaderValue> {
+    let micros = (elapsed.as_nanos() + 500) / 1000;
+    let mut buf = StackBuf::default();
+    write!(buf, "{}.{:06}", micros / 1_000_000, micros % 1_000_000).ok()?;
+    HeaderValue::from_bytes(buf.as_bytes()).ok()
+}
+
+/// `Server-Timing: app;dur=<milliseconds with three decimals>`.
+fn server_timing_header(elapsed: Duration) -> Option<HeaderValue> {
+    let micros = (elapsed.as_nanos() + 500) / 1000;
+    let mut buf = StackBuf::default();
+    write!(buf, "app;dur={}.{:03}", micros / 1000, micros % 1000).ok()?;
+    HeaderValue::from_bytes(buf.as_bytes()).ok()
+}
+
+/// A small formatting buffer on the stack.
+struct StackBuf {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for StackBuf {
+    fn default() -> Self {
+        Self {
+            bytes: [0; 48],
+            len: 0,
+        }
+    }
+}
+
+impl StackBuf {
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
+}
+
+impl std::fmt::Write for StackBuf {
+    fn write_str(&mut self, s: &str) -> std::fmt::Result {
+        let end = self.len + s.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(s.as_bytes());
+        self.len = end;
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -162,17 +202,18 @@ mod tests {
 
     #[test]
     fn plain_decimals() {
-        let text = |v: f64| {
-            decimal_header(v, 6)
+        let text = |d: Duration| {
+            seconds_header(d)
                 .and_then(|h| h.to_str().ok().map(str::to_owned))
                 .unwrap_or_default()
         };
-        assert_eq!(text(0.001234), "0.001234");
-        assert_eq!(text(1e-9), "0.000000");
-        assert_eq!(text(12.5), "12.500000");
-        assert_eq!(
-            text(Duration::from_nanos(1_234_567).as_secs_f64()),
-            "0.001235"
-        );
+        assert_eq!(text(Duration::from_micros(1234)), "0.001234");
+        assert_eq!(text(Duration::from_nanos(1)), "0.000000");
+        assert_eq!(text(Duration::from_millis(12_500)), "12.500000");
+        assert_eq!(text(Duration::from_nanos(1_234_567)), "0.001235");
+        assert_eq!(text(Duration::from_secs(86_400 * 365)), "31536000.000000");
+        let st = server_timing_header(Duration::from_nanos(1_234_567))
+            .and_then(|h| h.to_str().ok().map(str::to_owned));
+        assert_eq!(st.as_deref(), Some("app;dur=1.235"));
     }
 }

@@ -637,6 +637,7 @@ async fn compression_negotiation_matrix() {
         "the test body must be over 1 KiB"
     );
     assert!(plain.header("content-encoding").is_none());
+    assert_eq!(plain.header("vary"), Some("accept-encoding"));
 
     // (Accept-Encoding, expected Content-Encoding)
     let matrix = [
@@ -674,6 +675,20 @@ async fn compression_negotiation_matrix() {
             assert!(res.header("vary").unwrap().contains("accept-encoding"));
         }
     }
+}
+
+#[tokio::test]
+async fn accept_encoding_over_several_lines_is_one_list() {
+    let client = TestClient::new(routes().layer(CompressionLayer::new()));
+    let res = client
+        .get("/big")
+        .header("accept-encoding", "br;q=0")
+        .header("accept-encoding", "gzip")
+        .send()
+        .await;
+    assert_eq!(res.header("content-encoding"), Some("gzip"));
+    let plain = client.get("/big").send().await;
+    assert_eq!(gunzip(res.bytes()), plain.bytes());
 }
 
 #[tokio::test]
