@@ -76,7 +76,7 @@ def measure(server, ep, n: int, warmup: int, database_url: str | None, out: Path
         raise RuntimeError(f"port {server.port} is taken")
     cg_out = out / f"callgrind.{server.key}.{ep.key}.out"
     cg_out.unlink(missing_ok=True)
-    env = dict(os.environ, PORT=str(server.port), RUST_LOG="warn", **VG_ENV)
+    env = dict(os.environ, PORT=str(server.port), RUST_LOG="warn", **VG_ENV, **server.env)
     env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url
@@ -120,7 +120,7 @@ def annotate(path: Path, inclusive: bool, top: int) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin-dir", type=Path, default=BENCH / "target" / "profiling")
-    p.add_argument("--servers", default="ferrapi,axum,hyper")
+    p.add_argument("--servers", default="ferrapi,ferrapi_mw,axum,hyper")
     p.add_argument("--endpoints", default=",".join(e.key for e in ENDPOINTS))
     p.add_argument("--requests", type=int, default=2000, help="measured requests per Rust server and endpoint")
     p.add_argument("--fastapi-requests", type=int, default=200, help="measured requests for FastAPI (slow under valgrind)")

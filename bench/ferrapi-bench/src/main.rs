@@ -3,7 +3,9 @@
 //!
 //! `PORT` (default 8001) and `DATABASE_URL` (optional: without it,
 //! `/db/users/{id}` answers 503) come from the environment; `HOST` defaults
-//! to 127.0.0.1 here. The runtime has one worker per core it may run on
+//! to 127.0.0.1 here. `BENCH_MIDDLEWARE=1` installs the default middleware
+//! stack (`Stack::defaults()`: request id, timing, security headers, inner
+//! panic catcher). The runtime has one worker per core it may run on
 //! (`taskset -c 1` gives one), as every Rust server of the harness.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -140,7 +142,8 @@ fn app(db: Db) -> App {
     let mut app = App::new().title("ferrapi-bench");
     for i in 0..100 {
         app = app.route(if i % 2 == 0 {
-            Route::get(format!("/items{i}/{{item_id}}"), other_item).operation_id(format!("item{i}"))
+            Route::get(format!("/items{i}/{{item_id}}"), other_item)
+                .operation_id(format!("item{i}"))
         } else {
             Route::get(format!("/items{i}/stats"), other_stats).operation_id(format!("stats{i}"))
         });
@@ -155,11 +158,16 @@ fn app(db: Db) -> App {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     runtime.block_on(async {
         let db = match std::env::var("DATABASE_URL") {
             Ok(url) if !url.is_empty() => Db(Some(
-                PgPoolOptions::new().max_connections(10).connect(&url).await?,
+                PgPoolOptions::new()
+                    .max_connections(10)
+                    .connect(&url)
+                    .await?,
             )),
             _ => Db(None),
         };
@@ -171,8 +179,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             config.port = 8001;
         }
         let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
-        app(db)
-            .serve_with(listener, config, ferrapi::shutdown_signal())
+        let mut app = app(db);
+        if std::env::var_os("BENCH_MIDDLEWARE").is_some_and(|v| v == "1") {
+            app = app.middleware(ferrapi::middleware::Stack::defaults());
+        }
+        app.serve_with(listener, config, ferrapi::shutdown_signal())
             .await?;
         Ok(())
     })

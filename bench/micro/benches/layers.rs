@@ -48,7 +48,8 @@ struct UserOut {
     email: String,
 }
 
-const VALID: &str = r#"{"name":"Jane Doe","email":"jane@example.com","age":30,"password":"s3cret-pass"}"#;
+const VALID: &str =
+    r#"{"name":"Jane Doe","email":"jane@example.com","age":30,"password":"s3cret-pass"}"#;
 const INVALID: &str = r#"{"name":"J","email":"not-an-email","age":10}"#;
 
 fn created_at() -> String {
@@ -68,7 +69,10 @@ async fn read_user(Path(id): Path<i64>) -> Json<UserOut> {
     })
 }
 
-async fn create_user(State(ids): State<Ids>, Json(user): Json<UserCreate>) -> Created<UserResponse> {
+async fn create_user(
+    State(ids): State<Ids>,
+    Json(user): Json<UserCreate>,
+) -> Created<UserResponse> {
     let id = ids.0.fetch_add(1, Ordering::Relaxed) + 1;
     Created::new(
         format!("/users/{id}"),
@@ -171,7 +175,9 @@ mod bare {
 // ---------------------------------------------------------------- helpers
 
 fn get_req(path: &str) -> http::Request<Body> {
-    http::Request::get(path).body(Body::empty()).expect("request")
+    http::Request::get(path)
+        .body(Body::empty())
+        .expect("request")
 }
 
 fn post_req(body: &'static str) -> http::Request<Body> {
@@ -203,9 +209,11 @@ fn routing(c: &mut Criterion) {
     for n in [10, 100, 1000] {
         let f = ferrapi_app(n);
         assert_eq!(rt.block_on(call(&f, get_req("/users/42"))), 200);
-        g.bench_with_input(BenchmarkId::new("ferrapi GET /users/{id}", n), &n, |b, _| {
-            b.to_async(&rt).iter(|| call(&f, get_req("/users/42")))
-        });
+        g.bench_with_input(
+            BenchmarkId::new("ferrapi GET /users/{id}", n),
+            &n,
+            |b, _| b.to_async(&rt).iter(|| call(&f, get_req("/users/42"))),
+        );
         let a = bare::app(n);
         g.bench_with_input(BenchmarkId::new("axum GET /users/{id}", n), &n, |b, _| {
             b.to_async(&rt).iter(|| call(&a, get_req("/users/42")))
@@ -213,7 +221,8 @@ fn routing(c: &mut Criterion) {
         // The radix tree alone (matchit, which both use).
         let mut m = matchit::Router::new();
         for i in 0..n - 1 {
-            m.insert(format!("/items{i}/{{item_id}}"), i).expect("route");
+            m.insert(format!("/items{i}/{{item_id}}"), i)
+                .expect("route");
         }
         m.insert("/users/{id}", n).expect("route");
         g.bench_with_input(BenchmarkId::new("matchit lookup", n), &n, |b, _| {
@@ -350,5 +359,12 @@ fn openapi(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, routing, dependencies, validation, serialization, openapi);
+criterion_group!(
+    benches,
+    routing,
+    dependencies,
+    validation,
+    serialization,
+    openapi
+);
 criterion_main!(benches);

@@ -166,7 +166,12 @@ async fn read_db_user(state: &AppState, id: i64) -> Res {
 async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Res, Infallible> {
     let path = req.uri().path();
     let mut segments = path.strip_prefix('/').unwrap_or(path).split('/');
-    let res = match (req.method(), segments.next(), segments.next(), segments.next()) {
+    let res = match (
+        req.method(),
+        segments.next(),
+        segments.next(),
+        segments.next(),
+    ) {
         (&Method::GET, Some("plaintext"), None, _) => text(StatusCode::OK, "Hello, World!"),
         (&Method::GET, Some("json"), None, _) => json(
             StatusCode::OK,
@@ -194,7 +199,10 @@ async fn handle(state: Arc<AppState>, req: Request<Incoming>) -> Result<Res, Inf
         }
         // The 100 other routes: /items{even}/{item_id} and /items{odd}/stats.
         (&Method::GET, Some(first), Some(second), None) => {
-            match first.strip_prefix("items").and_then(|n| n.parse::<u32>().ok()) {
+            match first
+                .strip_prefix("items")
+                .and_then(|n| n.parse::<u32>().ok())
+            {
                 Some(n) if n < 100 && n % 2 == 1 && second == "stats" => {
                     json(StatusCode::OK, &Message { message: "stats" })
                 }
