@@ -49,6 +49,99 @@ pub struct Config {
     pub cors_origins: Option<String>,
     /// `FORWARDED_ALLOW_IPS` (unset: no proxy trusted).
     pub forwarded_allow_ips: ferrapi::middleware::TrustedProxies,
+    /// `JWT_SECRET`: the HS256 key (random per process when unset).
+    pub jwt_secret: Secret,
+    /// Whether `jwt_secret` was generated because `JWT_SECRET` is unset.
+    pub jwt_secret_generated: bool,
+    /// `ACCESS_TOKEN_TTL`, in seconds.
+    pub access_token_ttl: u64,
+    /// `ADMIN_EMAIL`.
+    pub admin_email: String,
+    /// `ADMIN_PASSWORD`.
+    pub admin_password: Secret,
+    /// Whether `ADMIN_PASSWORD` is the default (`admin`).
+    pub admin_password_default: bool,
+    /// `INTERNAL_TOKEN` (unset: `/internal/*` answers 403).
+    pub internal_token: Option<Secret>,
+    /// `REDIS_URL`.
+    pub redis_url: Option<String>,
+    /// `NATS_URL`.
+    pub nats_url: Option<String>,
+    /// `STORAGE_URL`.
+    pub storage_url: String,
+    /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
+    pub otel_endpoint: Option<String>,
+}
+
+/// A secret value: never printed by `Debug`, shown masked.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+    /// The value itself (for the code that needs it, never for display).
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("\"***\"")
+    }
+}
+
+/// `scheme://user:password@host/…` with the password replaced by `***`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => {
+            let user = userinfo.split(':').next().unwrap_or("");
+            if userinfo.contains(':') {
+                format!("{scheme}://{user}:***@{host}{path}")
+            } else {
+                format!("{scheme}://{user}@{host}{path}")
+            }
+        }
+        None => url.to_owned(),
+    }
+}
+
+fn parse_url(var: &'static str, value: &str, schemes: &[&str]) -> Result<String, ConfigError> {
+    let ok = value
+        .split_once("://")
+        .is_some_and(|(scheme, rest)| schemes.contains(&scheme) && !rest.is_empty());
+    if ok {
+        Ok(value.to_owned())
+    } else {
+        Err(ConfigError {
+            var,
+            reason: format!(
+                "`{value}` is not a URL with scheme {}",
+                schemes
+                    .iter()
+                    .map(|s| format!("{s}://"))
+                    .collect::<Vec<_>>()
+                    .join(" or ")
+            ),
+        })
+    }
+}
+
+/// 32 random bytes, hex: the per-process JWT key when `JWT_SECRET` is unset.
+fn random_secret() -> String {
+    let a = uuid::Uuid::new_v4();
+    let b = uuid::Uuid::new_v4();
+    format!("{}{}", a.simple(), b.simple())
 }
 
 /// The variables `--help` lists: name, default, meaning.
@@ -83,6 +176,51 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "json or pretty",
     ),
     ("RUST_LOG", "info", "log filter (tracing-subscriber syntax)"),
+    (
+        "JWT_SECRET",
+        "random per process (warning in the log)",
+        "HS256 signing key; set it so that several instances accept each other's tokens",
+    ),
+    (
+        "ACCESS_TOKEN_TTL",
+        "3600",
+        "access token lifetime in seconds",
+    ),
+    (
+        "ADMIN_EMAIL",
+        "admin@example.com",
+        "bootstrap administrator",
+    ),
+    (
+        "ADMIN_PASSWORD",
+        "admin (warning in the log)",
+        "bootstrap administrator's password",
+    ),
+    (
+        "INTERNAL_TOKEN",
+        "unset: /internal/* answers 403",
+        "shared secret for /internal/* (header X-Internal-Token)",
+    ),
+    (
+        "REDIS_URL",
+        "unset: in-memory cache and rate limiter",
+        "redis://… shared cache, rate limiter and pub/sub",
+    ),
+    (
+        "NATS_URL",
+        "unset: in-process bus",
+        "nats://… event bus and durable task queue",
+    ),
+    (
+        "STORAGE_URL",
+        "file://data/uploads",
+        "where uploads go: file://<path>, memory://",
+    ),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "unset",
+        "export traces over OTLP when set",
+    ),
 ];
 
 fn var(name: &str) -> Option<String> {
@@ -171,6 +309,62 @@ impl Config {
                 reason: other.to_string(),
             },
         })?;
+        let (jwt_secret, jwt_secret_generated) = match var("JWT_SECRET") {
+            Some(s) if s.len() < 16 => {
+                return Err(ConfigError {
+                    var: "JWT_SECRET",
+                    reason: "must be at least 16 characters".to_owned(),
+                });
+            }
+            Some(s) => (Secret(s), false),
+            None => (Secret(random_secret()), true),
+        };
+        let access_token_ttl = match var("ACCESS_TOKEN_TTL") {
+            None => 3600,
+            Some(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (1..=31_536_000).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError {
+                        var: "ACCESS_TOKEN_TTL",
+                        reason: format!("`{v}` is not a number of seconds between 1 and 31536000"),
+                    });
+                }
+            },
+        };
+        let admin_email = var("ADMIN_EMAIL").unwrap_or_else(|| "admin@example.com".to_owned());
+        let plausible = admin_email.split_once('@').is_some_and(|(local, domain)| {
+            !local.is_empty() && domain.contains('.') && !domain.contains('@')
+        });
+        if !plausible || admin_email.chars().any(char::is_whitespace) {
+            return Err(ConfigError {
+                var: "ADMIN_EMAIL",
+                reason: format!("`{admin_email}` is not an e-mail address"),
+            });
+        }
+        let (admin_password, admin_password_default) = match var("ADMIN_PASSWORD") {
+            Some(p) if p.chars().count() > 128 => {
+                return Err(ConfigError {
+                    var: "ADMIN_PASSWORD",
+                    reason: "longer than 128 characters".to_owned(),
+                });
+            }
+            Some(p) => (Secret(p), false),
+            None => (Secret("admin".to_owned()), true),
+        };
+        let internal_token = var("INTERNAL_TOKEN").map(Secret);
+        let redis_url = var("REDIS_URL")
+            .map(|v| parse_url("REDIS_URL", &v, &["redis", "rediss"]))
+            .transpose()?;
+        let nats_url = var("NATS_URL")
+            .map(|v| parse_url("NATS_URL", &v, &["nats", "tls"]))
+            .transpose()?;
+        let storage_url = var("STORAGE_URL").unwrap_or_else(|| "file://data/uploads".to_owned());
+        if storage_url != "memory://" {
+            parse_url("STORAGE_URL", &storage_url, &["file", "s3"])?;
+        }
+        let otel_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT")
+            .map(|v| parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", &v, &["http", "https"]))
+            .transpose()?;
         Ok(Self {
             database,
             database_url,
@@ -179,6 +373,17 @@ impl Config {
             rate_limit,
             cors_origins,
             forwarded_allow_ips,
+            jwt_secret,
+            jwt_secret_generated,
+            access_token_ttl,
+            admin_email,
+            admin_password,
+            admin_password_default,
+            internal_token,
+            redis_url,
+            nats_url,
+            storage_url,
+            otel_endpoint,
         })
     }
 }

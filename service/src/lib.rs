@@ -5,22 +5,55 @@
 //! and serves [`app`]; tests build [`app`] around their own database.
 #![deny(missing_docs)]
 
+pub mod admin;
+pub mod auth;
 pub mod config;
 pub mod db;
 pub mod db_dep;
 pub mod health;
 pub mod users;
+pub mod users_v2;
 
 use ferrapi::App;
-use ferrapi::middleware::{ClientIpLayer, CorsConfig, RateLimitKey, RateLimitLayer, Stack};
+use ferrapi::middleware::{
+    ClientIpLayer, CorsConfig, Next, RateLimitKey, RateLimitLayer, Stack, from_fn_with_state,
+};
+use std::sync::Arc;
 
 /// The application, around an opened and migrated database.
 pub fn app(pool: sqlx::SqlitePool, config: &config::Config) -> App {
+    let auth = Arc::new(auth::Auth::new(
+        config.jwt_secret.expose().as_bytes(),
+        std::time::Duration::from_secs(config.access_token_ttl),
+        ferrapi::middleware::password::PasswordHasher::new(),
+    ));
+    app_with_auth(pool, config, auth)
+}
+
+/// The application with a given [`auth::Auth`] (tests use a fast hasher).
+pub fn app_with_auth(
+    pool: sqlx::SqlitePool,
+    config: &config::Config,
+    auth: Arc<auth::Auth>,
+) -> App {
+    // Authenticated requests count against the user's bucket, anonymous
+    // ones against the client address.
+    let key_auth = auth.clone();
+    let user_key = RateLimitKey::from_fn(move |parts| {
+        let value = parts.headers.get(ferrapi::http::header::AUTHORIZATION)?;
+        let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            return None;
+        }
+        key_auth
+            .user_id(token.trim())
+            .map(|id| format!("user:{id}"))
+    });
     let mut stack = Stack::defaults()
         .client_ip(ClientIpLayer::new(config.forwarded_allow_ips.clone()))
         .rate_limit(
             RateLimitLayer::new(config.rate_limit)
-                .key(RateLimitKey::client_ip(config.forwarded_allow_ips.clone()))
+                .key(user_key.or(RateLimitKey::client_ip(config.forwarded_allow_ips.clone())))
                 .exempt("/health")
                 .exempt("/metrics"),
         );
@@ -29,21 +62,51 @@ pub fn app(pool: sqlx::SqlitePool, config: &config::Config) -> App {
     {
         stack = stack.cors(cors);
     }
+    let stats = Arc::new(admin::Stats::default());
     App::new()
         .title("ferrapi reference service")
         .version(env!("CARGO_PKG_VERSION"))
         .description("A users API built with ferrapi, exercising every layer of the framework.")
-        .tag("users", "Create and read users.")
+        .tag(
+            "auth",
+            "OAuth2 password flow: exchange an e-mail address and password for a bearer token.",
+        )
+        .tag("users", "Create, read, update and delete users.")
+        .tag("admin", "Administrator-only statistics.")
+        .tag("internal", "Operator endpoints guarded by a shared secret.")
         .tag("health", "Liveness, readiness and startup checks.")
-        .document("v1", "/api/v1")
         .tag("observability", "Prometheus metrics.")
+        .document("v1", "/api/v1")
+        .document("v2", "/api/v2")
         .metrics(
             "/metrics",
             std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
         )
         .state(db_dep::Pool(pool))
+        .state(auth)
+        .state(stats.clone())
+        .state(admin::InternalToken(
+            config
+                .internal_token
+                .as_ref()
+                .map(|t| t.expose().to_owned()),
+        ))
+        .state(Arc::new(admin::EffectiveConfig::from_config(config)))
         .body_limit(config.max_body_bytes)
         .include(health::router())
+        .include(auth::router())
         .include(users::router())
+        .include(users_v2::router())
+        .include(admin::router())
+        .layer(from_fn_with_state(stats, count_request))
         .middleware(stack)
+}
+
+async fn count_request(
+    ferrapi::axum::extract::State(stats): ferrapi::axum::extract::State<Arc<admin::Stats>>,
+    request: ferrapi::axum::extract::Request,
+    next: Next,
+) -> ferrapi::axum::response::Response {
+    stats.count();
+    next.run(request).await
 }

@@ -105,6 +105,30 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::Migrate = command {
         return Ok(());
     }
+    if config.jwt_secret_generated {
+        tracing::warn!(
+            "warning: JWT_SECRET is not set: tokens are signed with a random per-process key, \
+             so they stop working on restart and other instances refuse them"
+        );
+    }
+    if config.admin_password_default {
+        tracing::warn!(
+            admin = %config.admin_email,
+            "warning: the admin account {} uses the default password `admin`: set ADMIN_PASSWORD",
+            config.admin_email
+        );
+    }
+    let hasher = ferrapi::middleware::password::PasswordHasher::new();
+    if ferrapi_service::auth::bootstrap_admin(
+        &pool,
+        &config.admin_email,
+        config.admin_password.expose(),
+        &hasher,
+    )
+    .await?
+    {
+        tracing::info!(admin = %config.admin_email, "admin account created");
+    }
     ferrapi_service::app(pool.clone(), &config).serve().await?;
     pool.close().await;
     tracing::info!("stopped");

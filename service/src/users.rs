@@ -1,5 +1,6 @@
 //! `/api/v1/users`: create and read users.
 
+use crate::auth::{Admin, CurrentUser};
 use crate::db_dep::{Db, Finished};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ferrapi::prelude::*;
@@ -87,6 +88,10 @@ pub enum UserError {
     #[error("Email already registered")]
     #[api(status = 409)]
     EmailTaken,
+    /// The caller may not change this user.
+    #[error("Not enough privileges")]
+    #[api(status = 403)]
+    Forbidden,
     /// The database failed.
     #[error("database error: {0}")]
     Database(#[from] sqlx::Error),
@@ -130,6 +135,7 @@ async fn hash_password(password: String) -> Result<String, UserError> {
 /// is already registered.
 #[post("/users", status = 201, tags = ["users"])]
 pub async fn create_user(
+    Depends(_caller): Depends<CurrentUser>,
     Depends(db): Depends<Db>,
     Json(user): Json<UserCreate>,
 ) -> Result<Created<UserResponse>, UserError> {
@@ -139,7 +145,7 @@ pub async fn create_user(
     };
     let created_at = Timestamp::now();
     let result = sqlx::query(
-        "INSERT INTO users (name, email, age, password_hash, created_at) VALUES (?, ?, ?, ?, ?) \
+        "INSERT INTO users (name, email, age, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
          RETURNING id",
     )
     .bind(&user.name)
@@ -170,17 +176,135 @@ pub async fn create_user(
 /// Read a user.
 #[get("/users/{user_id}", tags = ["users"])]
 pub async fn read_user(
+    Depends(_caller): Depends<CurrentUser>,
     Depends(db): Depends<Db>,
     Path(user_id): Path<i64>,
 ) -> Result<Json<UserResponse>, UserError> {
-    let row = sqlx::query("SELECT id, name, email, created_at FROM users WHERE id = ?")
+    fetch_user(&db, user_id).await.map(Json)
+}
+
+async fn fetch_user(db: &Db, user_id: i64) -> Result<UserResponse, UserError> {
+    let row = sqlx::query("SELECT id, name, email, created_at FROM users WHERE id = $1")
         .bind(user_id)
         .fetch_optional(db.lock().await.conn()?)
         .await?;
     match row {
-        Some(row) => Ok(Json(row_to_user(&row)?)),
+        Some(row) => Ok(row_to_user(&row)?),
         None => Err(UserError::NotFound),
     }
+}
+
+/// The caller.
+#[get("/users/me", tags = ["users"])]
+pub async fn read_me(
+    Depends(caller): Depends<CurrentUser>,
+    Depends(db): Depends<Db>,
+) -> Result<Json<UserResponse>, UserError> {
+    fetch_user(&db, caller.id).await.map(Json)
+}
+
+/// Changes to a user: any subset of the creation fields. A field sent as
+/// `null` is a 422, as is a field that breaks the creation rules.
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
+#[schemars(transform = no_null_defaults)]
+pub struct UserUpdate {
+    /// New display name, 2 to 50 characters.
+    #[garde(inner(length(chars, min = 2, max = 50)))]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "String", length(min = 2, max = 50))]
+    pub name: Option<String>,
+    /// New e-mail address, unique among users.
+    #[garde(inner(email))]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "String", email)]
+    pub email: Option<String>,
+    /// New age, 18 to 120.
+    #[garde(inner(range(min = 18, max = 120)))]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "i64", range(min = 18, max = 120))]
+    pub age: Option<i64>,
+    /// New password, 8 to 128 characters.
+    #[garde(inner(length(chars, min = 8, max = 128)))]
+    #[serde(default, deserialize_with = "present")]
+    #[schemars(with = "String", length(min = 8, max = 128))]
+    pub password: Option<String>,
+}
+
+/// An absent field is simply not changed: drop the `default: null` the
+/// schema would otherwise show for fields that refuse `null`.
+fn no_null_defaults(schema: &mut schemars::Schema) {
+    if let Some(props) = schema.get_mut("properties").and_then(|p| p.as_object_mut()) {
+        for prop in props.values_mut() {
+            if let Some(obj) = prop.as_object_mut()
+                && obj.get("default") == Some(&serde_json::Value::Null)
+            {
+                obj.remove("default");
+            }
+        }
+    }
+}
+
+/// A field that was sent: `null` is refused like any other wrong type.
+fn present<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    T::deserialize(d).map(Some)
+}
+
+/// Update a user (only the fields sent).
+///
+/// A user may change only themselves unless they are an administrator.
+#[patch("/users/{user_id}", tags = ["users"])]
+pub async fn update_user(
+    Depends(caller): Depends<CurrentUser>,
+    Depends(db): Depends<Db>,
+    Path(user_id): Path<i64>,
+    Json(update): Json<UserUpdate>,
+) -> Result<Json<UserResponse>, UserError> {
+    if caller.id != user_id && !caller.is_admin {
+        return Err(UserError::Forbidden);
+    }
+    let password_hash = match update.password {
+        Some(p) => Some(hash_password(p).await?),
+        None => None,
+    };
+    let result = sqlx::query(
+        "UPDATE users SET name = COALESCE($1, name), email = COALESCE($2, email), \
+         age = COALESCE($3, age), password_hash = COALESCE($4, password_hash) \
+         WHERE id = $5 RETURNING id, name, email, created_at",
+    )
+    .bind(update.name)
+    .bind(update.email)
+    .bind(update.age)
+    .bind(password_hash)
+    .bind(user_id)
+    .fetch_optional(db.lock().await.conn()?)
+    .await;
+    match result {
+        Ok(Some(row)) => Ok(Json(row_to_user(&row)?)),
+        Ok(None) => Err(UserError::NotFound),
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(UserError::EmailTaken),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Delete a user (administrators only).
+#[delete("/users/{user_id}", status = 204, tags = ["users"])]
+pub async fn delete_user(
+    Depends(_admin): Depends<Admin>,
+    Depends(db): Depends<Db>,
+    Path(user_id): Path<i64>,
+) -> Result<NoContent, UserError> {
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+        .bind(user_id)
+        .execute(db.lock().await.conn()?)
+        .await?;
+    if done.rows_affected() == 0 {
+        return Err(UserError::NotFound);
+    }
+    Ok(NoContent)
 }
 
 /// Paging of the users list.
@@ -203,11 +327,12 @@ fn default_limit() -> i64 {
 /// List users, ordered by id.
 #[get("/users", tags = ["users"])]
 pub async fn list_users(
+    Depends(_caller): Depends<CurrentUser>,
     Depends(db): Depends<Db>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<UserResponse>>, UserError> {
     let rows =
-        sqlx::query("SELECT id, name, email, created_at FROM users ORDER BY id LIMIT ? OFFSET ?")
+        sqlx::query("SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2")
             .bind(page.limit)
             .bind(page.skip)
             .fetch_all(db.lock().await.conn()?)
@@ -225,5 +350,8 @@ pub fn router() -> Router {
         .prefix("/api/v1")
         .route(create_user)
         .route(list_users)
+        .route(read_me)
         .route(read_user)
+        .route(update_user)
+        .route(delete_user)
 }

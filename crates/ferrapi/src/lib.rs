@@ -85,7 +85,7 @@ pub use extract::{
     RequestContext, State,
 };
 pub use ferrapi_core::HttpError;
-pub use ferrapi_core::validation::{ErrorItem, ValidationErrors};
+pub use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, ValidationErrors};
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
 pub use server::{ServeConfig, ServeError, shutdown_signal};

@@ -15,6 +15,18 @@ fn help_lists_the_variables() {
         "MAX_BODY_BYTES",
         "LOG_FORMAT",
         "WORKERS",
+        "JWT_SECRET",
+        "ACCESS_TOKEN_TTL",
+        "ADMIN_EMAIL",
+        "ADMIN_PASSWORD",
+        "INTERNAL_TOKEN",
+        "REDIS_URL",
+        "NATS_URL",
+        "STORAGE_URL",
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "CORS_ORIGINS",
+        "RATE_LIMIT",
+        "FORWARDED_ALLOW_IPS",
     ] {
         assert!(text.contains(var), "--help does not mention {var}:\n{text}");
     }
@@ -36,6 +48,14 @@ fn a_malformed_variable_stops_the_program_with_one_line_naming_it() {
         ("RATE_LIMIT", "lots"),
         ("FORWARDED_ALLOW_IPS", "not-an-ip"),
         ("CORS_ORIGINS", "not a url"),
+        ("ACCESS_TOKEN_TTL", "soon"),
+        ("ACCESS_TOKEN_TTL", "0"),
+        ("JWT_SECRET", "short"),
+        ("ADMIN_EMAIL", "not-an-email"),
+        ("REDIS_URL", "localhost:6379"),
+        ("NATS_URL", "http://x"),
+        ("STORAGE_URL", "ftp://x"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector"),
     ] {
         let out = Command::new(BIN)
             .env(var, value)

@@ -2,6 +2,7 @@
 //! a real socket as any HTTP client would.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod auth;
 mod cli;
 mod golden;
 mod shutdown;
@@ -35,6 +36,11 @@ pub struct Service {
     pub child: Child,
     pub addr: String,
     pub dir: PathBuf,
+    /// Sent as `Authorization: Bearer …` by every request that does not set
+    /// an `authorization` header itself (an empty one sends none).
+    pub token: std::sync::Mutex<Option<String>>,
+    /// The log lines printed before "listening".
+    pub startup_log: Vec<String>,
 }
 
 impl Service {
@@ -57,6 +63,7 @@ impl Service {
         let stdout = child.stdout.take().unwrap();
         let mut lines = BufReader::new(stdout).lines();
         let deadline = Instant::now() + Duration::from_secs(30);
+        let mut startup_log = Vec::new();
         let addr = loop {
             assert!(
                 Instant::now() < deadline,
@@ -72,10 +79,17 @@ impl Service {
             {
                 break v["addr"].as_str().unwrap().to_owned();
             }
+            startup_log.push(line);
         };
         // Keep draining the log so the service never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Service { child, addr, dir }
+        Service {
+            child,
+            addr,
+            dir,
+            token: std::sync::Mutex::new(None),
+            startup_log,
+        }
     }
 
     /// Sends a request and reads the response.
@@ -91,12 +105,49 @@ impl Service {
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
             self.addr
         );
+        let explicit_auth = headers
+            .iter()
+            .any(|(k, _)| k.eq_ignore_ascii_case("authorization"));
+        if !explicit_auth && let Some(token) = self.token.lock().unwrap().clone() {
+            req.push_str(&format!("authorization: Bearer {token}\r\n"));
+        }
         for (k, v) in headers {
-            req.push_str(&format!("{k}: {v}\r\n"));
+            if !v.is_empty() {
+                req.push_str(&format!("{k}: {v}\r\n"));
+            }
         }
         req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
         stream.write_all(req.as_bytes()).await.unwrap();
         read_response(&mut stream).await
+    }
+
+    /// Logs in with the OAuth2 password flow and returns the access token.
+    pub async fn login(&self, email: &str, password: &str) -> String {
+        let form = format!(
+            "username={}&password={}",
+            email.replace('@', "%40"),
+            password
+        );
+        let res = self
+            .request(
+                "POST",
+                "/api/v1/auth/token",
+                &[
+                    ("content-type", "application/x-www-form-urlencoded"),
+                    ("authorization", ""),
+                ],
+                &form,
+            )
+            .await;
+        assert_eq!(res.status, 200, "login failed: {}", res.body);
+        res.json()["access_token"].as_str().unwrap().to_owned()
+    }
+
+    /// Logs in as the bootstrap administrator and sends its token from now on.
+    pub async fn login_admin(&self) -> String {
+        let token = self.login("admin@example.com", "admin").await;
+        *self.token.lock().unwrap() = Some(token.clone());
+        token
     }
 
     pub async fn get(&self, path: &str) -> Response {

@@ -18,12 +18,13 @@ fn send_signal(pid: u32, signal: &str) {
 async fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
     let mut svc = Service::start(&[]).await;
     let pid = svc.child.id().unwrap();
+    let token = svc.login("admin@example.com", "admin").await;
     let body = r#"{"name": "Grace Hopper", "email": "grace@example.com", "age": 85}"#;
     let (first, rest) = body.split_at(20);
 
     let mut stream = TcpStream::connect(&svc.addr).await.unwrap();
     let head = format!(
-        "POST /api/v1/users HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+        "POST /api/v1/users HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {token}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
         body.len()
     );
     stream.write_all(head.as_bytes()).await.unwrap();

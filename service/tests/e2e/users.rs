@@ -11,6 +11,12 @@ async fn create_read_and_validation_over_a_socket() {
     assert_eq!(res.status, 200);
     assert_eq!(res.json(), json!({"status": "ok"}));
 
+    // Users need a token.
+    let res = svc.get("/api/v1/users").await;
+    assert_eq!(res.status, 401);
+    assert_eq!(res.header("www-authenticate"), Some("Bearer"));
+    svc.login_admin().await;
+
     // One 422 listing all three failures.
     let res = svc
         .post_json(
@@ -96,10 +102,21 @@ async fn create_read_and_validation_over_a_socket() {
         &json!({"name": "Grace", "email": "grace@example.com", "age": 85}),
     )
     .await;
-    let res = svc.get("/api/v1/users?skip=0&limit=1").await;
+    // The bootstrap administrator is user 1; the first created user follows.
+    let res = svc.get("/api/v1/users?skip=1&limit=1").await;
     assert_eq!(res.status, 200);
     assert_eq!(res.json().as_array().unwrap().len(), 1);
     assert_eq!(res.json()[0]["id"], id);
+    let res = svc.get("/api/v1/users").await;
+    let ids: Vec<i64> = res
+        .json()
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["id"].as_i64().unwrap())
+        .collect();
+    assert_eq!(ids.len(), 3);
+    assert!(ids.windows(2).all(|w| w[0] < w[1]), "{ids:?}");
     let res = svc.get("/api/v1/users?limit=0").await;
     assert_eq!(res.status, 422);
     assert_eq!(res.json()["detail"][0]["loc"], json!(["query", "limit"]));
@@ -131,6 +148,7 @@ async fn create_read_and_validation_over_a_socket() {
 #[tokio::test]
 async fn oversized_body_is_413_and_malformed_json_is_422() {
     let svc = Service::start(&[("MAX_BODY_BYTES", "100")]).await;
+    svc.login_admin().await;
     let big = json!({"name": "x".repeat(200), "email": "a@b.co", "age": 30});
     let res = svc.post_json("/api/v1/users", &big).await;
     assert_eq!(res.status, 413);
@@ -166,6 +184,7 @@ async fn every_response_carries_the_cross_cutting_headers() {
         ("CORS_ORIGINS", "https://app.example.com"),
     ])
     .await;
+    svc.login_admin().await;
     let res = svc
         .request("GET", "/health/live", &[("x-request-id", "abc-123")], "")
         .await;

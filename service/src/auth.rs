@@ -1,0 +1,259 @@
+//! Authentication: the OAuth2 password flow at `POST /api/v1/auth/token`,
+//! the [`CurrentUser`] dependency every protected route takes, and the
+//! administrator bootstrap.
+//!
+//! Tokens are HS256 JWTs (`JWT_SECRET`) with `sub` = the user id. Every
+//! protected request verifies the token (signature, `exp`; `alg: none` and
+//! other algorithms are refused) and loads the user, so a deleted user's
+//! token stops working at once and an admin flag change takes effect on the
+//! next request. Failures answer 401 with `WWW-Authenticate: Bearer`.
+
+use crate::db_dep::{Db, Pool};
+use ferrapi::extract::{Dependency, FromRequestParts, Rejection, RequestContext};
+use ferrapi::http::request::Parts;
+use ferrapi::middleware::jwt::{IssuedToken, JwtIssuer, JwtVerifier, VerifyingKey};
+use ferrapi::middleware::password::PasswordHasher;
+use ferrapi::openapi::OperationBuilder;
+use ferrapi::prelude::*;
+use ferrapi::security::{OAuth2PasswordFlow, OAuth2PasswordRequestForm, OAuth2Token};
+use serde::{Deserialize, Serialize};
+use sqlx::Row;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The service's OAuth2 password flow (documented with its token URL, so
+/// that Swagger UI's "Authorize" button logs in).
+pub struct Login;
+
+impl OAuth2PasswordFlow for Login {
+    const TOKEN_URL: &'static str = "/api/v1/auth/token";
+}
+
+/// Signing, verifying and hashing, shared by every request (application
+/// state).
+#[derive(Clone)]
+pub struct Auth {
+    issuer: JwtIssuer,
+    verifier: JwtVerifier,
+    hasher: PasswordHasher,
+}
+
+impl std::fmt::Debug for Auth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Auth(..)")
+    }
+}
+
+impl Auth {
+    /// HS256 with `secret`; tokens live `ttl`.
+    pub fn new(secret: &[u8], ttl: Duration, hasher: PasswordHasher) -> Self {
+        Self {
+            issuer: JwtIssuer::hs256(secret).ttl(ttl),
+            verifier: JwtVerifier::new(VerifyingKey::hs256(secret)).leeway(Duration::ZERO),
+            hasher,
+        }
+    }
+
+    /// The password hasher (Argon2id).
+    pub fn hasher(&self) -> &PasswordHasher {
+        &self.hasher
+    }
+
+    /// A token for user `id`.
+    pub fn issue(&self, id: i64) -> Result<IssuedToken, AuthError> {
+        self.issuer
+            .issue(&TokenClaims {
+                sub: id.to_string(),
+            })
+            .map_err(|e| AuthError::Internal(e.to_string()))
+    }
+
+    /// The user id a valid token names, if it is valid.
+    pub fn user_id(&self, token: &str) -> Option<i64> {
+        let claims: TokenClaims = self.verifier.verify(token).ok()?;
+        claims.sub.parse().ok()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct TokenClaims {
+    sub: String,
+}
+
+/// Why a token could not be issued.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Signing failed.
+    #[error("cannot issue a token: {0}")]
+    Internal(String),
+}
+
+/// Log in (OAuth2 password flow): form fields `username` (the e-mail
+/// address) and `password`. Answers the bearer token; 401 for an unknown
+/// user, a wrong password, or a user created without a password.
+#[post("/auth/token", tags = ["auth"], responses(401 = "Incorrect username or password"))]
+pub async fn login(
+    State(auth): State<Arc<Auth>>,
+    State(pool): State<Pool>,
+    Form(form): Form<OAuth2PasswordRequestForm>,
+) -> Result<Json<IssuedToken>, HttpError> {
+    let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
+        .bind(&form.username)
+        .fetch_optional(&pool.0)
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "login query failed");
+            HttpError::new(
+                ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
+                "Database unavailable",
+            )
+        })?;
+    let found = row.and_then(|r| {
+        let id: i64 = r.try_get("id").ok()?;
+        let hash: Option<String> = r.try_get("password_hash").ok()?;
+        Some((id, hash?))
+    });
+    let hasher = auth.hasher().clone();
+    let password = form.password;
+    let verified = match found {
+        Some((id, hash)) => hasher
+            .verify_blocking(password, hash)
+            .await
+            .ok()
+            .filter(|ok| *ok)
+            .map(|_| id),
+        None => {
+            // Same work as a real check, so timing does not tell which
+            // e-mail addresses exist.
+            let _ = tokio::task::spawn_blocking(move || hasher.verify_dummy(&password)).await;
+            None
+        }
+    };
+    let Some(id) = verified else {
+        return Err(unauthorized("Incorrect username or password"));
+    };
+    auth.issue(id).map(Json).map_err(|e| {
+        tracing::error!(error = %e, "cannot issue a token");
+        HttpError::internal()
+    })
+}
+
+fn unauthorized(detail: &str) -> HttpError {
+    HttpError::unauthorized(detail.to_owned()).with_header("www-authenticate", "Bearer")
+}
+
+/// The authenticated caller, loaded from the database by the token's `sub`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CurrentUser {
+    /// User id.
+    pub id: i64,
+    /// Whether the user is an administrator.
+    pub is_admin: bool,
+}
+
+impl Dependency for CurrentUser {
+    async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+        let token = OAuth2Token::<Login>::from_request_parts(parts, cx).await?;
+        let Some(auth) = cx.state::<Arc<Auth>>() else {
+            return Err(HttpError::internal().into());
+        };
+        let invalid = || -> Rejection {
+            HttpError::unauthorized("Could not validate credentials")
+                .with_header("www-authenticate", "Bearer error=\"invalid_token\"")
+                .into()
+        };
+        let id = auth.user_id(token.token()).ok_or_else(invalid)?;
+        let Depends(db) = Depends::<Db>::from_request_parts(parts, cx).await?;
+        let row = {
+            let mut guard = db.lock().await;
+            let conn = guard.conn().map_err(|_| HttpError::internal())?;
+            sqlx::query("SELECT is_admin FROM users WHERE id = $1")
+                .bind(id)
+                .fetch_optional(conn)
+                .await
+        };
+        match row {
+            Ok(Some(row)) => Ok(CurrentUser {
+                id,
+                is_admin: row.try_get::<i64, _>("is_admin").unwrap_or(0) != 0,
+            }),
+            Ok(None) => Err(invalid()),
+            Err(e) => {
+                tracing::error!(error = %e, "loading the current user failed");
+                Err(HttpError::new(
+                    ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Database unavailable",
+                )
+                .into())
+            }
+        }
+    }
+
+    fn describe(op: &mut OperationBuilder<'_>) {
+        <OAuth2Token<Login> as ferrapi::openapi::DescribeInput>::describe(op);
+        op.error_response(ferrapi::http::StatusCode::UNAUTHORIZED, "Not authenticated");
+    }
+}
+
+/// An administrator (403 for anyone else).
+#[derive(Debug, Clone)]
+pub struct Admin(pub CurrentUser);
+
+impl Dependency for Admin {
+    async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+        let Depends(user) = Depends::<CurrentUser>::from_request_parts(parts, cx).await?;
+        if user.is_admin {
+            Ok(Admin(user))
+        } else {
+            Err(HttpError::forbidden("Admin privileges required").into())
+        }
+    }
+
+    fn describe(op: &mut OperationBuilder<'_>) {
+        CurrentUser::describe(op);
+        op.error_response(
+            ferrapi::http::StatusCode::FORBIDDEN,
+            "Not enough privileges",
+        );
+    }
+}
+
+/// Creates the bootstrap administrator if no user has its e-mail address.
+pub async fn bootstrap_admin(
+    pool: &sqlx::SqlitePool,
+    email: &str,
+    password: &str,
+    hasher: &PasswordHasher,
+) -> anyhow::Result<bool> {
+    let exists = sqlx::query("SELECT id FROM users WHERE email = $1")
+        .bind(email)
+        .fetch_optional(pool)
+        .await?
+        .is_some();
+    if exists {
+        return Ok(false);
+    }
+    let hash = hasher.hash_blocking(password.to_owned()).await?;
+    let result = sqlx::query(
+        "INSERT INTO users (name, email, age, password_hash, is_admin, created_at) \
+         VALUES ($1, $2, $3, $4, 1, $5)",
+    )
+    .bind("Administrator")
+    .bind(email)
+    .bind(18_i64)
+    .bind(hash)
+    .bind(crate::users::Timestamp::now().to_rfc3339())
+    .execute(pool)
+    .await;
+    match result {
+        Ok(_) => Ok(true),
+        // Another instance created it at the same moment.
+        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The auth router (`/api/v1/auth/token`).
+pub fn router() -> Router {
+    Router::new().prefix("/api/v1").route(login)
+}
