@@ -1,0 +1,87 @@
+//! The Redis cache backend.
+
+use super::redis_conn::{RedisConnection, query};
+use super::{CacheBackend, CacheError};
+use bytes::Bytes;
+use futures_util::future::BoxFuture;
+use std::time::Duration;
+
+/// The Redis [`CacheBackend`]: `GET`, `SET … PX <ttl>`, `DEL` over a
+/// shared [`RedisConnection`]. Every instance using the same Redis (and
+/// namespace) sees the same entries, so a `delete` after an update
+/// invalidates the entry everywhere. Memory bounds and eviction are the
+/// server's (`maxmemory` with an `allkeys-lru` or `volatile-ttl` policy).
+///
+/// ```no_run
+/// use ferrapi_storage::cache::{Cache, RedisCache, RedisConnection};
+/// use std::time::Duration;
+///
+/// # async fn f() -> Result<(), ferrapi_storage::cache::CacheError> {
+/// let cache = Cache::new(RedisCache::new(RedisConnection::open("redis://127.0.0.1")?))
+///     .namespace("users-api")
+///     .default_ttl(Duration::from_secs(300));
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct RedisCache {
+    conn: RedisConnection,
+}
+
+impl RedisCache {
+    /// A cache backend on `conn`.
+    pub fn new(conn: RedisConnection) -> Self {
+        Self { conn }
+    }
+
+    /// The connection (to share with other Redis users).
+    pub fn connection(&self) -> &RedisConnection {
+        &self.conn
+    }
+}
+
+impl CacheBackend for RedisCache {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Bytes>, CacheError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("GET");
+            cmd.arg(key);
+            let value: Option<Vec<u8>> = self.conn.run(|c| query(cmd, c)).await?;
+            Ok(value.map(Bytes::from))
+        })
+    }
+
+    fn set<'a>(
+        &'a self,
+        key: &'a str,
+        value: Bytes,
+        ttl: Option<Duration>,
+    ) -> BoxFuture<'a, Result<(), CacheError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("SET");
+            cmd.arg(key).arg(value.as_ref());
+            if let Some(ttl) = ttl {
+                // Whole milliseconds, at least one (PX 0 is an error).
+                let ms = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+                cmd.arg("PX").arg(ms);
+            }
+            self.conn.run(|c| query::<()>(cmd, c)).await?;
+            Ok(())
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<bool, CacheError>> {
+        Box::pin(async move {
+            let mut cmd = redis::cmd("DEL");
+            cmd.arg(key);
+            let n: u64 = self.conn.run(|c| query(cmd, c)).await?;
+            Ok(n > 0)
+        })
+    }
+
+    fn health(&self) -> BoxFuture<'_, Result<(), CacheError>> {
+        Box::pin(self.conn.ping())
+    }
+
+    fn name(&self) -> &'static str {
+        "redis"
+    }
+}
