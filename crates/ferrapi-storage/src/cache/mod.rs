@@ -70,7 +70,7 @@ mod memory;
 #[cfg(feature = "redis")]
 mod redis_cache;
 #[cfg(feature = "redis")]
-mod redis_conn;
+pub(crate) mod redis_conn;
 
 pub use memory::MemoryCache;
 #[cfg(feature = "redis")]

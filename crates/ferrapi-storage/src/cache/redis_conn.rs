@@ -68,7 +68,7 @@ struct Inner {
     epoch: Instant,
     /// Milliseconds since `epoch` before which commands fail fast.
     down_until: AtomicU64,
-    /// Second (since `epoch`) of the last "Redis is down" log line.
+    /// Ten-second period (since `epoch`) of the last "unreachable" log line.
     last_log: AtomicU64,
 }
 
@@ -87,7 +87,7 @@ struct Inner {
 ///   mode) instead of each waiting for a timeout; the first command after
 ///   the window tries the server again, so use resumes by itself once Redis
 ///   is back;
-/// - "Redis is down" is logged at most once a second.
+/// - "Redis unreachable" is logged at most once every 10 s.
 ///
 /// Opening never connects: a malformed URL fails at once, an unreachable
 /// server only makes commands fail. Share one connection between the cache,
@@ -249,8 +249,8 @@ impl RedisConnection {
         self.inner
             .down_until
             .store(now.saturating_add(retry), Ordering::Relaxed);
-        let second = now / 1000;
-        if self.inner.last_log.swap(second, Ordering::Relaxed) != second {
+        let period = now / 10_000;
+        if self.inner.last_log.swap(period, Ordering::Relaxed) != period {
             tracing::error!(redis = %self.inner.url, error = %why,
                 "Redis unreachable: callers degrade until it answers again");
         }
