@@ -71,6 +71,8 @@ pub struct Config {
     pub storage_url: String,
     /// `OTEL_EXPORTER_OTLP_ENDPOINT`.
     pub otel_endpoint: Option<String>,
+    /// `ACCESS_LOG`: one log line per request (default on).
+    pub access_log: bool,
 }
 
 /// A secret value: never printed by `Debug`, shown masked.
@@ -221,6 +223,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "unset",
         "export traces over OTLP when set",
     ),
+    (
+        "ACCESS_LOG",
+        "on",
+        "one log line per request (method, route, status, latency, …): on or off",
+    ),
 ];
 
 fn var(name: &str) -> Option<String> {
@@ -365,7 +372,18 @@ impl Config {
         let otel_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT")
             .map(|v| parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", &v, &["http", "https"]))
             .transpose()?;
+        let access_log = match var("ACCESS_LOG").as_deref() {
+            None | Some("on" | "1" | "true") => true,
+            Some("off" | "0" | "false") => false,
+            Some(other) => {
+                return Err(ConfigError {
+                    var: "ACCESS_LOG",
+                    reason: format!("`{other}` is not `on` or `off`"),
+                });
+            }
+        };
         Ok(Self {
+            access_log,
             database,
             database_url,
             max_body_bytes,

@@ -50,6 +50,11 @@ pub fn app_with_auth(
             .map(|id| format!("user:{id}"))
     });
     let mut stack = Stack::defaults()
+        .access_log(
+            config
+                .access_log
+                .then(ferrapi::middleware::AccessLogLayer::new),
+        )
         .client_ip(ClientIpLayer::new(config.forwarded_allow_ips.clone()))
         .rate_limit(
             RateLimitLayer::new(config.rate_limit)

@@ -397,3 +397,58 @@ async fn startup_warns_about_a_random_secret_and_the_default_admin_password() {
     svc.login("admin@example.com", "a-strong-admin-password")
         .await;
 }
+
+#[tokio::test]
+async fn access_log_lines_carry_the_request_id_and_no_secrets() {
+    let svc = Service::start(&[("ADMIN_PASSWORD", "very-secret-admin-pw")]).await;
+    let token = svc.login("admin@example.com", "very-secret-admin-pw").await;
+    let res = svc
+        .request(
+            "GET",
+            "/api/v1/users/1",
+            &[
+                ("authorization", &bearer(&token)),
+                ("x-request-id", "e2e-req-1"),
+                (
+                    "traceparent",
+                    "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+                ),
+            ],
+            "",
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    assert!(
+        res.header("traceparent")
+            .unwrap()
+            .starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-")
+    );
+    // The line is written when the response head is ready: wait for it.
+    let mut line = None;
+    for _ in 0..50 {
+        line = svc
+            .log
+            .lock()
+            .unwrap()
+            .iter()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+            .find(|l| l["target"] == "ferrapi::access" && l["path"] == "/api/v1/users/1");
+        if line.is_some() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let line = line.expect("no access log line");
+    assert_eq!(line["route"], "/api/v1/users/{user_id}", "{line}");
+    assert_eq!(line["status"], 200, "{line}");
+    assert_eq!(line["method"], "GET", "{line}");
+    let text = line.to_string();
+    assert!(text.contains("e2e-req-1"), "{text}");
+    assert!(text.contains("4bf92f3577b34da6a3ce929d0e0e4736"), "{text}");
+    let all = svc.log.lock().unwrap().join("\n");
+    assert!(!all.contains(&token), "a token was logged");
+    assert!(
+        !all.contains("very-secret-admin-pw"),
+        "a password was logged"
+    );
+}

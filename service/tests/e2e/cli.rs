@@ -56,6 +56,7 @@ fn a_malformed_variable_stops_the_program_with_one_line_naming_it() {
         ("NATS_URL", "http://x"),
         ("STORAGE_URL", "ftp://x"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector"),
+        ("ACCESS_LOG", "maybe"),
     ] {
         let out = Command::new(BIN)
             .env(var, value)

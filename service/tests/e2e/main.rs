@@ -41,6 +41,8 @@ pub struct Service {
     pub token: std::sync::Mutex<Option<String>>,
     /// The log lines printed before "listening".
     pub startup_log: Vec<String>,
+    /// Every log line printed after "listening", as they come.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Service {
@@ -82,13 +84,20 @@ impl Service {
             startup_log.push(line);
         };
         // Keep draining the log so the service never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let sink = log.clone();
+        tokio::spawn(async move {
+            while let Ok(Some(line)) = lines.next_line().await {
+                sink.lock().unwrap().push(line);
+            }
+        });
         Service {
             child,
             addr,
             dir,
             token: std::sync::Mutex::new(None),
             startup_log,
+            log,
         }
     }
 

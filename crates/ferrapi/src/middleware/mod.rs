@@ -24,18 +24,22 @@
 //! 1. the application's own panic catcher ([`App::build`](crate::App::build) adds it, always outermost);
 //! 2. [`RequestIdLayer`]: first, so that everything below — a 429, a refused
 //!    preflight, a panic — carries the id, and every log line is in the span;
-//! 3. [`TimingLayer`]: measures everything below;
-//! 4. [`SecurityHeadersLayer`]: on every answer, errors included;
-//! 5. [`CorsLayer`]: answers preflights before rate limiting and
+//! 3. [`TraceContextLayer`]: W3C `traceparent`, recorded on the request's
+//!    span (`trace_id`) and answered;
+//! 4. [`TimingLayer`]: measures everything below;
+//! 5. [`SecurityHeadersLayer`]: on every answer, errors included;
+//! 6. [`CorsLayer`]: answers preflights before rate limiting and
 //!    authentication, and puts CORS headers on 429s and 401s so that the
 //!    page can read them;
-//! 6. [`ClientIpLayer`]: the address the rate limiter and the handlers see;
-//! 7. `CompressionLayer`;
-//! 8. `jwt::JwtLayer`: before the rate limiter, so that it can count per
-//!    verified user;
-//! 9. [`RateLimitLayer`]s, in the order given (the first is outermost):
-//!    refused requests never reach the application;
-//! 10. [`catch_panic`]: innermost, so that a panic's 500 passes through all
+//! 7. [`ClientIpLayer`]: the address the rate limiter and the handlers see;
+//! 8. [`AccessLogLayer`] (off by default): after the client address is
+//!    known, before the rate limiter, so that 429s are logged too;
+//! 9. `CompressionLayer`;
+//! 10. `jwt::JwtLayer`: before the rate limiter, so that it can count per
+//!     verified user;
+//! 11. [`RateLimitLayer`]s, in the order given (the first is outermost):
+//!     refused requests never reach the application;
+//! 12. [`catch_panic`]: innermost, so that a panic's 500 passes through all
 //!     of the above;
 //!
 //! then routing, dependencies, the handler.
@@ -100,6 +104,7 @@
 //! The function may also take extractors before the request (any axum
 //! extractor) and state with [`from_fn_with_state`].
 
+mod access_log;
 mod client_ip;
 #[cfg(feature = "compression")]
 mod compression;
@@ -115,7 +120,10 @@ mod request_id;
 mod security_headers;
 mod stack;
 mod timing;
+mod trace_context;
 
+pub(crate) use access_log::note_route;
+pub use access_log::{AccessLogFuture, AccessLogLayer, AccessLogService};
 pub use client_ip::{
     ClientIp, ClientIpLayer, ClientIpService, TrustedProxies, TrustedProxiesError,
 };
@@ -135,6 +143,10 @@ pub use security_headers::{
 };
 pub use stack::Stack;
 pub use timing::{TimingFuture, TimingLayer, TimingService, X_PROCESS_TIME};
+pub use trace_context::{
+    TRACEPARENT, TRACESTATE, TraceContext, TraceContextFuture, TraceContextLayer,
+    TraceContextService,
+};
 
 /// Middleware from an `async fn(Request, Next) -> Response` (axum's
 /// `middleware::from_fn`; see [Custom middleware](self#custom-middleware)).

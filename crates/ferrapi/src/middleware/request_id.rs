@@ -253,6 +253,9 @@ where
             request_id = %id,
             method = %req.method(),
             path = %req.uri().path(),
+            // Filled by the trace-context layer, when installed.
+            trace_id = tracing::field::Empty,
+            span_id = tracing::field::Empty,
         );
         req.extensions_mut().insert(id.clone());
         let inner = {

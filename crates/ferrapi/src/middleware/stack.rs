@@ -1,8 +1,8 @@
 //! [`Stack`]: the middleware layers, installed in the documented order.
 
 use super::{
-    ClientIpLayer, CorsLayer, RateLimitLayer, RequestIdLayer, SecurityHeadersLayer, TimingLayer,
-    catch_panic,
+    AccessLogLayer, ClientIpLayer, CorsLayer, RateLimitLayer, RequestIdLayer, SecurityHeadersLayer,
+    TimingLayer, TraceContextLayer, catch_panic,
 };
 use crate::App;
 
@@ -22,6 +22,8 @@ use crate::App;
 #[derive(Debug, Clone, Default)]
 pub struct Stack {
     request_id: Option<RequestIdLayer>,
+    trace_context: Option<TraceContextLayer>,
+    access_log: Option<AccessLogLayer>,
     timing: Option<TimingLayer>,
     security_headers: Option<SecurityHeadersLayer>,
     cors: Option<CorsLayer>,
@@ -40,13 +42,15 @@ impl Stack {
         Self::default()
     }
 
-    /// The default stack: request id, timing, security headers (their
-    /// defaults), compression when the `compression` feature is on, and
-    /// the inner panic catcher. No CORS, no rate limit: those need your
-    /// origins and quotas.
+    /// The default stack: request id, W3C trace context, timing, security
+    /// headers (their defaults), compression when the `compression` feature
+    /// is on, and the inner panic catcher. No CORS, no rate limit: those
+    /// need your origins and quotas; no access log: turn it on with
+    /// [`access_log`](Self::access_log).
     pub fn defaults() -> Self {
         Self {
             request_id: Some(RequestIdLayer::new()),
+            trace_context: Some(TraceContextLayer::new()),
             timing: Some(TimingLayer::new()),
             security_headers: Some(SecurityHeadersLayer::new()),
             #[cfg(feature = "compression")]
@@ -54,6 +58,20 @@ impl Stack {
             catch_panic: true,
             ..Self::default()
         }
+    }
+
+    /// The W3C trace-context layer (`None`: none).
+    #[must_use]
+    pub fn trace_context(mut self, layer: Option<TraceContextLayer>) -> Self {
+        self.trace_context = layer;
+        self
+    }
+
+    /// The access log, one line per request (`None`, the default: none).
+    #[must_use]
+    pub fn access_log(mut self, layer: Option<AccessLogLayer>) -> Self {
+        self.access_log = layer;
+        self
     }
 
     /// The request-id layer (`None`: none).
@@ -141,10 +159,12 @@ impl Stack {
         // once more, and boxed services are cloned per request.
         let layer = tower::ServiceBuilder::new()
             .option_layer(self.request_id)
+            .option_layer(self.trace_context)
             .option_layer(self.timing)
             .option_layer(self.security_headers)
             .option_layer(self.cors)
             .option_layer(self.client_ip)
+            .option_layer(self.access_log)
             .option_layer(compression)
             .option_layer(jwt)
             .option_layer(rate_limits)

@@ -202,7 +202,7 @@ async fn request_id_extractor_without_the_layer_is_a_500() {
 
 /// Captures the JSON log lines written while `f` runs.
 #[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
+pub(crate) struct Logs(Arc<Mutex<Vec<u8>>>);
 
 impl std::io::Write for Logs {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
@@ -215,7 +215,7 @@ impl std::io::Write for Logs {
 }
 
 impl Logs {
-    fn lines(&self) -> Vec<Value> {
+    pub(crate) fn lines(&self) -> Vec<Value> {
         String::from_utf8_lossy(&self.0.lock().unwrap())
             .lines()
             .filter_map(|l| serde_json::from_str(l).ok())
