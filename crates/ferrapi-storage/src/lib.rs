@@ -12,3 +12,5 @@ pub mod cache;
 pub mod db;
 pub mod files;
 pub mod queue;
+#[cfg(feature = "redis")]
+pub mod rate_limit;
