@@ -158,8 +158,15 @@ impl<'a> OperationBuilder<'a> {
 
     /// Sets the request body: `T`'s schema under `content_type`.
     pub fn request_body<T: JsonSchema>(&mut self, content_type: &str, required: bool) {
-        self.validates_input = true;
         let schema = self.registry.schema_for::<T>();
+        self.request_body_schema(content_type, schema, required);
+    }
+
+    /// Sets the request body to a hand-built `schema` under `content_type`:
+    /// for bodies that are not one serde model, such as a `multipart/form-data`
+    /// form whose file parts are `{"type": "string", "format": "binary"}`.
+    pub fn request_body_schema(&mut self, content_type: &str, schema: Value, required: bool) {
+        self.validates_input = true;
         let body = self
             .operation
             .request_body

@@ -60,6 +60,7 @@
 //! | `compression` | no | gzip and brotli responses (`middleware::CompressionLayer`) |
 //! | `jwt` | no | JWT verification and issuing (`middleware::jwt`) |
 //! | `password` | no | Argon2id password hashing (`middleware::password`) |
+//! | `multipart` | no | streaming `multipart/form-data` uploads (`extract::Multipart`) with per-part limits |
 #![deny(missing_docs)]
 
 mod app;

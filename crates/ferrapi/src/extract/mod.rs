@@ -15,6 +15,8 @@ mod cookie;
 mod depends;
 mod header;
 mod json;
+#[cfg(feature = "multipart")]
+pub mod multipart;
 mod path;
 mod query;
 mod session;
@@ -29,6 +31,8 @@ pub use depends::{AppState, Cleanup, Dependency, Depends, Outcome, defer};
 pub(crate) use depends::{OverrideFn, RequestScope, run_cleanups};
 pub use header::Header;
 pub use json::Json;
+#[cfg(feature = "multipart")]
+pub use multipart::{AnyParts, Field, Multipart, MultipartError, MultipartForm, Part, PartKind};
 pub use path::Path;
 pub use query::Query;
 pub(crate) use session::Sessions;

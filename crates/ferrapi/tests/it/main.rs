@@ -14,3 +14,4 @@ mod routing;
 mod security;
 mod server;
 mod ui;
+mod uploads;
