@@ -736,7 +736,13 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
                 }
             }
         }
-        if route.include_in_schema {
+        // A WebSocket route (its handshake answers 101) is no OpenAPI
+        // operation: it stays out of `paths`.
+        #[cfg(feature = "ws")]
+        let websocket = crate::ws::is_websocket(&operation);
+        #[cfg(not(feature = "ws"))]
+        let websocket = false;
+        if route.include_in_schema && !websocket {
             if let Some(other) = seen_ops.get(&operation.operation_id) {
                 problem(format!(
                     "operation id `{}` is already used by {other}; set `operation_id`",
@@ -750,6 +756,12 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
                 .or_default()
                 .insert(route.method.as_str().to_ascii_lowercase(), operation);
         }
+        #[cfg(feature = "ws")]
+        let route = if websocket {
+            crate::ws::websocket_route(route)
+        } else {
+            route
+        };
         checked.push(Checked {
             route,
             full_path,

@@ -28,6 +28,9 @@ use serde::de::DeserializeOwned;
 use std::net::SocketAddr;
 use tower::ServiceExt;
 
+#[cfg(feature = "ws")]
+pub use crate::ws::client::{TestWebSocket, WebSocketConnectError, WsFrame};
+
 /// An in-process client for an [`App`].
 #[derive(Debug, Clone)]
 pub struct TestClient {

@@ -15,3 +15,4 @@ mod security;
 mod server;
 mod ui;
 mod uploads;
+mod ws;
