@@ -3,11 +3,11 @@
 
 use crate::auth::Admin;
 use crate::config::{Config, mask_url};
-use crate::db_dep::Db;
 use ferrapi::extract::{Dependency, Rejection, RequestContext};
 use ferrapi::http::request::Parts;
 use ferrapi::openapi::OperationBuilder;
 use ferrapi::prelude::*;
+use ferrapi_storage::db::Db;
 use serde::Serialize;
 use sqlx::Row;
 use std::sync::Arc;
@@ -55,15 +55,15 @@ pub async fn stats(
     Depends(db): Depends<Db>,
     State(stats): State<Arc<Stats>>,
 ) -> Result<Json<StatsResponse>, HttpError> {
-    let row = {
-        let mut guard = db.lock().await;
-        let conn = guard.conn().map_err(|_| HttpError::internal())?;
-        sqlx::query("SELECT COUNT(*) AS n FROM users")
-            .fetch_one(conn)
-            .await
-    };
-    let users: i64 = row.and_then(|r| r.try_get("n")).map_err(|e| {
-        tracing::error!(error = %e, "counting users failed");
+    let row = db
+        .fetch_one(db.query("SELECT COUNT(*) AS n FROM users"))
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "counting users failed");
+            HttpError::internal()
+        })?;
+    let users: i64 = row.try_get("n").map_err(|e| {
+        tracing::error!(error = %e, "reading the user count failed");
         HttpError::internal()
     })?;
     Ok(Json(StatsResponse {

@@ -8,7 +8,6 @@
 //! token stops working at once and an admin flag change takes effect on the
 //! next request. Failures answer 401 with `WWW-Authenticate: Bearer`.
 
-use crate::db_dep::{Db, Pool};
 use ferrapi::extract::{Dependency, FromRequestParts, Rejection, RequestContext};
 use ferrapi::http::request::Parts;
 use ferrapi::middleware::jwt::{IssuedToken, JwtIssuer, JwtVerifier, VerifyingKey};
@@ -16,6 +15,7 @@ use ferrapi::middleware::password::PasswordHasher;
 use ferrapi::openapi::OperationBuilder;
 use ferrapi::prelude::*;
 use ferrapi::security::{OAuth2PasswordFlow, OAuth2PasswordRequestForm, OAuth2Token};
+use ferrapi_storage::db::{Db, DbPool};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
@@ -94,12 +94,14 @@ pub enum AuthError {
 #[post("/auth/token", tags = ["auth"], responses(401 = "Incorrect username or password"))]
 pub async fn login(
     State(auth): State<Arc<Auth>>,
-    State(pool): State<Pool>,
+    State(pool): State<DbPool>,
     Form(form): Form<OAuth2PasswordRequestForm>,
 ) -> Result<Json<IssuedToken>, HttpError> {
-    let row = sqlx::query("SELECT id, password_hash FROM users WHERE email = $1")
-        .bind(&form.username)
-        .fetch_optional(&pool.0)
+    let row = pool
+        .fetch_optional(
+            pool.query("SELECT id, password_hash FROM users WHERE lower(email) = lower(?)")
+                .bind(form.username.clone()),
+        )
         .await
         .map_err(|e| {
             tracing::error!(error = %e, "login query failed");
@@ -164,14 +166,9 @@ impl Dependency for CurrentUser {
         };
         let id = auth.user_id(token.token()).ok_or_else(invalid)?;
         let Depends(db) = Depends::<Db>::from_request_parts(parts, cx).await?;
-        let row = {
-            let mut guard = db.lock().await;
-            let conn = guard.conn().map_err(|_| HttpError::internal())?;
-            sqlx::query("SELECT is_admin FROM users WHERE id = $1")
-                .bind(id)
-                .fetch_optional(conn)
-                .await
-        };
+        let row = db
+            .fetch_optional(db.query("SELECT is_admin FROM users WHERE id = ?").bind(id))
+            .await;
         match row {
             Ok(Some(row)) => Ok(CurrentUser {
                 id,
@@ -220,35 +217,39 @@ impl Dependency for Admin {
 
 /// Creates the bootstrap administrator if no user has its e-mail address.
 pub async fn bootstrap_admin(
-    pool: &sqlx::SqlitePool,
+    pool: &DbPool,
     email: &str,
     password: &str,
     hasher: &PasswordHasher,
 ) -> anyhow::Result<bool> {
-    let exists = sqlx::query("SELECT id FROM users WHERE email = $1")
-        .bind(email)
-        .fetch_optional(pool)
+    let exists = pool
+        .fetch_optional(
+            pool.query("SELECT id FROM users WHERE lower(email) = lower(?)")
+                .bind(email.to_owned()),
+        )
         .await?
         .is_some();
     if exists {
         return Ok(false);
     }
     let hash = hasher.hash_blocking(password.to_owned()).await?;
-    let result = sqlx::query(
-        "INSERT INTO users (name, email, age, password_hash, is_admin, created_at) \
-         VALUES ($1, $2, $3, $4, 1, $5)",
-    )
-    .bind("Administrator")
-    .bind(email)
-    .bind(18_i64)
-    .bind(hash)
-    .bind(crate::users::Timestamp::now().to_rfc3339())
-    .execute(pool)
-    .await;
+    let result = pool
+        .execute(
+            pool.query(
+                "INSERT INTO users (name, email, age, password_hash, is_admin, created_at) \
+                 VALUES (?, ?, ?, ?, 1, ?)",
+            )
+            .bind("Administrator")
+            .bind(email.to_owned())
+            .bind(18_i64)
+            .bind(hash)
+            .bind(crate::users::Timestamp::now().to_rfc3339()),
+        )
+        .await;
     match result {
         Ok(_) => Ok(true),
         // Another instance created it at the same moment.
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Ok(false),
+        Err(e) if e.is_unique_violation() => Ok(false),
         Err(e) => Err(e.into()),
     }
 }

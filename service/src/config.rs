@@ -21,6 +21,10 @@ pub enum Database {
     SqliteFile(PathBuf),
     /// An in-memory SQLite database (tests).
     SqliteMemory,
+    /// A PostgreSQL server (`postgres://…`).
+    Postgres,
+    /// A MySQL or MariaDB server (`mysql://…`).
+    MySql,
 }
 
 /// How log lines are written.
@@ -234,17 +238,32 @@ fn var(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.trim().is_empty())
 }
 
-/// Parses `sqlite://path`, `sqlite:///abs/path` and `sqlite::memory:`.
+/// Parses `sqlite://path`, `sqlite:///abs/path`, `sqlite::memory:`,
+/// `postgres://…` and `mysql://…`.
 pub fn parse_database_url(url: &str) -> Result<Database, String> {
     if url == "sqlite::memory:" || url == "sqlite://:memory:" {
         return Ok(Database::SqliteMemory);
+    }
+    for (scheme, db) in [
+        ("postgres://", Database::Postgres),
+        ("postgresql://", Database::Postgres),
+        ("mysql://", Database::MySql),
+    ] {
+        if let Some(rest) = url.strip_prefix(scheme) {
+            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
+            if host.is_empty() || host.starts_with('/') {
+                return Err(format!("`{}` names no server", mask_url(url)));
+            }
+            return Ok(db);
+        }
     }
     let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
         return Err(format!(
-            "`{url}` is not a supported database URL (expected sqlite://<path>)"
+            "`{}` is not a supported database URL (expected sqlite://<path>, postgres://… or mysql://…)",
+            mask_url(url)
         ));
     };
     let path = rest.split('?').next().unwrap_or(rest);
@@ -424,7 +443,16 @@ mod tests {
             parse_database_url("sqlite::memory:"),
             Ok(Database::SqliteMemory)
         );
-        assert!(parse_database_url("mysql://x").is_err());
+        assert_eq!(
+            parse_database_url("postgres://postgres@127.0.0.1:5432/test"),
+            Ok(Database::Postgres)
+        );
+        assert_eq!(
+            parse_database_url("mysql://root@db/test"),
+            Ok(Database::MySql)
+        );
+        assert!(parse_database_url("postgres://").is_err());
+        assert!(parse_database_url("ftp://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
     }
 }

@@ -21,13 +21,9 @@ pub async fn live() -> Json<Status> {
 /// failing check; back to 200 by itself when it recovers.
 #[get("/ready", tags = ["health"], responses(503 = "A dependency is down"))]
 pub async fn ready(
-    State(pool): State<crate::db_dep::Pool>,
+    State(pool): State<ferrapi_storage::db::DbPool>,
 ) -> (StatusCode, Json<serde_json::Value>) {
-    let database = tokio::time::timeout(
-        std::time::Duration::from_secs(2),
-        sqlx::query("SELECT 1").execute(&pool.0),
-    )
-    .await;
+    let database = tokio::time::timeout(std::time::Duration::from_secs(2), pool.ping()).await;
     let database = match database {
         Ok(Ok(_)) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),

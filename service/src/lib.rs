@@ -9,7 +9,6 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;
-pub mod db_dep;
 pub mod health;
 pub mod users;
 pub mod users_v2;
@@ -21,7 +20,7 @@ use ferrapi::middleware::{
 use std::sync::Arc;
 
 /// The application, around an opened and migrated database.
-pub fn app(pool: sqlx::SqlitePool, config: &config::Config) -> App {
+pub fn app(pool: ferrapi_storage::db::DbPool, config: &config::Config) -> App {
     let auth = Arc::new(auth::Auth::new(
         config.jwt_secret.expose().as_bytes(),
         std::time::Duration::from_secs(config.access_token_ttl),
@@ -32,7 +31,7 @@ pub fn app(pool: sqlx::SqlitePool, config: &config::Config) -> App {
 
 /// The application with a given [`auth::Auth`] (tests use a fast hasher).
 pub fn app_with_auth(
-    pool: sqlx::SqlitePool,
+    pool: ferrapi_storage::db::DbPool,
     config: &config::Config,
     auth: Arc<auth::Auth>,
 ) -> App {
@@ -87,7 +86,7 @@ pub fn app_with_auth(
             "/metrics",
             std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
         )
-        .state(db_dep::Pool(pool))
+        .state(pool)
         .state(auth)
         .state(stats.clone())
         .state(admin::InternalToken(

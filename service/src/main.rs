@@ -94,14 +94,19 @@ fn main() -> ExitCode {
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::OpenApi = command {
-        let pool = db::connect(&config::Database::SqliteMemory).await?;
+        let pool = db::connect("sqlite::memory:").await?;
         let built = ferrapi_service::app(pool, &config).build()?;
         println!("{}", serde_json::to_string_pretty(built.openapi())?);
         return Ok(());
     }
-    let pool = db::connect(&config.database).await?;
+    let pool = db::connect(&config.database_url)
+        .await
+        .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
     db::migrate(&pool).await?;
-    tracing::info!(database = %config.database_url, "migrations applied");
+    tracing::info!(
+        database = %ferrapi_service::config::mask_url(&config.database_url),
+        "migrations applied"
+    );
     if let Command::Migrate = command {
         return Ok(());
     }

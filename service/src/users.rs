@@ -1,12 +1,13 @@
 //! `/api/v1/users`: create and read users.
 
 use crate::auth::{Admin, CurrentUser};
-use crate::db_dep::{Db, Finished};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ferrapi::prelude::*;
+use ferrapi_storage::db::{Db, DbError};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use sqlx::any::AnyRow;
 
 /// A new user. Unknown fields are ignored; `age` accepts `"30"` as FastAPI's
 /// lax mode does.
@@ -94,16 +95,16 @@ pub enum UserError {
     Forbidden,
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] sqlx::Error),
+    Database(#[from] DbError),
+    /// A row could not be read.
+    #[error("cannot read a row: {0}")]
+    Row(#[from] sqlx::Error),
     /// Password hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
-    /// The request's transaction was already finished.
-    #[error(transparent)]
-    Finished(#[from] Finished),
 }
 
-fn row_to_user(row: &sqlx::sqlite::SqliteRow) -> Result<UserResponse, sqlx::Error> {
+pub(crate) fn row_to_user(row: &AnyRow) -> Result<UserResponse, sqlx::Error> {
     let created: String = row.try_get("created_at")?;
     let created_at = DateTime::parse_from_rfc3339(&created)
         .map(|t| Timestamp(t.with_timezone(&Utc)))
@@ -144,22 +145,22 @@ pub async fn create_user(
         None => None,
     };
     let created_at = Timestamp::now();
-    let result = sqlx::query(
-        "INSERT INTO users (name, email, age, password_hash, created_at) VALUES ($1, $2, $3, $4, $5) \
-         RETURNING id",
-    )
-    .bind(&user.name)
-    .bind(&user.email)
-    .bind(user.age)
-    .bind(password_hash)
-    .bind(created_at.to_rfc3339())
-    .fetch_one(db.lock().await.conn()?)
-    .await;
+    let result = db
+        .fetch_one(
+            db.query(
+                "INSERT INTO users (name, email, age, password_hash, created_at) \
+                 VALUES (?, ?, ?, ?, ?) RETURNING id",
+            )
+            .bind(user.name.clone())
+            .bind(user.email.clone())
+            .bind(user.age)
+            .bind(password_hash)
+            .bind(created_at.to_rfc3339()),
+        )
+        .await;
     let id: i64 = match result {
         Ok(row) => row.try_get("id")?,
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-            return Err(UserError::EmailTaken);
-        }
+        Err(e) if e.is_unique_violation() => return Err(UserError::EmailTaken),
         Err(e) => return Err(e.into()),
     };
     Ok(Created::new(
@@ -184,9 +185,11 @@ pub async fn read_user(
 }
 
 async fn fetch_user(db: &Db, user_id: i64) -> Result<UserResponse, UserError> {
-    let row = sqlx::query("SELECT id, name, email, created_at FROM users WHERE id = $1")
-        .bind(user_id)
-        .fetch_optional(db.lock().await.conn()?)
+    let row = db
+        .fetch_optional(
+            db.query("SELECT id, name, email, created_at FROM users WHERE id = ?")
+                .bind(user_id),
+        )
         .await?;
     match row {
         Some(row) => Ok(row_to_user(&row)?),
@@ -270,22 +273,24 @@ pub async fn update_user(
         Some(p) => Some(hash_password(p).await?),
         None => None,
     };
-    let result = sqlx::query(
-        "UPDATE users SET name = COALESCE($1, name), email = COALESCE($2, email), \
-         age = COALESCE($3, age), password_hash = COALESCE($4, password_hash) \
-         WHERE id = $5 RETURNING id, name, email, created_at",
-    )
-    .bind(update.name)
-    .bind(update.email)
-    .bind(update.age)
-    .bind(password_hash)
-    .bind(user_id)
-    .fetch_optional(db.lock().await.conn()?)
-    .await;
+    let result = db
+        .fetch_optional(
+            db.query(
+                "UPDATE users SET name = COALESCE(?, name), email = COALESCE(?, email), \
+                 age = COALESCE(?, age), password_hash = COALESCE(?, password_hash) \
+                 WHERE id = ? RETURNING id, name, email, created_at",
+            )
+            .bind(update.name)
+            .bind(update.email)
+            .bind(update.age)
+            .bind(password_hash)
+            .bind(user_id),
+        )
+        .await;
     match result {
         Ok(Some(row)) => Ok(Json(row_to_user(&row)?)),
         Ok(None) => Err(UserError::NotFound),
-        Err(sqlx::Error::Database(e)) if e.is_unique_violation() => Err(UserError::EmailTaken),
+        Err(e) if e.is_unique_violation() => Err(UserError::EmailTaken),
         Err(e) => Err(e.into()),
     }
 }
@@ -297,9 +302,8 @@ pub async fn delete_user(
     Depends(db): Depends<Db>,
     Path(user_id): Path<i64>,
 ) -> Result<NoContent, UserError> {
-    let done = sqlx::query("DELETE FROM users WHERE id = $1")
-        .bind(user_id)
-        .execute(db.lock().await.conn()?)
+    let done = db
+        .execute(db.query("DELETE FROM users WHERE id = ?").bind(user_id))
         .await?;
     if done.rows_affected() == 0 {
         return Err(UserError::NotFound);
@@ -331,12 +335,13 @@ pub async fn list_users(
     Depends(db): Depends<Db>,
     Query(page): Query<Page>,
 ) -> Result<Json<Vec<UserResponse>>, UserError> {
-    let rows =
-        sqlx::query("SELECT id, name, email, created_at FROM users ORDER BY id LIMIT $1 OFFSET $2")
-            .bind(page.limit)
-            .bind(page.skip)
-            .fetch_all(db.lock().await.conn()?)
-            .await?;
+    let rows = db
+        .fetch_all(
+            db.query("SELECT id, name, email, created_at FROM users ORDER BY id LIMIT ? OFFSET ?")
+                .bind(page.limit)
+                .bind(page.skip),
+        )
+        .await?;
     let users = rows
         .iter()
         .map(row_to_user)

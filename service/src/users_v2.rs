@@ -5,11 +5,11 @@
 //! returned never shifts the next page (unlike `OFFSET`).
 
 use crate::auth::CurrentUser;
-use crate::db_dep::Db;
 use crate::users::{Timestamp, UserError};
 use chrono::{DateTime, Utc};
 use ferrapi::prelude::*;
 use ferrapi::{ErrorItem, Loc, Source, ValidationErrors};
+use ferrapi_storage::db::Db;
 use sqlx::Row;
 
 /// Paging of the v2 list.
@@ -89,13 +89,15 @@ pub async fn list_users_v2(
 
 async fn fetch_page(db: &Db, after: i64, limit: i64) -> Result<UserPage, UserError> {
     // One extra row tells whether there is a next page.
-    let rows = sqlx::query(
-        "SELECT id, name, email, age, created_at FROM users WHERE id > $1 ORDER BY id LIMIT $2",
-    )
-    .bind(after)
-    .bind(limit + 1)
-    .fetch_all(db.lock().await.conn()?)
-    .await?;
+    let rows = db
+        .fetch_all(
+            db.query(
+                "SELECT id, name, email, age, created_at FROM users WHERE id > ? ORDER BY id LIMIT ?",
+            )
+            .bind(after)
+            .bind(limit + 1),
+        )
+        .await?;
     let more = rows.len() as i64 > limit;
     let mut items = Vec::with_capacity(rows.len());
     for row in rows.iter().take(usize::try_from(limit).unwrap_or(0)) {

@@ -5,6 +5,7 @@
 mod auth;
 mod cli;
 mod golden;
+mod postgres;
 mod shutdown;
 mod users;
 
