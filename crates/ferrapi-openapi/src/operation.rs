@@ -43,6 +43,10 @@ pub struct OperationBuilder<'a> {
     /// True once a dependency (`Depends<T>`) is used: requests then get a
     /// dependency scope (cache and cleanups).
     pub uses_dependencies: bool,
+    /// True when the handler (or one of its dependencies) takes
+    /// `BackgroundTasks`: requests then get a task queue, run after the
+    /// response body has been sent.
+    pub runs_background_tasks: bool,
     /// Mistakes found while describing (dependency cycles), reported by the
     /// application build with the route named.
     pub problems: Vec<String>,
@@ -61,6 +65,7 @@ impl<'a> OperationBuilder<'a> {
             security_schemes: serde_json::Map::new(),
             buffers_body: false,
             uses_dependencies: false,
+            runs_background_tasks: false,
             problems: Vec::new(),
             dependency_stack: Vec::new(),
         }

@@ -682,6 +682,8 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         }
         let uses_dependencies = op.uses_dependencies;
         let buffers_body = op.buffers_body;
+        // A handler taking `BackgroundTasks` gets a task queue per request.
+        let route = crate::extract::with_background_queue(route, op.runs_background_tasks);
         if let Some(p) = check_path_shape(op.path_shape.as_ref(), &vars) {
             problem(p);
         }

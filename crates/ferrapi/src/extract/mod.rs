@@ -9,6 +9,7 @@
 //! ([`Rejection::Invalid`]) and answered once as a 422 in FastAPI's shape.
 //! Other failures ([`Rejection::Error`], e.g. 401 or 413) answer at once.
 
+mod background;
 mod body;
 mod context;
 mod cookie;
@@ -22,6 +23,8 @@ mod query;
 mod session;
 mod state;
 
+pub use background::{BackgroundTasks, TaskOutput};
+pub(crate) use background::with_background_queue;
 pub(crate) use body::read_body_for;
 pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;

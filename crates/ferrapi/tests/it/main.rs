@@ -2,6 +2,7 @@
 //! on two cores), one module per concern.
 #![allow(clippy::unwrap_used)]
 
+mod background;
 mod depends;
 mod docs;
 mod errors;
