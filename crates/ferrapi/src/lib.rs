@@ -75,6 +75,7 @@ pub mod response;
 pub mod routing;
 pub mod security;
 mod server;
+pub mod sse;
 pub mod testing;
 mod validation;
 #[cfg(feature = "ws")]

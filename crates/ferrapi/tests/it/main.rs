@@ -14,6 +14,7 @@ mod responses;
 mod routing;
 mod security;
 mod server;
+mod sse;
 mod ui;
 mod uploads;
 mod ws;
