@@ -67,6 +67,17 @@ impl Db {
         })
     }
 
+    /// [`Db::begin`] holding the write lock from the start on SQLite
+    /// (`BEGIN IMMEDIATE`, see [`DbPool::begin_write`]): for read-then-write
+    /// work outside requests.
+    pub async fn begin_write(pool: &DbPool) -> Result<Db, DbError> {
+        let tx = pool.begin_write().await?;
+        Ok(Db {
+            tx: Arc::new(Mutex::new(Some(tx))),
+            backend: pool.backend(),
+        })
+    }
+
     /// The engine behind the transaction.
     pub fn backend(&self) -> Backend {
         self.backend
