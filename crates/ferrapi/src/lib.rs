@@ -60,6 +60,7 @@
 //! | `compression` | no | gzip and brotli responses (`middleware::CompressionLayer`) |
 //! | `jwt` | no | JWT verification and issuing (`middleware::jwt`) |
 //! | `password` | no | Argon2id password hashing (`middleware::password`) |
+//! | `static-files` | no | a directory served at a path (`static_files::StaticFiles`), file downloads with `Range` (`static_files::FileRequest`) |
 //! | `ws` | no | WebSocket routes (`ws`): typed JSON messages, keep-alive, bounded send buffers, broadcast `Hub`; `TestServer::websocket` |
 //! | `multipart` | no | streaming `multipart/form-data` uploads (`extract::Multipart`) with per-part limits |
 #![deny(missing_docs)]
@@ -76,6 +77,8 @@ pub mod routing;
 pub mod security;
 mod server;
 pub mod sse;
+#[cfg(feature = "static-files")]
+pub mod static_files;
 pub mod testing;
 mod validation;
 #[cfg(feature = "ws")]

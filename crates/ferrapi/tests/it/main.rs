@@ -15,6 +15,7 @@ mod routing;
 mod security;
 mod server;
 mod sse;
+mod static_files;
 mod ui;
 mod uploads;
 mod ws;
