@@ -353,6 +353,16 @@ impl App {
         self
     }
 
+    /// Sizes the process-wide pool that [`blocking`](crate::blocking) runs
+    /// closures on (default: the number of CPU cores, or
+    /// `FERRAPI_BLOCKING_THREADS`). The pool is shared by every app of the
+    /// process, so this takes effect at once, for all of them.
+    #[must_use]
+    pub fn blocking_threads(self, threads: usize) -> Self {
+        crate::blocking::BlockingPool::global().resize(threads);
+        self
+    }
+
     /// Answers errors of type `E` with `handler` (FastAPI's
     /// `exception_handler`). Handlers are tried in registration order; a
     /// handler for [`HttpError`] or [`ValidationErrors`](crate::ValidationErrors)

@@ -66,6 +66,7 @@
 #![deny(missing_docs)]
 
 mod app;
+pub mod blocking;
 mod describe;
 pub mod docs;
 pub mod extract;
@@ -88,6 +89,7 @@ pub mod ws;
 pub mod __private;
 
 pub use app::{App, BuildError, BuiltApp, DEFAULT_BODY_LIMIT, RouteError};
+pub use blocking::{BlockingError, BlockingPool, blocking};
 pub use extract::{
     Bytes, Cookie, Form, FromRequest, FromRequestParts, Header, Json, Path, Query, Rejection,
     RequestContext, State,

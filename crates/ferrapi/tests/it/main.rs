@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod background;
+mod blocking;
 mod depends;
 mod docs;
 mod errors;
