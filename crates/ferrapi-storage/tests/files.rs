@@ -302,3 +302,148 @@ async fn memory_refused_and_failed_uploads_leave_nothing() {
 async fn memory_keys_cannot_escape() {
     keys_cannot_escape(&FileStore::memory()).await;
 }
+
+// ---------------------------------------------------------------- s3
+
+#[cfg(feature = "s3")]
+mod s3 {
+    use super::*;
+    use ferrapi_storage::files::S3FileStore;
+    use object_store::aws::AmazonS3Builder;
+    use std::time::{Duration, Instant};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    /// A moto S3 server on a free port, killed when dropped.
+    struct Moto(std::process::Child);
+
+    impl Drop for Moto {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn start_moto() -> Option<(Moto, String)> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .ok()?
+            .local_addr()
+            .ok()?
+            .port();
+        let child = std::process::Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .ok()?;
+        let moto = Moto(child);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            if Instant::now() > deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Some((moto, format!("http://127.0.0.1:{port}")))
+    }
+
+    /// `PUT /<bucket>` (moto accepts it unsigned).
+    async fn create_bucket(endpoint: &str, bucket: &str) {
+        let host = endpoint.trim_start_matches("http://");
+        let mut conn = tokio::net::TcpStream::connect(host).await.unwrap();
+        let request = format!(
+            "PUT /{bucket} HTTP/1.1\r\nHost: {host}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).await.unwrap();
+        let mut response = String::new();
+        conn.read_to_string(&mut response).await.unwrap();
+        assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    }
+
+    fn store(endpoint: &str, bucket: &str, prefix: &str) -> FileStore {
+        FileStore::new(
+            S3FileStore::from_builder(
+                AmazonS3Builder::new()
+                    .with_bucket_name(bucket)
+                    .with_region("us-east-1")
+                    .with_endpoint(endpoint)
+                    .with_allow_http(true)
+                    .with_access_key_id("test")
+                    .with_secret_access_key("test"),
+                prefix,
+            )
+            .unwrap(),
+        )
+    }
+
+    /// The local and memory suites, on S3 (moto): `TEST_S3_URL` names a
+    /// running S3-compatible server that accepts unsigned bucket creation;
+    /// otherwise a `moto_server` on PATH is started for the test.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn s3_round_trip() {
+        let (_moto, endpoint) = match std::env::var("TEST_S3_URL") {
+            Ok(url) => (None, url),
+            Err(_) => match start_moto() {
+                Some((moto, url)) => (Some(moto), url),
+                None => {
+                    println!("skipped: TEST_S3_URL not set and no moto_server on PATH");
+                    return;
+                }
+            },
+        };
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos());
+        let bucket = format!("ferrapi-test-{}-{nanos}", std::process::id());
+        create_bucket(&endpoint, &bucket).await;
+
+        let s3 = store(&endpoint, &bucket, "uploads");
+        assert_eq!(s3.backend_name(), "s3");
+        round_trip(&s3).await;
+        too_large_stores_nothing(&s3).await;
+        failed_upload_stores_nothing(&s3).await;
+        keys_cannot_escape(&s3).await;
+
+        // Past one part: a streamed multipart upload, read back whole.
+        let chunks = 20 * 16; // 20 MiB in 64 KiB chunks
+        let size = s3
+            .put(
+                "big/file",
+                "application/zip",
+                upload(chunks, 64 * 1024),
+                32 << 20,
+            )
+            .await
+            .unwrap();
+        assert_eq!(size, 20 << 20);
+        let file = s3.get("big/file").await.unwrap().unwrap();
+        assert_eq!(
+            (file.size, file.content_type.as_str()),
+            (20 << 20, "application/zip")
+        );
+        assert!(file.bytes().await.unwrap() == expected(chunks, 64 * 1024));
+        // Refused midway through a multipart upload: aborted, nothing stored.
+        let err = s3
+            .put(
+                "big/refused",
+                "application/zip",
+                upload(chunks, 64 * 1024),
+                12 << 20,
+            )
+            .await
+            .unwrap_err();
+        assert!(matches!(err, FileError::TooLarge { .. }), "{err}");
+        assert!(!s3.exists("big/refused").await.unwrap());
+
+        // The prefix separates stores sharing a bucket.
+        let other = store(&endpoint, &bucket, "elsewhere");
+        assert!(!other.exists("big/file").await.unwrap());
+        assert!(other.health().await.is_ok());
+        // A missing bucket is unhealthy.
+        assert!(
+            store(&endpoint, "no-such-bucket-here", "")
+                .health()
+                .await
+                .is_err()
+        );
+    }
+}

@@ -54,9 +54,13 @@
 
 mod local;
 mod memory;
+#[cfg(feature = "s3")]
+mod s3;
 
 pub use local::LocalFileStore;
 pub use memory::MemoryFileStore;
+#[cfg(feature = "s3")]
+pub use s3::S3FileStore;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
