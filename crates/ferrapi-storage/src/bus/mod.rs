@@ -34,6 +34,28 @@
 //! # }).unwrap();
 //! ```
 //!
+//! In handlers the bus is application state (`App::state(bus)`, then
+//! `State<Bus>`); a WebSocket handler subscribes and forwards what
+//! [`Subscription::recv`] yields, a write handler publishes:
+//!
+//! ```
+//! use ferrapi::prelude::*;
+//! use ferrapi_storage::bus::{Bus, Topic};
+//!
+//! const PINGS: Topic<String> = Topic::new("pings");
+//!
+//! #[post("/ping", status = 204)]
+//! async fn ping(State(bus): State<Bus>) -> Result<NoContent, HttpError> {
+//!     bus.publish(&PINGS, &"ping".to_owned()).await.map_err(|e| {
+//!         tracing::warn!(error = %e, "event not published");
+//!         HttpError::new(ferrapi::http::StatusCode::SERVICE_UNAVAILABLE, "Service Unavailable")
+//!     })?;
+//!     Ok(NoContent)
+//! }
+//!
+//! let app = App::new().state(Bus::in_process()).route(ping);
+//! ```
+//!
 //! # Semantics (the same on every backend)
 //!
 //! - At most once, fire and forget, as FastAPI users know from

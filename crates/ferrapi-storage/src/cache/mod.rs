@@ -57,6 +57,28 @@
 //! # }).unwrap();
 //! ```
 //!
+//! In handlers the cache is application state (`App::state`, then
+//! `State<Cache>`); clones share everything:
+//!
+//! ```
+//! use ferrapi::prelude::*;
+//! use ferrapi_storage::cache::Cache;
+//!
+//! /// A square, computed once per minute at most.
+//! #[get("/squares/{n}")]
+//! async fn square(State(cache): State<Cache>, Path(n): Path<i64>) -> Result<Json<i64>, HttpError> {
+//!     let key = format!("square:{n}");
+//!     let value = cache
+//!         .get_or_compute_ttl(&key, std::time::Duration::from_secs(60), || async move {
+//!             Ok::<_, HttpError>(n * n)                  // the database, in real code
+//!         })
+//!         .await?;
+//!     Ok(Json(value))
+//! }
+//!
+//! let app = App::new().state(Cache::memory()).route(square);
+//! ```
+//!
 //! Choices: values are JSON (readable in `redis-cli`, stable across
 //! releases of the program; a value that fails to decode is a miss, so a
 //! change of type heals itself). A missing value can be cached too: compute
