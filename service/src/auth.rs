@@ -15,7 +15,8 @@ use ferrapi::middleware::password::PasswordHasher;
 use ferrapi::openapi::OperationBuilder;
 use ferrapi::prelude::*;
 use ferrapi::security::{OAuth2PasswordFlow, OAuth2PasswordRequestForm, OAuth2Token};
-use ferrapi_storage::db::{Db, DbPool};
+use ferrapi_storage::cache::Cache;
+use ferrapi_storage::db::DbPool;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
@@ -165,14 +166,28 @@ impl Dependency for CurrentUser {
                 .into()
         };
         let id = auth.user_id(token.token()).ok_or_else(invalid)?;
-        let Depends(db) = Depends::<Db>::from_request_parts(parts, cx).await?;
-        let row = db
-            .fetch_optional(db.query("SELECT is_admin FROM users WHERE id = ?").bind(id))
+        let (Some(pool), Some(cache)) = (cx.state::<DbPool>(), cx.state::<Cache>()) else {
+            return Err(HttpError::internal().into());
+        };
+        // From the cache (no query) when it is there; a deleted user's
+        // entry is dropped with the user.
+        let loaded = cache
+            .get_or_compute(&principal_key(id), || async {
+                let row = pool
+                    .fetch_optional(
+                        pool.query("SELECT is_admin FROM users WHERE id = ?")
+                            .bind(id),
+                    )
+                    .await?;
+                Ok::<_, ferrapi_storage::db::DbError>(row.map(|row| Principal {
+                    is_admin: row.try_get::<i64, _>("is_admin").unwrap_or(0) != 0,
+                }))
+            })
             .await;
-        match row {
-            Ok(Some(row)) => Ok(CurrentUser {
+        match loaded {
+            Ok(Some(p)) => Ok(CurrentUser {
                 id,
-                is_admin: row.try_get::<i64, _>("is_admin").unwrap_or(0) != 0,
+                is_admin: p.is_admin,
             }),
             Ok(None) => Err(invalid()),
             Err(e) => {
@@ -190,6 +205,17 @@ impl Dependency for CurrentUser {
         <OAuth2Token<Login> as ferrapi::openapi::DescribeInput>::describe(op);
         op.error_response(ferrapi::http::StatusCode::UNAUTHORIZED, "Not authenticated");
     }
+}
+
+/// What a token's user may do, cached under [`principal_key`].
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Principal {
+    is_admin: bool,
+}
+
+/// The cache key of a user's principal.
+pub fn principal_key(id: i64) -> String {
+    format!("principal:{id}")
 }
 
 /// An administrator (403 for anyone else).

@@ -17,34 +17,61 @@ pub async fn live() -> Json<Status> {
     Json(Status { status: "ok" })
 }
 
-/// Readiness: 200 while every dependency answers, else 503 naming the
-/// failing check; back to 200 by itself when it recovers.
-#[get("/ready", tags = ["health"], responses(503 = "A dependency is down"))]
-pub async fn ready(
-    State(pool): State<ferrapi_storage::db::DbPool>,
-) -> (StatusCode, Json<serde_json::Value>) {
-    let database = tokio::time::timeout(std::time::Duration::from_secs(2), pool.ping()).await;
-    let database = match database {
-        Ok(Ok(_)) => Ok(()),
+/// One check, bounded by a 2 s timeout.
+async fn check<E: std::fmt::Display>(
+    name: &'static str,
+    probe: impl std::future::Future<Output = Result<(), E>>,
+) -> (&'static str, Result<(), String>) {
+    let outcome = match tokio::time::timeout(std::time::Duration::from_secs(2), probe).await {
+        Ok(Ok(())) => Ok(()),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("timed out after 2 s".to_owned()),
     };
-    match database {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(serde_json::json!({"status": "ok", "checks": {"database": "ok"}})),
-        ),
-        Err(reason) => {
-            tracing::warn!(check = "database", %reason, "readiness check failed");
-            (
-                StatusCode::SERVICE_UNAVAILABLE,
-                Json(serde_json::json!({
-                    "detail": format!("database: {reason}"),
-                    "status": "unavailable",
-                    "checks": {"database": reason}
-                })),
-            )
+    (name, outcome)
+}
+
+/// Readiness: 200 while every dependency answers (database, cache, bus),
+/// else 503 naming the failing checks; back to 200 by itself when they
+/// recover.
+#[get("/ready", tags = ["health"], responses(503 = "A dependency is down"))]
+pub async fn ready(
+    State(pool): State<ferrapi_storage::db::DbPool>,
+    State(cache): State<ferrapi_storage::cache::Cache>,
+    State(bus): State<ferrapi_storage::bus::Bus>,
+) -> (StatusCode, Json<serde_json::Value>) {
+    let results = [
+        check("database", pool.ping()).await,
+        check("cache", cache.health()).await,
+        check("bus", bus.health()).await,
+    ];
+    let mut checks = serde_json::Map::new();
+    let mut failing = Vec::new();
+    for (name, outcome) in &results {
+        match outcome {
+            Ok(()) => {
+                checks.insert((*name).to_owned(), "ok".into());
+            }
+            Err(reason) => {
+                tracing::warn!(check = name, %reason, "readiness check failed");
+                checks.insert((*name).to_owned(), reason.clone().into());
+                failing.push(format!("{name}: {reason}"));
+            }
         }
+    }
+    if failing.is_empty() {
+        (
+            StatusCode::OK,
+            Json(serde_json::json!({"status": "ok", "checks": checks})),
+        )
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "detail": failing.join("; "),
+                "status": "unavailable",
+                "checks": checks
+            })),
+        )
     }
 }
 

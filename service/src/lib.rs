@@ -9,6 +9,7 @@ pub mod admin;
 pub mod auth;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod health;
 pub mod users;
 pub mod users_v2;
@@ -19,22 +20,73 @@ use ferrapi::middleware::{
 };
 use std::sync::Arc;
 
+/// What the application shares across requests and instances: the
+/// database pool, the cache (in memory, or Redis with `REDIS_URL`), the
+/// message bus (in process; NATS with `NATS_URL`, else Redis pub/sub with
+/// `REDIS_URL`) and the WebSocket hub it feeds.
+#[derive(Debug, Clone)]
+pub struct Resources {
+    /// The database.
+    pub pool: ferrapi_storage::db::DbPool,
+    /// The cache.
+    pub cache: ferrapi_storage::cache::Cache,
+    /// The message bus.
+    pub bus: ferrapi_storage::bus::Bus,
+    /// This instance's WebSocket hub.
+    pub hub: ferrapi::ws::Hub,
+}
+
+impl Resources {
+    /// Connects the cache and the bus named by `config` around `pool`, and
+    /// starts the task that feeds bus events to this instance's WebSockets.
+    /// Servers are not waited for: an unreachable Redis or NATS makes the
+    /// readiness check fail until it answers.
+    pub async fn connect(
+        pool: ferrapi_storage::db::DbPool,
+        config: &config::Config,
+    ) -> anyhow::Result<Self> {
+        let cache = match &config.redis_url {
+            Some(url) => ferrapi_storage::cache::Cache::connect(url)
+                .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
+            None => ferrapi_storage::cache::Cache::memory(),
+        }
+        .namespace("ferrapi")
+        .default_ttl(std::time::Duration::from_secs(300));
+        let bus = match (&config.nats_url, &config.redis_url) {
+            (Some(url), _) => ferrapi_storage::bus::Bus::connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("NATS_URL: {e}"))?,
+            (None, Some(url)) => ferrapi_storage::bus::Bus::connect(url)
+                .await
+                .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
+            (None, None) => ferrapi_storage::bus::Bus::in_process(),
+        };
+        let bus = bus
+            .namespace("ferrapi")
+            .map_err(|e| anyhow::anyhow!("bus namespace: {e}"))?;
+        let hub = ferrapi::ws::Hub::new();
+        tokio::spawn(events::bridge(bus.clone(), hub.clone()));
+        Ok(Self {
+            pool,
+            cache,
+            bus,
+            hub,
+        })
+    }
+}
+
 /// The application, around an opened and migrated database.
-pub fn app(pool: ferrapi_storage::db::DbPool, config: &config::Config) -> App {
+pub fn app(resources: Resources, config: &config::Config) -> App {
     let auth = Arc::new(auth::Auth::new(
         config.jwt_secret.expose().as_bytes(),
         std::time::Duration::from_secs(config.access_token_ttl),
         ferrapi::middleware::password::PasswordHasher::new(),
     ));
-    app_with_auth(pool, config, auth)
+    app_with_auth(resources, config, auth)
 }
 
 /// The application with a given [`auth::Auth`] (tests use a fast hasher).
-pub fn app_with_auth(
-    pool: ferrapi_storage::db::DbPool,
-    config: &config::Config,
-    auth: Arc<auth::Auth>,
-) -> App {
+pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<auth::Auth>) -> App {
     // Authenticated requests count against the user's bucket, anonymous
     // ones against the client address.
     let key_auth = auth.clone();
@@ -86,7 +138,10 @@ pub fn app_with_auth(
             "/metrics",
             std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
         )
-        .state(pool)
+        .state(resources.pool)
+        .state(resources.cache)
+        .state(resources.bus)
+        .state(resources.hub)
         .state(auth)
         .state(stats.clone())
         .state(admin::InternalToken(
@@ -102,6 +157,7 @@ pub fn app_with_auth(
         .include(users::router())
         .include(users_v2::router())
         .include(admin::router())
+        .include(events::router())
         .layer(from_fn_with_state(stats, count_request))
         .middleware(stack)
 }

@@ -95,7 +95,8 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::OpenApi = command {
         let pool = db::connect("sqlite::memory:").await?;
-        let built = ferrapi_service::app(pool, &config).build()?;
+        let resources = ferrapi_service::Resources::connect(pool, &config).await?;
+        let built = ferrapi_service::app(resources, &config).build()?;
         println!("{}", serde_json::to_string_pretty(built.openapi())?);
         return Ok(());
     }
@@ -134,7 +135,8 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     {
         tracing::info!(admin = %config.admin_email, "admin account created");
     }
-    ferrapi_service::app(pool.clone(), &config).serve().await?;
+    let resources = ferrapi_service::Resources::connect(pool.clone(), &config).await?;
+    ferrapi_service::app(resources, &config).serve().await?;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

@@ -1,9 +1,12 @@
 //! `/api/v1/users`: create and read users.
 
 use crate::auth::{Admin, CurrentUser};
+use crate::events::{UserEvent, publish};
 use chrono::{DateTime, SecondsFormat, Utc};
 use ferrapi::prelude::*;
-use ferrapi_storage::db::{Db, DbError};
+use ferrapi_storage::bus::Bus;
+use ferrapi_storage::cache::Cache;
+use ferrapi_storage::db::{Db, DbError, DbPool};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -30,7 +33,7 @@ pub struct UserCreate {
 }
 
 /// A user as the API shows it (never the password).
-#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 pub struct UserResponse {
     /// Identifier.
     pub id: i64,
@@ -62,6 +65,20 @@ impl Serialize for Timestamp {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         s.serialize_str(&self.to_rfc3339())
     }
+}
+
+impl<'de> Deserialize<'de> for Timestamp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        DateTime::parse_from_rfc3339(&text)
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// The cache key of a user.
+pub fn user_key(id: i64) -> String {
+    format!("user:{id}")
 }
 
 impl JsonSchema for Timestamp {
@@ -138,6 +155,7 @@ async fn hash_password(password: String) -> Result<String, UserError> {
 pub async fn create_user(
     Depends(_caller): Depends<CurrentUser>,
     Depends(db): Depends<Db>,
+    State(bus): State<Bus>,
     Json(user): Json<UserCreate>,
 ) -> Result<Created<UserResponse>, UserError> {
     let password_hash = match user.password {
@@ -163,47 +181,58 @@ pub async fn create_user(
         Err(e) if e.is_unique_violation() => return Err(UserError::EmailTaken),
         Err(e) => return Err(e.into()),
     };
-    Ok(Created::new(
-        format!("/api/v1/users/{id}"),
-        UserResponse {
-            id,
-            name: user.name,
-            email: user.email,
-            created_at,
-        },
-    ))
+    let created = UserResponse {
+        id,
+        name: user.name,
+        email: user.email,
+        created_at,
+    };
+    publish(&bus, UserEvent::Created(created.clone())).await;
+    Ok(Created::new(format!("/api/v1/users/{id}"), created))
 }
 
 /// Read a user.
 #[get("/users/{user_id}", tags = ["users"])]
 pub async fn read_user(
     Depends(_caller): Depends<CurrentUser>,
-    Depends(db): Depends<Db>,
+    State(pool): State<DbPool>,
+    State(cache): State<Cache>,
     Path(user_id): Path<i64>,
 ) -> Result<Json<UserResponse>, UserError> {
-    fetch_user(&db, user_id).await.map(Json)
+    cached_user(&cache, &pool, user_id).await.map(Json)
 }
 
-async fn fetch_user(db: &Db, user_id: i64) -> Result<UserResponse, UserError> {
-    let row = db
-        .fetch_optional(
-            db.query("SELECT id, name, email, created_at FROM users WHERE id = ?")
-                .bind(user_id),
-        )
-        .await?;
-    match row {
-        Some(row) => Ok(row_to_user(&row)?),
-        None => Err(UserError::NotFound),
-    }
+/// The user, from the cache when it is there (no database query), else
+/// from the database (then cached). Updates and deletes invalidate it.
+async fn cached_user(
+    cache: &Cache,
+    pool: &DbPool,
+    user_id: i64,
+) -> Result<UserResponse, UserError> {
+    cache
+        .get_or_compute(&user_key(user_id), || async move {
+            let row = pool
+                .fetch_optional(
+                    pool.query("SELECT id, name, email, created_at FROM users WHERE id = ?")
+                        .bind(user_id),
+                )
+                .await?;
+            match row {
+                Some(row) => Ok(row_to_user(&row)?),
+                None => Err(UserError::NotFound),
+            }
+        })
+        .await
 }
 
 /// The caller.
 #[get("/users/me", tags = ["users"])]
 pub async fn read_me(
     Depends(caller): Depends<CurrentUser>,
-    Depends(db): Depends<Db>,
+    State(pool): State<DbPool>,
+    State(cache): State<Cache>,
 ) -> Result<Json<UserResponse>, UserError> {
-    fetch_user(&db, caller.id).await.map(Json)
+    cached_user(&cache, &pool, caller.id).await.map(Json)
 }
 
 /// Changes to a user: any subset of the creation fields. A field sent as
@@ -263,6 +292,7 @@ where
 pub async fn update_user(
     Depends(caller): Depends<CurrentUser>,
     Depends(db): Depends<Db>,
+    State(cache): State<Cache>,
     Path(user_id): Path<i64>,
     Json(update): Json<UserUpdate>,
 ) -> Result<Json<UserResponse>, UserError> {
@@ -287,6 +317,7 @@ pub async fn update_user(
             .bind(user_id),
         )
         .await;
+    invalidate(&cache, user_id).await;
     match result {
         Ok(Some(row)) => Ok(Json(row_to_user(&row)?)),
         Ok(None) => Err(UserError::NotFound),
@@ -300,6 +331,8 @@ pub async fn update_user(
 pub async fn delete_user(
     Depends(_admin): Depends<Admin>,
     Depends(db): Depends<Db>,
+    State(cache): State<Cache>,
+    State(bus): State<Bus>,
     Path(user_id): Path<i64>,
 ) -> Result<NoContent, UserError> {
     let done = db
@@ -308,7 +341,19 @@ pub async fn delete_user(
     if done.rows_affected() == 0 {
         return Err(UserError::NotFound);
     }
+    invalidate(&cache, user_id).await;
+    publish(&bus, UserEvent::Deleted { id: user_id }).await;
     Ok(NoContent)
+}
+
+/// Drops the cached user and principal (logged when the cache fails: the
+/// entries then expire by their TTL).
+async fn invalidate(cache: &Cache, user_id: i64) {
+    for key in [user_key(user_id), crate::auth::principal_key(user_id)] {
+        if let Err(e) = cache.delete(&key).await {
+            tracing::warn!(error = %e, key, "cache invalidation failed");
+        }
+    }
 }
 
 /// Paging of the users list.

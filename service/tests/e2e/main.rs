@@ -6,6 +6,7 @@ mod auth;
 mod cli;
 mod golden;
 mod postgres;
+mod realtime;
 mod shutdown;
 mod users;
 

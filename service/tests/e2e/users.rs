@@ -124,7 +124,7 @@ async fn create_read_and_validation_over_a_socket() {
     // Health.
     assert_eq!(
         svc.get("/health/ready").await.json(),
-        json!({"status": "ok", "checks": {"database": "ok"}})
+        json!({"status": "ok", "checks": {"database": "ok", "cache": "ok", "bus": "ok"}})
     );
     assert_eq!(svc.get("/health/startup").await.status, 200);
 

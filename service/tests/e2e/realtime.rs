@@ -1,0 +1,134 @@
+//! `WebSocket /ws/events` and the cache, over real sockets.
+
+use crate::Service;
+use futures_util::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn connect(svc: &Service, query: &str) -> Ws {
+    let url = format!("ws://{}/ws/events{query}", svc.addr);
+    let (ws, _) = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio_tungstenite::connect_async(url),
+    )
+    .await
+    .expect("handshake timed out")
+    .expect("handshake failed");
+    ws
+}
+
+/// The next text frame as JSON, skipping pings.
+async fn next_json(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no event within 10 s")
+            .expect("socket closed")
+            .expect("socket error");
+        match msg {
+            Message::Text(text) => return serde_json::from_str(&text).unwrap(),
+            Message::Ping(_) | Message::Pong(_) => continue,
+            other => panic!("unexpected frame {other:?}"),
+        }
+    }
+}
+
+async fn close_code(ws: &mut Ws) -> u16 {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("no close within 10 s");
+        match msg {
+            Some(Ok(Message::Close(Some(frame)))) => return u16::from(frame.code),
+            Some(Ok(Message::Close(None))) | None => panic!("closed without a code"),
+            Some(Ok(_)) => continue,
+            Some(Err(e)) => panic!("socket error {e}"),
+        }
+    }
+}
+
+#[tokio::test]
+async fn websocket_clients_see_user_events() {
+    let svc = Service::start(&[]).await;
+    let token = svc.login_admin().await;
+
+    // Bad or missing token: the handshake completes, then 1008.
+    let mut ws = connect(&svc, "").await;
+    assert_eq!(close_code(&mut ws).await, 1008);
+    let mut ws = connect(&svc, "?token=not-a-token").await;
+    assert_eq!(close_code(&mut ws).await, 1008);
+
+    let mut a = connect(&svc, &format!("?token={token}")).await;
+    let mut b = connect(&svc, &format!("?token={token}")).await;
+    // Subscriptions are set up when the socket opens; give them a moment.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Event Person", "email": "event@example.com", "age": 30}),
+        )
+        .await;
+    assert_eq!(res.status, 201);
+    let user = res.json();
+    for ws in [&mut a, &mut b] {
+        let event = next_json(ws).await;
+        assert_eq!(event, json!({"type": "user.created", "data": user}));
+    }
+    let id = user["id"].as_i64().unwrap();
+    let res = svc
+        .request("DELETE", &format!("/api/v1/users/{id}"), &[], "")
+        .await;
+    assert_eq!(res.status, 204);
+    let event = next_json(&mut a).await;
+    assert_eq!(event, json!({"type": "user.deleted", "data": {"id": id}}));
+    // The client may ping; the server answers.
+    a.send(Message::Ping(vec![1, 2, 3].into())).await.unwrap();
+}
+
+#[tokio::test]
+async fn reads_are_cached_and_writes_invalidate() {
+    let svc = Service::start(&[]).await;
+    svc.login_admin().await;
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Cached", "email": "cached@example.com", "age": 30}),
+        )
+        .await;
+    let id = res.json()["id"].as_i64().unwrap();
+    let path = format!("/api/v1/users/{id}");
+    assert_eq!(svc.get(&path).await.json()["name"], "Cached");
+    // The row changes behind the service's back (sqlite3, another
+    // process): a cached read still answers the cached value, so it made
+    // no query.
+    let db = svc.dir.join("app.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!("UPDATE users SET name = 'Changed' WHERE id = {id}"))
+        .output()
+        .expect("sqlite3 (Debian package sqlite3) runs");
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(svc.get(&path).await.json()["name"], "Cached");
+    // A PATCH through the API invalidates the entry: the next read comes
+    // from the database again.
+    let res = svc
+        .request(
+            "PATCH",
+            &path,
+            &[("content-type", "application/json")],
+            &json!({"age": 31}).to_string(),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(res.json()["name"], "Changed");
+    assert_eq!(svc.get(&path).await.json()["name"], "Changed");
+    // A delete too: 404 at once.
+    svc.request("DELETE", &path, &[], "").await;
+    let res = svc.get(&path).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.json(), json!({"detail": "User not found"}));
+}
