@@ -664,8 +664,9 @@ async fn drive(
     let send_timeout = config.send_timeout;
 
     let reason = loop {
+        // Unbiased: a steady flow of outgoing messages must not starve
+        // reading (pongs, the peer's close) or the keep-alive timers.
         tokio::select! {
-            biased;
             () = shared.abort.notified() => break CloseReason::SlowConsumer,
             out = out_rx.recv() => match out {
                 Some(Out::Message(message, permit)) => {

@@ -382,3 +382,30 @@ async fn pings_keep_a_reading_client_alive_and_drop_a_silent_one() {
     );
     server.stop().await.unwrap();
 }
+
+/// Regression guard: an upgraded connection is no longer an idle HTTP/1
+/// connection, so the server's slow-client timeout must not cut a quiet
+/// WebSocket.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quiet_websocket_outlives_the_idle_connection_timeout() {
+    let echo_forever = Route::get("/ws/quiet", |ws: WebSocketUpgrade| async move {
+        let config = WebSocketConfig::default().ping_interval(None);
+        ws.config(config).on_upgrade(|mut socket| async move {
+            while let Some(message) = socket.recv().await {
+                if socket.send(message).await.is_err() {
+                    break;
+                }
+            }
+        })
+    });
+    let config = ferrapi::ServeConfig {
+        header_read_timeout: Duration::from_millis(200),
+        ..Default::default()
+    };
+    let server = TestServer::start_with(App::new().route(echo_forever), config).await;
+    let mut ws = server.websocket("/ws/quiet").await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    ws.send_text("still open").await;
+    assert_eq!(ws.recv_text().await, "still open");
+    server.stop().await.unwrap();
+}
