@@ -149,7 +149,7 @@ async fn ten_thousand_tasks_across_four_workers_lose_nothing() {
             workers.push(
                 queue
                     .worker()
-                    .concurrency(8)
+                    .concurrency(32)
                     .handle(move |item: Item, info: TaskInfo| {
                         let seen = seen.clone();
                         async move {

@@ -93,6 +93,12 @@
 //! `BEGIN IMMEDIATE` (writers queue at the start; reads then queue behind
 //! writers too).
 //!
+//! ## MySQL / MariaDB
+//!
+//! Connections run at `READ COMMITTED`, PostgreSQL's default (MySQL's is
+//! `REPEATABLE READ`), so that the same handler sees the same thing on both,
+//! and so that `SELECT … FOR UPDATE SKIP LOCKED` takes no gap locks.
+//!
 //! ## Migrations
 //!
 //! [`DbPool::migrate`] runs sqlx's migrator over the embedded list:

@@ -92,7 +92,19 @@ impl DbPool {
                     })
                 });
             }
-            Backend::Postgres | Backend::MySql => {}
+            Backend::MySql => {
+                // PostgreSQL's default isolation, so that the same code
+                // behaves alike on both (and `FOR UPDATE SKIP LOCKED` takes
+                // no gap locks that make concurrent claimers wait).
+                options = options.after_connect(|conn, _meta| {
+                    Box::pin(async move {
+                        conn.execute("SET SESSION TRANSACTION ISOLATION LEVEL READ COMMITTED")
+                            .await?;
+                        Ok(())
+                    })
+                });
+            }
+            Backend::Postgres => {}
         }
         let pool = options
             .max_connections(max)
@@ -128,6 +140,17 @@ impl DbPool {
     /// on the pool (`.fetch_one(db_pool.pool())`) or in a transaction.
     pub fn query(&self, sql: &'static str) -> Query {
         sqlx::query(self.sql(sql))
+    }
+
+    /// A query built at run time (an `IN (?, ?, …)` list of variable
+    /// length, a table name from configuration), rewritten for the backend
+    /// at each call. Like sqlx's `AssertSqlSafe`, the caller vouches that
+    /// no untrusted input was pasted into `sql`: values still go through
+    /// `.bind(…)`.
+    pub fn query_dynamic(&self, sql: &str) -> Query {
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.inner.backend.rewrite(sql).into_owned(),
+        ))
     }
 
     /// Runs `query` on a pooled connection, outside any transaction.

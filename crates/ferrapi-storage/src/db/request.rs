@@ -88,6 +88,15 @@ impl Db {
         sqlx::query(self.backend.sql(sql))
     }
 
+    /// A query built at run time (an `IN (?, ?, …)` list of variable
+    /// length, a table name from configuration), rewritten for the backend
+    /// at each call. Like sqlx's `AssertSqlSafe`, the caller vouches that
+    /// no untrusted input was pasted into `sql`: values still go through
+    /// `.bind(…)`.
+    pub fn query_dynamic(&self, sql: &str) -> Query {
+        sqlx::query(sqlx::AssertSqlSafe(self.backend.rewrite(sql).into_owned()))
+    }
+
     /// Locks the transaction's connection, for sqlx calls this type does
     /// not wrap: `query.fetch_one(&mut *db.conn().await?)`.
     pub async fn conn(&self) -> Result<DbConn<'_>, DbError> {

@@ -149,6 +149,9 @@ pub enum QueueError {
     /// The operation needs a backend that this queue is not on.
     #[error("{0} is not supported by the {1} queue backend")]
     Unsupported(&'static str, &'static str),
+    /// The backend failed in a way that has no more precise type.
+    #[error("task queue: {0}")]
+    Backend(String),
     /// A task kind or idempotency key cannot be used.
     #[error("{0}")]
     Invalid(&'static str),

@@ -7,11 +7,11 @@ use super::{
 use crate::db::{Backend, Db, DbPool, Migration, Migrations};
 use sqlx::Row;
 use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
 
 /// Task states.
 // (0 ready, 1 running, 2 done, 3 dead: the SQL below writes them literally.)
 const READY: i64 = 0;
-const DONE: i64 = 2;
 const DEAD: i64 = 3;
 
 static MIGRATIONS: Migrations = Migrations::new(&[Migration::new(1, "ferrapi_tasks")
@@ -77,6 +77,50 @@ static MIGRATIONS: Migrations = Migrations::new(&[Migration::new(1, "ferrapi_tas
 pub(crate) struct SqlQueue {
     pool: DbPool,
     name: String,
+    /// Completions go to a batcher: one `UPDATE … WHERE id IN (…)` (one
+    /// commit, one fsync) for all the tasks that finished meanwhile.
+    completions: mpsc::UnboundedSender<(i64, oneshot::Sender<Result<(), String>>)>,
+}
+
+/// Most completions written by one statement.
+const COMPLETION_BATCH: usize = 256;
+
+fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
+/// Writes completions in batches until every sender is gone.
+async fn complete_in_batches(
+    pool: DbPool,
+    mut rx: mpsc::UnboundedReceiver<(i64, oneshot::Sender<Result<(), String>>)>,
+) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        // What arrived while the previous batch was written: no waiting, so
+        // a lone completion is written at once.
+        while batch.len() < COMPLETION_BATCH {
+            match rx.try_recv() {
+                Ok(next) => batch.push(next),
+                Err(_) => break,
+            }
+        }
+        let sql = format!(
+            "UPDATE ferrapi_tasks SET state = 2, lease = NULL, updated_at = ? WHERE state = 1 AND id IN ({})",
+            placeholders(batch.len())
+        );
+        let mut query = pool.query_dynamic(&sql).bind(now_ms());
+        for (id, _) in &batch {
+            query = query.bind(*id);
+        }
+        let result = pool
+            .execute(query)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string());
+        for (_, reply) in batch {
+            let _ = reply.send(result.clone());
+        }
+    }
 }
 
 fn count(row: &sqlx::any::AnyRow, col: &str) -> Result<u64, QueueError> {
@@ -87,9 +131,12 @@ fn count(row: &sqlx::any::AnyRow, col: &str) -> Result<u64, QueueError> {
 impl SqlQueue {
     pub(crate) async fn open(pool: &DbPool, name: &str) -> Result<Self, QueueError> {
         pool.migrate(&MIGRATIONS).await?;
+        let (completions, rx) = mpsc::unbounded_channel();
+        tokio::spawn(complete_in_batches(pool.clone(), rx));
         Ok(SqlQueue {
             pool: pool.clone(),
             name: name.to_owned(),
+            completions,
         })
     }
 
@@ -211,17 +258,6 @@ impl SqlQueue {
                 buried.push(id);
                 continue;
             }
-            db.execute(
-                db.query(
-                    "UPDATE ferrapi_tasks SET state = 1, attempts = attempts + 1, run_at = ?, \
-                     lease = ?, updated_at = ? WHERE id = ?",
-                )
-                .bind(until)
-                .bind(token)
-                .bind(now)
-                .bind(id),
-            )
-            .await?;
             jobs.push(Job {
                 id: id.to_string(),
                 kind: row.try_get("kind")?,
@@ -232,18 +268,34 @@ impl SqlQueue {
                 receipt: Receipt::Sql { lease: token },
             });
         }
-        for id in buried {
-            tracing::warn!(queue = %self.name, id, "task dead-lettered: its lease expired at every attempt");
-            db.execute(
-                db.query(
-                    "UPDATE ferrapi_tasks SET state = 3, lease = NULL, updated_at = ?, \
-                     last_error = ? WHERE id = ?",
-                )
+        if !jobs.is_empty() {
+            let sql = format!(
+                "UPDATE ferrapi_tasks SET state = 1, attempts = attempts + 1, run_at = ?, \
+                 lease = ?, updated_at = ? WHERE id IN ({})",
+                placeholders(jobs.len())
+            );
+            let mut update = db.query_dynamic(&sql).bind(until).bind(token).bind(now);
+            for job in &jobs {
+                update = update.bind(job.id.parse::<i64>().unwrap_or(-1));
+            }
+            db.execute(update).await?;
+        }
+        if !buried.is_empty() {
+            tracing::warn!(queue = %self.name, ids = ?buried,
+                "task dead-lettered: its lease expired at every attempt");
+            let sql = format!(
+                "UPDATE ferrapi_tasks SET state = 3, lease = NULL, updated_at = ?, \
+                 last_error = ? WHERE id IN ({})",
+                placeholders(buried.len())
+            );
+            let mut update = db
+                .query_dynamic(&sql)
                 .bind(now)
-                .bind("the worker stopped before finishing, at every attempt (lease expired)")
-                .bind(id),
-            )
-            .await?;
+                .bind("the worker stopped before finishing, at every attempt (lease expired)");
+            for id in buried {
+                update = update.bind(id);
+            }
+            db.execute(update).await?;
         }
         db.commit().await?;
         Ok(jobs)
@@ -312,8 +364,17 @@ impl SqlQueue {
         Ok(())
     }
 
+    /// Marks a task done. Without a lease check, unlike a retry: the task
+    /// succeeded once, which is what at-least-once promises, even if its
+    /// lease ran out meanwhile.
     pub(crate) async fn complete(&self, job: &Job) -> Result<(), QueueError> {
-        self.finish(job, DONE, None, None).await
+        let (id, _) = Self::lease(job)?;
+        let (tx, rx) = oneshot::channel();
+        let closed = || QueueError::Backend("the completion writer has stopped".into());
+        self.completions.send((id, tx)).map_err(|_| closed())?;
+        rx.await
+            .map_err(|_| closed())?
+            .map_err(|e| QueueError::Backend(format!("cannot record completions: {e}")))
     }
 
     pub(crate) async fn retry(&self, job: &Job, at_ms: i64, error: &str) -> Result<(), QueueError> {

@@ -117,7 +117,9 @@ impl Worker {
             // Reap finished tasks (their results were handled inside).
             while running.try_join_next().is_some() {}
             let free = permits.available_permits();
-            if free == 0 {
+            // Busy: wait until half the slots are free, so that a claim
+            // (a transaction, a commit) fetches a batch rather than one task.
+            if free == 0 || (free < self.concurrency / 2 && !running.is_empty()) {
                 tokio::select! {
                     _ = running.join_next() => {}
                     _ = stop.changed() => {}
