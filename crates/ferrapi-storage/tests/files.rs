@@ -284,6 +284,47 @@ async fn storage_urls() {
     ));
 }
 
+// ---------------------------------------------------------------- serving
+
+#[ferrapi::get("/files/{name}")]
+async fn download(
+    ferrapi::extract::State(files): ferrapi::extract::State<FileStore>,
+    ferrapi::extract::Path(name): ferrapi::extract::Path<String>,
+) -> Result<ferrapi::response::Response, ferrapi::HttpError> {
+    match files.get(&format!("public/{name}")).await {
+        Ok(Some(file)) => Ok(file.into_response()),
+        // A name that is not a valid key names no file.
+        Ok(None) | Err(FileError::InvalidKey(_)) => Err(ferrapi::HttpError::new(
+            ferrapi::http::StatusCode::NOT_FOUND,
+            "File not found",
+        )),
+        Err(_) => Err(ferrapi::HttpError::internal()),
+    }
+}
+
+#[tokio::test]
+async fn a_stored_file_is_served_with_its_type_and_length() {
+    let root = temp_folder("serve");
+    let _cleanup = Cleanup(root.clone());
+    let files = FileStore::local(&root).await.unwrap();
+    files
+        .put("public/report.csv", "text/csv", upload(40, 1000), 1 << 20)
+        .await
+        .unwrap();
+    let client =
+        ferrapi::testing::TestClient::new(ferrapi::App::new().state(files).route(download));
+    let res = client.get("/files/report.csv").send().await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.header("content-type"), Some("text/csv"));
+    assert_eq!(res.header("content-length"), Some("40000"));
+    assert_eq!(res.bytes(), &expected(40, 1000)[..]);
+    let res = client.get("/files/missing.csv").send().await;
+    assert_eq!(res.status(), 404);
+    // A traversal attempt is refused by the key check, never read.
+    let res = client.get("/files/..%2F..%2Fetc%2Fpasswd").send().await;
+    assert_eq!(res.status(), 404);
+}
+
 // ---------------------------------------------------------------- memory
 
 #[tokio::test]

@@ -183,6 +183,39 @@ impl fmt::Debug for FileObject {
 }
 
 impl FileObject {
+    /// A `200` response streaming the file, with its `Content-Type` and
+    /// `Content-Length`: what a download handler returns.
+    ///
+    /// ```
+    /// use ferrapi::prelude::*;
+    /// use ferrapi::response::Response;
+    /// use ferrapi_storage::files::FileStore;
+    ///
+    /// #[get("/users/{user_id}/avatar")]
+    /// async fn avatar(State(files): State<FileStore>, Path(user_id): Path<i64>) -> Result<Response, HttpError> {
+    ///     let file = files.get(&format!("avatars/{user_id}")).await.map_err(|e| {
+    ///         tracing::error!(error = %e, "avatar unreadable");
+    ///         HttpError::internal()
+    ///     })?;
+    ///     let file = file.ok_or_else(|| HttpError::new(ferrapi::http::StatusCode::NOT_FOUND, "Avatar not found"))?;
+    ///     Ok(file.into_response())
+    /// }
+    ///
+    /// let app = App::new().state(FileStore::memory()).route(avatar);
+    /// ```
+    pub fn into_response(self) -> ferrapi::response::Response {
+        use ferrapi::http::{HeaderValue, header};
+        let mut res = ferrapi::axum::response::Response::new(
+            ferrapi::axum::body::Body::from_stream(self.body),
+        );
+        let content_type = HeaderValue::from_str(&self.content_type)
+            .unwrap_or_else(|_| HeaderValue::from_static(OCTET_STREAM));
+        res.headers_mut().insert(header::CONTENT_TYPE, content_type);
+        res.headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(self.size));
+        res
+    }
+
     /// Reads the whole file (for small files; stream `body` otherwise).
     ///
     /// # Errors
