@@ -77,6 +77,9 @@ pub struct Config {
     pub otel_endpoint: Option<String>,
     /// `ACCESS_LOG`: one log line per request (default on).
     pub access_log: bool,
+    /// `NOTIFICATION_DELAY_MS`: the earliest a welcome task runs after the
+    /// user's creation (default 0).
+    pub notification_delay: std::time::Duration,
 }
 
 /// A secret value: never printed by `Debug`, shown masked.
@@ -226,6 +229,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "OTEL_EXPORTER_OTLP_ENDPOINT",
         "unset",
         "export traces over OTLP when set",
+    ),
+    (
+        "NOTIFICATION_DELAY_MS",
+        "0",
+        "the earliest a welcome notification runs after the user's creation, in ms",
     ),
     (
         "ACCESS_LOG",
@@ -401,7 +409,21 @@ impl Config {
                 });
             }
         };
+        let notification_delay = match var("NOTIFICATION_DELAY_MS") {
+            None => std::time::Duration::ZERO,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 86_400_000)
+                .map(std::time::Duration::from_millis)
+                .ok_or_else(|| ConfigError {
+                    var: "NOTIFICATION_DELAY_MS",
+                    reason: format!("`{v}` is not a number of milliseconds up to one day"),
+                })?,
+        };
         Ok(Self {
+            notification_delay,
             access_log,
             database,
             database_url,

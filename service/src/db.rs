@@ -6,10 +6,18 @@ use ferrapi_storage::db::{DbConfig, DbError, DbPool, Migration, Migrations};
 
 /// The service's migrations (the SQLite text of version 1 is unchanged
 /// since the first release, so existing files keep their checksum).
-pub static MIGRATIONS: Migrations = Migrations::new(&[Migration::new(1, "users")
-    .sqlite(include_str!("../migrations/sqlite/0001_users.sql"))
-    .postgres(include_str!("../migrations/postgres/0001_users.sql"))
-    .mysql(include_str!("../migrations/mysql/0001_users.sql"))]);
+pub static MIGRATIONS: Migrations = Migrations::new(&[
+    Migration::new(1, "users")
+        .sqlite(include_str!("../migrations/sqlite/0001_users.sql"))
+        .postgres(include_str!("../migrations/postgres/0001_users.sql"))
+        .mysql(include_str!("../migrations/mysql/0001_users.sql")),
+    Migration::new(2, "notifications and avatars")
+        .sqlite(include_str!("../migrations/sqlite/0002_notifications.sql"))
+        .postgres(include_str!(
+            "../migrations/postgres/0002_notifications.sql"
+        ))
+        .mysql(include_str!("../migrations/mysql/0002_notifications.sql")),
+]);
 
 /// Opens the pool for `url` (the SQLite file and its folder are created).
 pub async fn connect(url: &str) -> Result<DbPool, DbError> {

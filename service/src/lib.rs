@@ -11,6 +11,7 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod health;
+pub mod notifications;
 pub mod users;
 pub mod users_v2;
 
@@ -34,6 +35,8 @@ pub struct Resources {
     pub bus: ferrapi_storage::bus::Bus,
     /// This instance's WebSocket hub.
     pub hub: ferrapi::ws::Hub,
+    /// The durable notifications queue.
+    pub notifications: notifications::Notifications,
 }
 
 impl Resources {
@@ -66,11 +69,14 @@ impl Resources {
             .map_err(|e| anyhow::anyhow!("bus namespace: {e}"))?;
         let hub = ferrapi::ws::Hub::new();
         tokio::spawn(events::bridge(bus.clone(), hub.clone()));
+        let notifications =
+            notifications::Notifications::open(&pool, config.notification_delay).await?;
         Ok(Self {
             pool,
             cache,
             bus,
             hub,
+            notifications,
         })
     }
 }
@@ -142,6 +148,7 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .state(resources.cache)
         .state(resources.bus)
         .state(resources.hub)
+        .state(resources.notifications)
         .state(auth)
         .state(stats.clone())
         .state(admin::InternalToken(
@@ -158,6 +165,7 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .include(users_v2::router())
         .include(admin::router())
         .include(events::router())
+        .include(notifications::router())
         .layer(from_fn_with_state(stats, count_request))
         .middleware(stack)
 }

@@ -14,6 +14,7 @@ USAGE:
 COMMANDS:
     serve      run migrations, then serve HTTP until SIGTERM/SIGINT (default)
     migrate    run the database migrations and exit
+    worker     run migrations, then only the task-queue worker (no HTTP) until SIGTERM/SIGINT
     openapi    print the OpenAPI document and exit
     help       print this help (also -h, --help)
 
@@ -29,6 +30,7 @@ fn usage() -> String {
 
 enum Command {
     Serve,
+    Worker,
     Migrate,
     OpenApi,
 }
@@ -52,6 +54,7 @@ fn main() -> ExitCode {
     let command = match args.first().map(String::as_str) {
         None | Some("serve") => Command::Serve,
         Some("migrate") => Command::Migrate,
+        Some("worker") => Command::Worker,
         Some("openapi") => Command::OpenApi,
         Some("help" | "-h" | "--help") => {
             println!("{}", usage());
@@ -136,7 +139,20 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         tracing::info!(admin = %config.admin_email, "admin account created");
     }
     let resources = ferrapi_service::Resources::connect(pool.clone(), &config).await?;
+    // Welcome tasks run here too; a `worker` process adds capacity.
+    let worker = resources.notifications.start_worker(pool.clone());
+    if let Command::Worker = command {
+        tracing::info!("worker running");
+        ferrapi::shutdown_signal().await;
+        worker.stop().await;
+        pool.close().await;
+        tracing::info!("stopped");
+        return Ok(());
+    }
     ferrapi_service::app(resources, &config).serve().await?;
+    // Running tasks finish (or are left to their lease); queued ones wait
+    // in the database for the next start or another instance.
+    worker.stop().await;
     pool.close().await;
     tracing::info!("stopped");
     Ok(())

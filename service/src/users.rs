@@ -55,6 +55,12 @@ impl Timestamp {
         let now = Utc::now();
         Timestamp(DateTime::from_timestamp(now.timestamp(), 0).unwrap_or(now))
     }
+    /// Reads a stored `2023-12-07T10:30:00Z`.
+    pub fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        DateTime::parse_from_rfc3339(text)
+            .map(|t| Timestamp(t.with_timezone(&Utc)))
+            .map_err(|e| sqlx::Error::Decode(Box::new(e)))
+    }
     /// `2023-12-07T10:30:00Z`.
     pub fn to_rfc3339(self) -> String {
         self.0.to_rfc3339_opts(SecondsFormat::Secs, true)
@@ -116,6 +122,9 @@ pub enum UserError {
     /// A row could not be read.
     #[error("cannot read a row: {0}")]
     Row(#[from] sqlx::Error),
+    /// The welcome notification could not be enqueued.
+    #[error("task queue error: {0}")]
+    Queue(#[from] ferrapi_storage::queue::QueueError),
     /// Password hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -123,9 +132,7 @@ pub enum UserError {
 
 pub(crate) fn row_to_user(row: &AnyRow) -> Result<UserResponse, sqlx::Error> {
     let created: String = row.try_get("created_at")?;
-    let created_at = DateTime::parse_from_rfc3339(&created)
-        .map(|t| Timestamp(t.with_timezone(&Utc)))
-        .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+    let created_at = Timestamp::parse(&created)?;
     Ok(UserResponse {
         id: row.try_get("id")?,
         name: row.try_get("name")?,
@@ -156,6 +163,7 @@ pub async fn create_user(
     Depends(_caller): Depends<CurrentUser>,
     Depends(db): Depends<Db>,
     State(bus): State<Bus>,
+    State(notifications): State<crate::notifications::Notifications>,
     Json(user): Json<UserCreate>,
 ) -> Result<Created<UserResponse>, UserError> {
     let password_hash = match user.password {
@@ -181,6 +189,17 @@ pub async fn create_user(
         Err(e) if e.is_unique_violation() => return Err(UserError::EmailTaken),
         Err(e) => return Err(e.into()),
     };
+    // In the same transaction: the welcome exists if and only if the user does.
+    notifications
+        .queue
+        .enqueue_in(
+            &db,
+            &crate::notifications::Welcome { user_id: id },
+            ferrapi_storage::queue::Enqueue::new()
+                .key(format!("welcome:{id}"))
+                .delay(notifications.delay),
+        )
+        .await?;
     let created = UserResponse {
         id,
         name: user.name,
@@ -338,6 +357,13 @@ pub async fn delete_user(
     let done = db
         .execute(db.query("DELETE FROM users WHERE id = ?").bind(user_id))
         .await?;
+    if done.rows_affected() > 0 {
+        db.execute(
+            db.query("DELETE FROM notifications WHERE user_id = ?")
+                .bind(user_id),
+        )
+        .await?;
+    }
     if done.rows_affected() == 0 {
         return Err(UserError::NotFound);
     }

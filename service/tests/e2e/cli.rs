@@ -30,7 +30,7 @@ fn help_lists_the_variables() {
     ] {
         assert!(text.contains(var), "--help does not mention {var}:\n{text}");
     }
-    for cmd in ["serve", "migrate", "openapi"] {
+    for cmd in ["serve", "migrate", "worker", "openapi"] {
         assert!(text.contains(cmd), "--help does not mention {cmd}");
     }
 }
@@ -58,6 +58,7 @@ fn a_malformed_variable_stops_the_program_with_one_line_naming_it() {
         ("STORAGE_URL", "ftp://x"),
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector"),
         ("ACCESS_LOG", "maybe"),
+        ("NOTIFICATION_DELAY_MS", "soon"),
     ] {
         let out = Command::new(BIN)
             .env(var, value)

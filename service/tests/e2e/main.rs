@@ -50,7 +50,11 @@ pub struct Service {
 impl Service {
     /// Starts the binary with a fresh SQLite file and waits until it listens.
     pub async fn start(extra_env: &[(&str, &str)]) -> Service {
-        let dir = temp_dir();
+        Self::start_in(temp_dir(), extra_env).await
+    }
+
+    /// Starts the binary on the SQLite file in `dir` (kept between runs).
+    pub async fn start_in(dir: PathBuf, extra_env: &[(&str, &str)]) -> Service {
         let db = format!("sqlite://{}/app.db", dir.display());
         let mut cmd = Command::new(BIN);
         cmd.env("HOST", "127.0.0.1")

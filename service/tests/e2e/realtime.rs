@@ -132,3 +132,86 @@ async fn reads_are_cached_and_writes_invalidate() {
     assert_eq!(res.status, 404);
     assert_eq!(res.json(), json!({"detail": "User not found"}));
 }
+
+async fn notifications(svc: &Service, id: i64) -> crate::Response {
+    svc.get(&format!("/api/v1/users/{id}/notifications")).await
+}
+
+/// Polls until the user has `n` notifications (at most `secs` seconds).
+async fn wait_for_notifications(svc: &Service, id: i64, n: usize, secs: u64) -> Value {
+    let deadline = std::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let res = notifications(svc, id).await;
+        assert_eq!(res.status, 200, "{}", res.body);
+        let list = res.json();
+        if list.as_array().unwrap().len() >= n || std::time::Instant::now() > deadline {
+            return list;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn creating_a_user_sends_exactly_one_welcome() {
+    let svc = Service::start(&[]).await;
+    svc.login_admin().await;
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Welcome Me", "email": "welcome@example.com", "age": 30}),
+        )
+        .await;
+    let id = res.json()["id"].as_i64().unwrap();
+    let list = wait_for_notifications(&svc, id, 1, 10).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["kind"], "welcome");
+    assert!(list[0]["created_at"].as_str().unwrap().ends_with('Z'));
+    // Still one a moment later.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(
+        notifications(&svc, id)
+            .await
+            .json()
+            .as_array()
+            .unwrap()
+            .len(),
+        1
+    );
+    // A missing user: 404.
+    let res = notifications(&svc, 999_999).await;
+    assert_eq!(res.status, 404);
+    assert_eq!(res.json(), json!({"detail": "User not found"}));
+}
+
+#[tokio::test]
+async fn a_welcome_survives_a_sigkill_before_it_ran() {
+    // The task may run no earlier than 3 s after the response: kill the
+    // process well before that.
+    let env = [
+        ("NOTIFICATION_DELAY_MS", "3000"),
+        ("JWT_SECRET", "kill-test-secret-0123456789"),
+    ];
+    let mut svc = Service::start(&env).await;
+    svc.login_admin().await;
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Survivor", "email": "survivor@example.com", "age": 30}),
+        )
+        .await;
+    assert_eq!(res.status, 201);
+    let id = res.json()["id"].as_i64().unwrap();
+    svc.child.start_kill().unwrap();
+    svc.child.wait().await.unwrap();
+
+    // Same database, new process: the task runs there.
+    let again = Service::start_in(
+        svc.dir.clone(),
+        &[("JWT_SECRET", "kill-test-secret-0123456789")],
+    )
+    .await;
+    *again.token.lock().unwrap() = svc.token.lock().unwrap().clone();
+    let list = wait_for_notifications(&again, id, 1, 15).await;
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["kind"], "welcome");
+}

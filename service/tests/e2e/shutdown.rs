@@ -58,3 +58,67 @@ async fn sigterm_finishes_the_request_in_flight_and_exits_zero() {
         .unwrap();
     assert_eq!(status.code(), Some(0));
 }
+
+/// `worker` runs the pending welcome tasks of a database without serving
+/// HTTP, and stops on SIGTERM with status 0.
+#[tokio::test]
+async fn the_worker_subcommand_runs_pending_tasks() {
+    use tokio::io::AsyncBufReadExt;
+    let env = [
+        ("NOTIFICATION_DELAY_MS", "1500"),
+        ("JWT_SECRET", "worker-test-secret-0123456789"),
+    ];
+    let mut svc = Service::start(&env).await;
+    let token = svc.login_admin().await;
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &serde_json::json!({"name": "Queued", "email": "queued@example.com", "age": 30}),
+        )
+        .await;
+    let id = res.json()["id"].as_i64().unwrap();
+    svc.child.start_kill().unwrap();
+    svc.child.wait().await.unwrap();
+
+    // Only a worker: it delivers the welcome once the delay has passed.
+    let mut worker = tokio::process::Command::new(crate::BIN)
+        .arg("worker")
+        .env("LOG_FORMAT", "json")
+        .env(
+            "DATABASE_URL",
+            format!("sqlite://{}/app.db", svc.dir.display()),
+        )
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut lines = tokio::io::BufReader::new(worker.stdout.take().unwrap()).lines();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        assert!(Instant::now() < deadline, "the worker sent no welcome");
+        let line = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+            .await
+            .expect("no log line")
+            .unwrap()
+            .expect("the worker exited");
+        if line.contains("welcome notification sent") {
+            assert!(line.contains(&format!("\"user_id\":{id}")), "{line}");
+            break;
+        }
+    }
+    send_signal(worker.id().unwrap(), "TERM");
+    let status = tokio::time::timeout(Duration::from_secs(30), worker.wait())
+        .await
+        .expect("the worker did not stop")
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+
+    // A server started afterwards finds the notification already there.
+    let again = Service::start_in(svc.dir.clone(), &env).await;
+    *again.token.lock().unwrap() = Some(token);
+    let list = again
+        .get(&format!("/api/v1/users/{id}/notifications"))
+        .await
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+}
