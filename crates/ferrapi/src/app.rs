@@ -53,6 +53,9 @@ impl fmt::Debug for AppShared {
 
 impl AppShared {
     pub(crate) fn render_error(&self, e: Error) -> Response {
+        // A multipart error is answered as the HTTP error it stands for.
+        #[cfg(feature = "multipart")]
+        let e = crate::extract::multipart::client_error(e);
         self.exception_handlers.render(e)
     }
 }

@@ -288,15 +288,17 @@ mod tests {
         let pool = pool.clone();
         let task = tokio::spawn(async move {
             pool.run(move || {
-                started_tx.send(()).unwrap();
-                release_rx.recv_timeout(Duration::from_secs(10)).unwrap();
+                started_tx.send(()).expect("test channel");
+                release_rx
+                    .recv_timeout(Duration::from_secs(10))
+                    .expect("released");
             })
             .await
         });
         tokio::task::spawn_blocking(move || started_rx.recv_timeout(Duration::from_secs(10)))
             .await
-            .unwrap()
-            .unwrap();
+            .expect("joined")
+            .expect("started");
         (release_tx, task)
     }
 
@@ -308,8 +310,8 @@ mod tests {
         pool.resize(1);
         assert_eq!(pool.size(), 1);
         assert_eq!(pool.available(), 0, "the idle slot goes at once");
-        release.send(()).unwrap();
-        busy.await.unwrap().unwrap();
+        release.send(()).expect("test channel");
+        busy.await.expect("joined").expect("ran");
         assert_eq!(pool.available(), 1);
         pool.resize(3);
         assert_eq!(pool.available(), 3);
@@ -324,10 +326,10 @@ mod tests {
         assert_eq!(pool.available(), 0);
         pool.resize(2); // cancels the debt instead of adding a slot
         assert_eq!(pool.available(), 0);
-        release_a.send(()).unwrap();
-        a.await.unwrap().unwrap();
-        release_b.send(()).unwrap();
-        b.await.unwrap().unwrap();
+        release_a.send(()).expect("test channel");
+        a.await.expect("joined").expect("ran");
+        release_b.send(()).expect("test channel");
+        b.await.expect("joined").expect("ran");
         assert_eq!(pool.available(), 2);
         assert_eq!(pool.size(), 2);
     }

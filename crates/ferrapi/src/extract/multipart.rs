@@ -32,7 +32,9 @@
 //!   route's limit if that is larger. Otherwise the route's limit
 //!   ([`Route::body_limit`](crate::Route::body_limit), else the app's)
 //!   bounds the whole body and every part. A `Content-Length` over the limit
-//!   is refused before the body is read.
+//!   is refused before the body is read. A route declared with `#[put]` is
+//!   a function returning its [`Route`](crate::Route), so its limit is set
+//!   where it is mounted: `.route(upload().body_limit(50 << 20))`.
 //! - **Order.** Parts arrive in the order the client sent them, one at a
 //!   time: a [`Field`] borrows the `Multipart`, so the next part can be asked
 //!   for only once the previous one is dropped (its unread bytes are then
@@ -42,14 +44,17 @@
 //!
 //! # Errors and `?`
 //!
-//! [`MultipartError`] converts into [`ferrapi::Error`](crate::Error) and
-//! [`HttpError`] with its status (413, 415, 422, 400; a failed write is a
-//! logged 500), so `?` in a handler returning `Result<_, ferrapi::Error>`
-//! answers the right status. It deliberately does not implement
-//! `std::error::Error`: if it did, `?` would pick the blanket conversion
-//! that turns any error into a 500. A handler may also return
-//! `Result<_, MultipartError>` directly (it is a
-//! [`ResponseError`](crate::ResponseError)).
+//! [`MultipartError`] is an ordinary error type (thiserror). `?` in a
+//! handler returning `Result<_, ferrapi::Error>` answers its status: the
+//! application renders a `MultipartError` as the [`HttpError`] (413, 415,
+//! 400) or [`ValidationErrors`] (422) it stands for, so exception handlers
+//! registered for those types shape it too; a failed write
+//! ([`MultipartError::Write`]) is a logged 500. A handler may also return
+//! `Result<_, MultipartError>` (it is a [`ResponseError`](crate::ResponseError)
+//! and documents 413 and 415). Because it is a `std::error::Error`, a
+//! part's stream ([`Field::into_stream`]) can go to any storage API that
+//! takes a fallible byte stream, and the `MultipartError` can be found again
+//! in that API's error (`downcast_ref`) to answer its status.
 //!
 //! # Example
 //!
@@ -306,19 +311,23 @@ impl MultipartForm for AnyParts {
     const PARTS: &'static [Part] = &[];
 }
 
-/// Why reading a multipart body failed. Converts into
-/// [`ferrapi::Error`](crate::Error) and [`HttpError`] with the status
-/// given by [`status`](Self::status) (see the module docs for why it is not
-/// a `std::error::Error`).
-#[derive(Debug)]
+/// Why reading a multipart body failed. Answered with the status given by
+/// [`status`](Self::status): through `?` into [`ferrapi::Error`](crate::Error)
+/// (the application renders it as the equivalent [`HttpError`] or
+/// [`ValidationErrors`], so exception handlers for those apply), as a
+/// handler's own error type ([`ResponseError`]), or converted into an
+/// [`HttpError`]. A failed write ([`Write`](Self::Write)) is a logged 500.
+#[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum MultipartError {
     /// The whole body is over the limit: 413.
+    #[error("Request body too large")]
     BodyTooLarge {
         /// The limit in bytes.
         limit: u64,
     },
     /// One part is over its limit: 413.
+    #[error("Part `{part}` is larger than {limit} bytes")]
     PartTooLarge {
         /// The part's name.
         part: String,
@@ -327,6 +336,7 @@ pub enum MultipartError {
     },
     /// A declared part's content type is not accepted (or the body is not
     /// multipart and the form requires no part): 415.
+    #[error("{}", unsupported_message(part, content_type.as_deref(), accepted))]
     UnsupportedMediaType {
         /// The part's name (empty for the body itself).
         part: String,
@@ -336,20 +346,36 @@ pub enum MultipartError {
         accepted: &'static [&'static str],
     },
     /// Required parts that did not come: 422 `missing` for each.
+    #[error("missing part(s): {}", parts.join(", "))]
     Missing {
         /// Their names, in declaration order.
         parts: Vec<String>,
     },
     /// A text part that is not UTF-8: 422 `string_unicode`.
+    #[error("part `{part}` is not valid UTF-8")]
     InvalidText {
         /// The part's name.
         part: String,
     },
     /// The body is not well-formed multipart, or the client stopped
-    /// sending: 400.
+    /// sending: 400 (the parser's reason is logged at `DEBUG`).
+    #[error("There was an error parsing the body")]
     Malformed(String),
     /// Writing a part out failed (disk full, permissions): a logged 500.
-    Write(std::io::Error),
+    #[error("failed to store an uploaded part: {0}")]
+    Write(#[source] std::io::Error),
+}
+
+fn unsupported_message(part: &str, content_type: Option<&str>, accepted: &[&str]) -> String {
+    let ct = content_type.unwrap_or("none");
+    if part.is_empty() {
+        format!("Unsupported media type `{ct}`: expected multipart/form-data")
+    } else {
+        format!(
+            "Unsupported media type `{ct}` for part `{part}`: expected {}",
+            accepted.join(" or ")
+        )
+    }
 }
 
 impl MultipartError {
@@ -390,6 +416,23 @@ impl MultipartError {
         }
     }
 
+    /// The error the client is answered with: [`ValidationErrors`] for a
+    /// 422, an [`HttpError`] otherwise; `None` for a failed write, which
+    /// stays itself (a logged 500 with its cause).
+    fn client_error(&self) -> Option<crate::Error> {
+        if let Some(items) = self.validation_items() {
+            return Some(ValidationErrors(items).into());
+        }
+        match self {
+            Self::Write(_) => None,
+            Self::Malformed(cause) => {
+                tracing::debug!(cause = %cause, "malformed multipart body");
+                Some(HttpError::new(self.status(), self.to_string()).into())
+            }
+            _ => Some(HttpError::new(self.status(), self.to_string()).into()),
+        }
+    }
+
     fn from_multer(e: multer::Error, limit: u64) -> Self {
         match e {
             multer::Error::StreamSizeExceeded { .. } => Self::BodyTooLarge { limit },
@@ -402,58 +445,17 @@ impl MultipartError {
     }
 }
 
-impl fmt::Display for MultipartError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::BodyTooLarge { .. } => f.write_str("Request body too large"),
-            Self::PartTooLarge { part, limit } => {
-                write!(f, "Part `{part}` is larger than {limit} bytes")
-            }
-            Self::UnsupportedMediaType {
-                part,
-                content_type,
-                accepted,
-            } => {
-                let ct = content_type.as_deref().unwrap_or("none");
-                if part.is_empty() {
-                    write!(
-                        f,
-                        "Unsupported media type `{ct}`: expected multipart/form-data"
-                    )
-                } else {
-                    write!(
-                        f,
-                        "Unsupported media type `{ct}` for part `{part}`: expected {}",
-                        accepted.join(" or ")
-                    )
-                }
-            }
-            Self::Missing { parts } => write!(f, "missing part(s): {}", parts.join(", ")),
-            Self::InvalidText { part } => write!(f, "part `{part}` is not valid UTF-8"),
-            Self::Malformed(_) => f.write_str("There was an error parsing the body"),
-            Self::Write(e) => write!(f, "failed to store an uploaded part: {e}"),
-        }
-    }
-}
-
-/// The logged cause of a 500 (the client sees only `Internal Server Error`).
-#[derive(Debug, thiserror::Error)]
-#[error("failed to store an uploaded part: {0}")]
-struct UploadWriteError(#[source] std::io::Error);
-
-impl From<MultipartError> for crate::Error {
-    fn from(e: MultipartError) -> Self {
-        if let Some(items) = e.validation_items() {
-            return ValidationErrors(items).into();
-        }
-        match e {
-            MultipartError::Write(io) => UploadWriteError(io).into(),
-            MultipartError::Malformed(ref cause) => {
-                tracing::debug!(cause = %cause, "malformed multipart body");
-                HttpError::new(e.status(), e.to_string()).into()
-            }
-            other => HttpError::new(other.status(), other.to_string()).into(),
-        }
+/// What the application renders for `e`: a [`MultipartError`] becomes the
+/// [`HttpError`] or [`ValidationErrors`] it stands for (so that `?` answers
+/// 413/415/422/400 and the exception handlers for those types apply);
+/// anything else is left alone.
+pub(crate) fn client_error(e: crate::Error) -> crate::Error {
+    match e
+        .downcast_ref::<MultipartError>()
+        .and_then(MultipartError::client_error)
+    {
+        Some(client) => client,
+        None => e,
     }
 }
 
@@ -475,7 +477,7 @@ impl From<MultipartError> for HttpError {
 
 impl ResponseError for MultipartError {
     fn into_error(self) -> crate::Error {
-        self.into()
+        self.client_error().unwrap_or_else(|| self.into())
     }
     fn describe(op: &mut OperationBuilder<'_>) {
         op.error_response(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
@@ -551,7 +553,7 @@ impl<F: MultipartForm> FromRequest for Multipart<F> {
                         content_type: content_type.map(str::to_owned),
                         accepted: &["multipart/form-data"],
                     }
-                    .into(),
+                    .into_error(),
                 ));
             }
         };

@@ -621,3 +621,81 @@ async fn upload(addr: std::net::SocketAddr, name: &str, size: u64, chunk: usize)
         .unwrap();
     String::from_utf8_lossy(&response).into_owned()
 }
+
+/// A storage API of the usual shape: any fallible byte stream, its error
+/// boxed (as ferrapi-storage's `FileStore::put` and object stores take it).
+async fn store_stream<S, E>(mut body: S) -> Result<usize, Box<dyn std::error::Error + Send + Sync>>
+where
+    S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    use futures_util::StreamExt as _;
+    let mut size = 0;
+    while let Some(chunk) = body.next().await {
+        size += chunk.map_err(Into::into)?.len();
+    }
+    Ok(size)
+}
+
+/// The part streamed into a storage API; its failure is found again in the
+/// storage error and answered with its own status.
+#[put("/stored", status = 201)]
+async fn put_stored(mut form: Multipart<AvatarUpload>) -> Result<Text, HttpError> {
+    let field = form.field("file").await?;
+    match store_stream(Box::pin(field.into_stream())).await {
+        Ok(size) => Ok(Text(size.to_string())),
+        Err(e) => match e.downcast::<ferrapi::extract::MultipartError>() {
+            Ok(multipart) => Err((*multipart).into()),
+            Err(other) => Err(HttpError::new(
+                ferrapi::http::StatusCode::BAD_GATEWAY,
+                other.to_string(),
+            )),
+        },
+    }
+}
+
+/// A handler whose error type is `MultipartError` itself.
+#[put("/direct", status = 204)]
+async fn put_direct(
+    mut form: Multipart<AvatarUpload>,
+) -> Result<NoContent, ferrapi::extract::MultipartError> {
+    let field = form.field("file").await?;
+    field.bytes().await?;
+    Ok(NoContent)
+}
+
+#[tokio::test]
+async fn multipart_errors_keep_their_status_through_storage_apis_and_exception_handlers() {
+    let over = vec![1u8; 5 * MIB as usize + 10];
+    let png = [TestPart("file", Some("a.png"), Some("image/png"), b"png!")];
+    let big = [TestPart("file", Some("a.png"), Some("image/png"), &over)];
+    let gif = [TestPart("file", Some("a.gif"), Some("image/gif"), b"gif")];
+    let client = TestClient::new(App::new().route(put_stored).route(put_direct));
+    let res = send(&client, "/stored", &png).await;
+    assert_eq!((res.status().as_u16(), res.text()), (201, "4".to_owned()));
+    let res = send(&client, "/stored", &big).await;
+    assert_eq!(res.status(), 413, "{}", res.text());
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"detail": "Part `file` is larger than 5242880 bytes"})
+    );
+    let res = send(&client, "/direct", &png).await;
+    assert_eq!(res.status(), 204, "{}", res.text());
+    let res = send(&client, "/direct", &gif).await;
+    assert_eq!(res.status(), 415, "{}", res.text());
+    let res = send(&client, "/direct", &[]).await;
+    assert_eq!(res.status(), 422, "{}", res.text());
+
+    // An exception handler for `HttpError` shapes multipart errors too.
+    let dir = TempDir::new();
+    let app = app(&dir).exception_handler(|e: &HttpError| {
+        ferrapi::axum::response::IntoResponse::into_response((
+            e.status(),
+            format!("custom: {}", e.detail()),
+        ))
+    });
+    let client = TestClient::new(app);
+    let res = send(&client, "/avatars/x.png", &gif).await;
+    assert_eq!(res.status(), 415);
+    assert!(res.text().starts_with("custom: "), "{}", res.text());
+}
