@@ -5,6 +5,20 @@
 //! in-memory cache, in-process bus, SQL-table task queue, files on disk);
 //! real engines serve many instances (PostgreSQL/MySQL, Redis, NATS, S3).
 //! Each piece is usable as a dependency in handlers and has a health check.
+//!
+//! | module | embedded default | shared engines |
+//! |---|---|---|
+//! | [`cache`] | [`cache::MemoryCache`] (moka) | Redis (`redis`) |
+//! | [`bus`] | [`bus::InProcessBus`] (tokio broadcast) | NATS (`nats`), Redis pub/sub (`redis`) |
+//! | [`files`] | [`files::LocalFileStore`], [`files::MemoryFileStore`] | S3 and compatibles (`s3`) |
+//! | `rate_limit` | the facade's `MemoryStore` | Redis (`redis`): `RedisRateLimitStore` |
+//!
+//! | feature | what it adds |
+//! |---|---|
+//! | `sqlite` (default), `postgres`, `mysql`, `db-tls` | database drivers (sqlx) |
+//! | `redis` | Redis cache, bus and rate-limit store (redis-rs connection manager) |
+//! | `nats` | NATS bus and task queue (async-nats, ring TLS) |
+//! | `s3` | S3 file storage (object_store, rustls with ring) |
 #![deny(missing_docs)]
 
 pub mod bus;

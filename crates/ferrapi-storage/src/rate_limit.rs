@@ -2,7 +2,7 @@
 //! instance of the application.
 //!
 //! [`RedisRateLimitStore`] implements the facade's
-//! [`RateLimitStore`](ferrapi::middleware::RateLimitStore) with the same
+//! [`RateLimitStore`] with the same
 //! algorithm as the in-memory store (GCRA), run as one Lua script on the
 //! Redis server: the read, the decision and the write are one atomic step,
 //! so two instances (or two hundred concurrent requests) never both take

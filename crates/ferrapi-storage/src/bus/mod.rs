@@ -358,6 +358,10 @@ impl<E: DeserializeOwned> Subscription<E> {
     /// The next event; `None` once the bus is gone. Events that do not
     /// decode are skipped (logged); events lost because this subscriber
     /// fell behind are counted in [`lagged`](Self::lagged).
+    ///
+    /// Cancel-safe: in a `tokio::select!` loop (a WebSocket handler waiting
+    /// for events and client frames at once) no event is lost when another
+    /// branch wins.
     pub async fn recv(&mut self) -> Option<E> {
         loop {
             match self.rx.recv().await {
