@@ -170,3 +170,48 @@ impl Subscription {
         self.rx.is_none()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_laggard_is_dropped_and_stops_counting() {
+        let hub = Hub::with_capacity(2);
+        let mut slow = hub.subscribe("t");
+        let mut fast = hub.subscribe("t");
+        for n in 0..2 {
+            assert_eq!(hub.publish("t", &n).unwrap_or(0), 2);
+            assert_eq!(fast.recv().await.map(|m| m.len()), Some(1));
+        }
+        // `slow` read nothing: two more messages push it past the ring.
+        for n in 2..4 {
+            hub.publish("t", &n).unwrap_or(0);
+            assert!(fast.recv().await.is_some());
+        }
+        assert_eq!(slow.recv().await, None);
+        assert!(slow.lagged());
+        assert_eq!(slow.recv().await, None);
+        assert_eq!(hub.subscriber_count("t"), 1);
+        assert!(!fast.lagged());
+    }
+
+    #[tokio::test]
+    async fn topics_are_separate_and_forgotten_when_empty() {
+        let hub = Hub::new();
+        let mut a = hub.subscribe("a");
+        let b = hub.subscribe("b");
+        assert_eq!(hub.publish_message("a", "for a"), 1);
+        assert_eq!(
+            a.recv().await.as_ref().and_then(Message::as_text),
+            Some("for a")
+        );
+        drop(b);
+        assert_eq!(hub.publish_message("b", "nobody"), 0);
+        assert_eq!(hub.subscriber_count("b"), 0);
+        drop(hub);
+        // The hub is gone: the subscription ends.
+        assert_eq!(a.recv().await, None);
+        assert!(!a.lagged());
+    }
+}

@@ -39,6 +39,35 @@
 //! hub.publish("users", &serde_json::json!({"type": "user.created"})).unwrap();
 //! ```
 //!
+//! Authentication by the first message instead of the query string (the
+//! token then stays out of access logs): accept, wait a bounded time for
+//! it, close with `1008` when it is wrong.
+//!
+//! ```
+//! use ferrapi::prelude::*;
+//! use ferrapi::ws::{WebSocketUpgrade, WebSocketResponse, close_code};
+//! use std::time::Duration;
+//!
+//! #[derive(Deserialize)]
+//! struct Hello { token: String }
+//!
+//! #[get("/ws/chat")]
+//! async fn chat(ws: WebSocketUpgrade) -> WebSocketResponse {
+//!     ws.on_upgrade(|mut socket| async move {
+//!         let hello = tokio::time::timeout(Duration::from_secs(5), socket.recv_json::<Hello>()).await;
+//!         match hello {
+//!             Ok(Ok(hello)) if hello.token == "secret" => {
+//!                 let _ = socket.send_json(&serde_json::json!({"type": "welcome"})).await;
+//!                 // … the conversation …
+//!             }
+//!             _ => {
+//!                 socket.close(close_code::POLICY, "authentication required").await;
+//!             }
+//!         }
+//!     })
+//! }
+//! ```
+//!
 //! # What happens
 //!
 //! - **Handshake.** A route whose handler takes [`WebSocketUpgrade`] (or

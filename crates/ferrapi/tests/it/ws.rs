@@ -409,3 +409,59 @@ async fn a_quiet_websocket_outlives_the_idle_connection_timeout() {
     assert_eq!(ws.recv_text().await, "still open");
     server.stop().await.unwrap();
 }
+
+#[derive(Deserialize)]
+struct Hello {
+    token: String,
+}
+
+/// Authentication by the first message: the server closes with 1008 itself.
+#[get("/ws/first")]
+async fn first_message(ws: WebSocketUpgrade) -> WebSocketResponse {
+    ws.on_upgrade(|mut socket| async move {
+        let hello =
+            tokio::time::timeout(Duration::from_millis(500), socket.recv_json::<Hello>()).await;
+        match hello {
+            Ok(Ok(hello)) if hello.token == "good" => {
+                let _ = socket.send_json(&json!({"type": "welcome"})).await;
+                while let Some(message) = socket.recv().await {
+                    if socket.send(message).await.is_err() {
+                        break;
+                    }
+                }
+            }
+            _ => {
+                socket
+                    .close(close_code::POLICY, "authentication required")
+                    .await;
+            }
+        }
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authentication_by_first_message_closes_with_1008_from_the_server() {
+    let server = TestServer::start(App::new().route(first_message)).await;
+    // A wrong token, a message that is no `Hello`, and silence.
+    let mut ws = server.websocket("/ws/first").await;
+    ws.send_json(&json!({"token": "bad"})).await;
+    assert_eq!(
+        ws.recv_close().await,
+        Some((1008, "authentication required".to_owned()))
+    );
+    let mut ws = server.websocket("/ws/first").await;
+    ws.send_text("hello?").await;
+    assert_eq!(ws.recv_close().await.map(|(code, _)| code), Some(1008));
+    let mut ws = server.websocket("/ws/first").await;
+    assert_eq!(ws.recv_close().await.map(|(code, _)| code), Some(1008));
+    // The right token: welcomed, then an ordinary conversation.
+    let mut ws = server.websocket("/ws/first").await;
+    ws.send_json(&json!({"token": "good"})).await;
+    assert_eq!(ws.recv_json::<Value>().await, json!({"type": "welcome"}));
+    ws.send_binary(vec![1u8, 2, 3]).await;
+    match ws.recv().await {
+        Some(WsFrame::Binary(b)) => assert_eq!(&b[..], &[1, 2, 3]),
+        other => panic!("expected the binary echo, got {other:?}"),
+    }
+    server.stop().await.unwrap();
+}
