@@ -71,7 +71,8 @@ def total_ir(path: Path) -> int:
     return int(m.group(1))
 
 
-def measure(server, ep, n: int, warmup: int, database_url: str | None, out: Path) -> int:
+def measure(server, ep, n: int, warmup: int, database_url: str | None, out: Path,
+            cpu: int | None = 1) -> int:
     if not harness.port_free(server.port):
         raise RuntimeError(f"port {server.port} is taken")
     cg_out = out / f"callgrind.{server.key}.{ep.key}.out"
@@ -80,7 +81,11 @@ def measure(server, ep, n: int, warmup: int, database_url: str | None, out: Path
     env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url
-    argv = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={cg_out}",
+    # Pinned to one core, as in the load runs: each Rust runtime starts one
+    # worker, so the counts do not depend on how two workers happened to
+    # share the work (which made them vary by up to 10 % between runs).
+    pin = ["taskset", "-c", str(cpu)] if cpu is not None else []
+    argv = [*pin, "valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={cg_out}",
             *server.argv]
     log = open(out / f"{server.key}.{ep.key}.log", "wb")
     server.proc = subprocess.Popen(argv, cwd=server.cwd, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -128,6 +133,8 @@ def main() -> int:
     p.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"))
     p.add_argument("--out", type=Path, default=BENCH / "target" / "callgrind")
     p.add_argument("--top", type=int, default=25)
+    p.add_argument("--server-cpu", type=int, default=1,
+                   help="the core each server is pinned to (one runtime worker); -1: not pinned")
     args = p.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
@@ -145,7 +152,8 @@ def main() -> int:
             for s in srv.values():
                 n = args.fastapi_requests if s.key == "fastapi" else args.requests
                 ir = measure(s, ep, n, args.warmup if s.key != "fastapi" else args.warmup // 10,
-                             args.database_url, args.out)
+                             args.database_url, args.out,
+                             None if args.server_cpu < 0 else args.server_cpu)
                 per_req[ep.key][s.key] = ir / n
                 print(f"{ep.key:<12} {s.key:<8} {ir / n:>12,.0f} instructions/request", flush=True)
     finally:

@@ -11,7 +11,7 @@ use crate::response::{Error, ExceptionHandlers, Response};
 use crate::routing::{IntoRoute, Route, Router, template};
 use axum::response::IntoResponse;
 use ferrapi_core::HttpError;
-use http::{Method, StatusCode};
+use http::Method;
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
 use std::fmt;
@@ -439,6 +439,10 @@ impl App {
 #[derive(Debug, Clone)]
 pub struct BuiltApp {
     pub(crate) router: axum::Router,
+    /// The routes themselves: what the server calls when no layer wraps them.
+    pub(crate) dispatch: crate::routing::Dispatch,
+    /// Whether `router` wraps `dispatch` in layers (`App::layer`, `App::middleware`).
+    pub(crate) layered: bool,
     openapi: Arc<OpenApi>,
 }
 
@@ -481,22 +485,6 @@ impl fmt::Display for BuildError {
         }
         Ok(())
     }
-}
-
-fn method_filter(method: &Method) -> Option<axum::routing::MethodFilter> {
-    use axum::routing::MethodFilter as M;
-    Some(match *method {
-        Method::GET => M::GET,
-        Method::POST => M::POST,
-        Method::PUT => M::PUT,
-        Method::PATCH => M::PATCH,
-        Method::DELETE => M::DELETE,
-        Method::HEAD => M::HEAD,
-        Method::OPTIONS => M::OPTIONS,
-        Method::TRACE => M::TRACE,
-        Method::CONNECT => M::CONNECT,
-        _ => return None,
-    })
 }
 
 /// `FastAPI`'s default summary: `create_user` → `Create User`.
@@ -677,7 +665,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
                 continue;
             }
         };
-        if method_filter(&route.method).is_none() {
+        if !crate::routing::supported_method(&route.method) {
             problem(format!("method {} is not supported", route.method));
             continue;
         }
@@ -842,7 +830,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         overrides,
         sessions: Default::default(),
     });
-    let mut by_path: Vec<(String, axum::routing::MethodRouter)> = Vec::new();
+    let mut dispatch = crate::routing::DispatchBuilder::new();
     for Checked {
         route,
         full_path,
@@ -852,6 +840,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         route_dependencies,
     } in checked
     {
+        let has_params = !vars.is_empty();
         let cx = Arc::new(RequestContext {
             app: shared.clone(),
             path: Arc::from(full_path.as_str()),
@@ -862,65 +851,35 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             buffers_body,
             route_dependencies: Arc::from(route_dependencies),
         });
-        let handler = route.handler.clone();
-        let Some(filter) = method_filter(&route.method) else {
-            continue;
-        };
-        #[cfg(feature = "metrics")]
-        let measured = metrics.clone();
-        let endpoint = move |req: axum::extract::Request| {
-            let handler = handler.clone();
-            let cx = cx.clone();
-            #[cfg(feature = "metrics")]
-            let measure = measured
-                .as_ref()
-                .map(|m| m.start(cx.path.clone(), req.method().clone()));
-            async move {
-                let res = handler(req, cx).await;
-                #[cfg(feature = "metrics")]
-                if let Some(measure) = measure {
-                    measure.finish(
-                        res.status().as_u16(),
-                        http_body::Body::size_hint(res.body()).exact(),
-                    );
-                }
-                res
-            }
-        };
-        match by_path.iter_mut().find(|(p, _)| *p == full_path) {
-            Some((_, mr)) => *mr = std::mem::take(mr).on(filter, endpoint),
-            None => by_path.push((full_path, axum::routing::on(filter, endpoint))),
-        }
-    }
-    let mut router = axum::Router::new();
-    for (path, mr) in by_path {
-        let not_allowed = shared.clone();
-        router = router.route(
-            &path,
-            mr.fallback(move || {
-                let shared = not_allowed.clone();
-                async move {
-                    shared.render_error(
-                        HttpError::new(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").into(),
-                    )
-                }
-            }),
+        dispatch.route(
+            &full_path,
+            &route.method,
+            has_params,
+            route.handler.clone(),
+            cx,
         );
     }
+    // The fallback: the document, the docs pages, and 404.
+    let mut fallback = axum::Router::new();
     if let Some(url) = &openapi_url {
-        router = serve_json(router, url, &*openapi);
+        fallback = serve_json(fallback, url, &*openapi);
         for (name, prefix) in &documents {
-            router = serve_json(router, &document_url(name), &openapi.subset(prefix));
+            fallback = serve_json(fallback, &document_url(name), &openapi.subset(prefix));
         }
     }
-    router = crate::docs::routes(router, &docs);
+    fallback = crate::docs::routes(fallback, &docs);
+    for path in &served {
+        dispatch.fallback_path(path);
+    }
     let not_found = shared.clone();
     #[cfg(feature = "metrics")]
     let unmatched: Arc<str> = Arc::from("unmatched");
-    router = router.fallback(move |method: Method| {
+    #[cfg(feature = "metrics")]
+    let unmatched_metrics = metrics.clone();
+    fallback = fallback.fallback(move |method: Method| {
         let shared = not_found.clone();
         #[cfg(feature = "metrics")]
-        let measure = metrics
+        let measure = unmatched_metrics
             .as_ref()
             .map(|m| m.start(unmatched.clone(), method.clone()));
         let _ = &method;
@@ -936,13 +895,32 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             res
         }
     });
+    let dispatch = dispatch.finish(
+        shared,
+        fallback,
+        #[cfg(feature = "metrics")]
+        metrics,
+    );
+    // The axum router of the app (`App::into_router`, the test client, and
+    // the server when layers wrap the routes): the dispatcher as the one
+    // service of an empty router, so that tower layers apply to it.
+    let layered = !layers.is_empty();
+    let mut router = axum::Router::new().fallback_service(dispatch.clone());
     for layer in layers {
         router = layer(router);
     }
-    let router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
-        panic_response,
-    ));
-    Ok(BuiltApp { router, openapi })
+    if layered {
+        // Panics in the layers; the dispatcher catches its handlers' own.
+        router = router.layer(tower_http::catch_panic::CatchPanicLayer::custom(
+            crate::routing::panic_response,
+        ));
+    }
+    Ok(BuiltApp {
+        router,
+        dispatch,
+        layered,
+        openapi,
+    })
 }
 
 /// Where the document of version `name` is served.
@@ -961,18 +939,6 @@ fn serve_json<T: serde::Serialize>(router: axum::Router, url: &str, value: &T) -
             async move { ([(http::header::CONTENT_TYPE, "application/json")], body).into_response() }
         }),
     )
-}
-
-/// A handler panicked: log it, answer FastAPI's 500. The connection and the
-/// process keep serving.
-fn panic_response(err: Box<dyn Any + Send + 'static>) -> Response {
-    let message = err
-        .downcast_ref::<String>()
-        .map(String::as_str)
-        .or_else(|| err.downcast_ref::<&str>().copied())
-        .unwrap_or("(non-string panic payload)");
-    tracing::error!(panic = %message, "handler panicked");
-    crate::response::error_response(&HttpError::internal())
 }
 
 fn dedup(tags: Vec<String>) -> Vec<String> {

@@ -1,19 +1,44 @@
-//! The server: HTTP/1.1 (keep-alive) and HTTP/2 (h2c) on hyper, with a
-//! header-read timeout and graceful shutdown.
+//! The server: HTTP/1.1 (keep-alive) and HTTP/2 (h2c) on hyper, with an
+//! idle-connection timeout against slow clients, and graceful shutdown.
 //!
-//! axum's own `serve` does not expose hyper's header-read timeout, so the
-//! accept loop is written here over hyper-util's `auto::Builder` and
-//! `GracefulShutdown` (the pattern of axum's "serve with hyper" example).
+//! The accept loop is written here over hyper-util's `auto::Builder` and
+//! `GracefulShutdown` (the pattern of axum's "serve with hyper" example):
+//! each connection's requests go straight to the application's dispatcher
+//! (or, when the app has layers, to its axum router), and each request
+//! carries the peer address as axum's `ConnectInfo<SocketAddr>`.
+//!
+//! # Slow clients
+//!
+//! [`ServeConfig::header_read_timeout`] bounds how long an HTTP/1
+//! connection may sit with no request in progress: waiting for its first
+//! request head, for the rest of a head a client is trickling in
+//! (slowloris), or idle between keep-alive requests. Such a connection is
+//! closed between one and one and a half times the timeout after it went
+//! idle. A request being handled, its body being read, or its response
+//! being written (a stream included, however long) keeps the connection
+//! open; HTTP/2 connections, which multiplex requests, are left to the
+//! client once they sent one.
+//!
+//! hyper's own `header_read_timeout` does this per request: it reads the
+//! clock and registers a timer in tokio's timer wheel for every request
+//! head, and polls the socket once more after every request. Here one task
+//! per server looks at every connection once per half timeout instead, and
+//! a request costs three relaxed atomic operations.
 
 use crate::App;
 use axum::extract::ConnectInfo;
+use futures_util::task::AtomicWaker;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
+use std::convert::Infallible;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::task::{Context, Poll, ready};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tower::ServiceExt;
 
 /// How the server listens and stops.
 #[derive(Debug, Clone)]
@@ -25,8 +50,10 @@ pub struct ServeConfig {
     /// Runtime worker threads (`WORKERS`, default: the number of cores);
     /// used by [`App::run`].
     pub workers: Option<usize>,
-    /// A client must send its whole request head within this time (default
-    /// 10 s): a slowloris client cannot hold a connection open.
+    /// An HTTP/1 connection with no request in progress (waiting for a
+    /// request head, or idle between keep-alive requests) is closed after
+    /// this time, give or take half of it (default 10 s): a slowloris client
+    /// cannot hold a connection open. Zero disables it.
     pub header_read_timeout: Duration,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish
     /// (default 30 s).
@@ -173,18 +200,21 @@ impl App {
         config: ServeConfig,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        let router = self.build()?.router;
+        let built = self.build()?;
+        let app = if built.layered {
+            AppService::Layered(built.router)
+        } else {
+            AppService::Direct(built.dispatch)
+        };
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .keep_alive(true)
-            .header_read_timeout(config.header_read_timeout);
+        builder.http1().keep_alive(true);
         builder.http2().timer(TokioTimer::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         if let Ok(addr) = listener.local_addr() {
             tracing::info!(%addr, "listening");
         }
+        let reaper = (!config.header_read_timeout.is_zero())
+            .then(|| Reaper::start(config.header_read_timeout));
         tokio::pin!(shutdown);
         loop {
             let (stream, peer) = tokio::select! {
@@ -200,18 +230,25 @@ impl App {
                 () = &mut shutdown => break,
             };
             let _ = stream.set_nodelay(true);
-            let router = router.clone();
-            let service =
-                hyper::service::service_fn(move |mut req: http::Request<hyper::body::Incoming>| {
-                    req.extensions_mut().insert(ConnectInfo(peer));
-                    router.clone().oneshot(req.map(axum::body::Body::new))
-                });
+            let watch = Arc::new(ConnWatch::default());
+            if let Some(reaper) = &reaper {
+                reaper.track(&watch);
+            }
+            let service = ConnService {
+                app: app.clone(),
+                peer,
+                watch: watch.clone(),
+            };
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
                 .into_owned();
-            let conn = graceful.watch(conn);
+            let conn = Killable {
+                conn: graceful.watch(conn),
+                watch,
+                registered: false,
+            };
             tokio::spawn(async move {
-                if let Err(e) = conn.await {
+                if let Some(Err(e)) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
             });
@@ -227,6 +264,266 @@ impl App {
                 tracing::warn!(grace_period = ?config.grace_period, "grace period over; closing remaining connections");
             }
         }
+        drop(reaper);
         Ok(())
+    }
+}
+
+/// What a connection's requests are served by.
+#[derive(Clone)]
+enum AppService {
+    /// The dispatcher itself (no layers).
+    Direct(crate::routing::Dispatch),
+    /// The axum router wrapping the dispatcher in the app's layers.
+    Layered(axum::Router),
+}
+
+/// One connection's requests: each gets the peer address and is counted
+/// for the idle reaper.
+struct ConnService {
+    app: AppService,
+    peer: SocketAddr,
+    watch: Arc<ConnWatch>,
+}
+
+impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
+    type Response = http::Response<WatchedBody>;
+    type Error = Infallible;
+    type Future = ServeFuture;
+
+    fn call(&self, req: http::Request<hyper::body::Incoming>) -> ServeFuture {
+        self.watch.begin(req.version());
+        let mut req = req.map(axum::body::Body::new);
+        req.extensions_mut().insert(ConnectInfo(self.peer));
+        let inner = match &self.app {
+            AppService::Direct(dispatch) => Inner::Direct {
+                fut: dispatch.call(req),
+            },
+            AppService::Layered(router) => Inner::Layered {
+                fut: tower::Service::call(&mut router.clone(), req),
+            },
+        };
+        ServeFuture {
+            inner,
+            guard: Some(RequestGuard(self.watch.clone())),
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = InnerProj]
+    enum Inner {
+        Direct { #[pin] fut: crate::routing::DispatchFuture },
+        Layered { #[pin] fut: axum::routing::future::RouteFuture<Infallible> },
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request being served; its response body reports to the
+    /// connection's watch when it is dropped (fully written, or abandoned).
+    struct ServeFuture {
+        #[pin]
+        inner: Inner,
+        guard: Option<RequestGuard>,
+    }
+}
+
+impl Future for ServeFuture {
+    type Output = Result<http::Response<WatchedBody>, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let res = match this.inner.project() {
+            InnerProj::Direct { fut } => ready!(fut.poll(cx)),
+            InnerProj::Layered { fut } => ready!(fut.poll(cx)),
+        };
+        let Ok(res) = res;
+        let guard = this.guard.take();
+        Poll::Ready(Ok(res.map(|body| WatchedBody {
+            body,
+            _guard: guard,
+        })))
+    }
+}
+
+/// One request in progress on a connection: counted out when dropped,
+/// with the response body once it is written (or with the request's
+/// future, when the connection went away before the answer).
+struct RequestGuard(Arc<ConnWatch>);
+
+impl Drop for RequestGuard {
+    fn drop(&mut self) {
+        self.0.end();
+    }
+}
+
+/// A response body that holds its request's [`RequestGuard`].
+struct WatchedBody {
+    body: axum::body::Body,
+    _guard: Option<RequestGuard>,
+}
+
+impl http_body::Body for WatchedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.body).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// One connection's activity, shared by its requests (which count
+/// themselves in and out) and the [`Reaper`] (which reads it).
+#[derive(Default)]
+struct ConnWatch {
+    /// Requests started on the connection.
+    started: AtomicU64,
+    /// Requests not yet over (response body not yet written).
+    active: AtomicUsize,
+    /// An HTTP/2 connection: never reaped.
+    http2: AtomicBool,
+    /// Set by the reaper: the connection closes at its next poll.
+    killed: AtomicBool,
+    /// Wakes the connection's task to close it.
+    waker: AtomicWaker,
+}
+
+impl ConnWatch {
+    fn begin(&self, version: http::Version) {
+        self.started.fetch_add(1, Ordering::Relaxed);
+        self.active.fetch_add(1, Ordering::Relaxed);
+        if version == http::Version::HTTP_2 {
+            self.http2.store(true, Ordering::Relaxed);
+        }
+    }
+
+    fn end(&self) {
+        self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    fn kill(&self) {
+        self.killed.store(true, Ordering::Release);
+        self.waker.wake();
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A connection the reaper can close.
+    struct Killable<F> {
+        #[pin]
+        conn: F,
+        watch: Arc<ConnWatch>,
+        registered: bool,
+    }
+}
+
+impl<F: Future> Future for Killable<F> {
+    /// `None` when the reaper closed the connection.
+    type Output = Option<F::Output>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if !*this.registered {
+            // A task's waker stays the same for the task's life.
+            this.watch.waker.register(cx.waker());
+            *this.registered = true;
+        }
+        if this.watch.killed.load(Ordering::Acquire) {
+            tracing::debug!("closing a connection idle for longer than the header read timeout");
+            return Poll::Ready(None);
+        }
+        this.conn.poll(cx).map(Some)
+    }
+}
+
+/// Closes HTTP/1 connections that have had no request in progress for the
+/// header read timeout (see the module docs). One task per server: every
+/// half timeout it looks at each connection's counters.
+struct Reaper {
+    tracked: Arc<Mutex<Vec<Tracked>>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+struct Tracked {
+    watch: Weak<ConnWatch>,
+    /// `started` at the previous look.
+    last: u64,
+    /// Consecutive looks that found the connection idle; `None` before the
+    /// first look.
+    idle: Option<u8>,
+}
+
+impl Reaper {
+    fn start(timeout: Duration) -> Self {
+        let tracked: Arc<Mutex<Vec<Tracked>>> = Arc::default();
+        let list = tracked.clone();
+        let period = (timeout / 2).max(Duration::from_millis(1));
+        let task = tokio::spawn(async move {
+            let mut ticks = tokio::time::interval(period);
+            ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                ticks.tick().await;
+                let mut list = list.lock().unwrap_or_else(|p| p.into_inner());
+                list.retain_mut(Tracked::look);
+            }
+        });
+        Self { tracked, task }
+    }
+
+    fn track(&self, watch: &Arc<ConnWatch>) {
+        self.tracked
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Tracked {
+                watch: Arc::downgrade(watch),
+                last: 0,
+                idle: None,
+            });
+    }
+}
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+impl Tracked {
+    /// One look: `false` once the connection is gone, HTTP/2, or closed
+    /// now for being idle two looks in a row (at least the timeout).
+    fn look(&mut self) -> bool {
+        let Some(watch) = self.watch.upgrade() else {
+            return false;
+        };
+        if watch.http2.load(Ordering::Relaxed) {
+            return false;
+        }
+        let started = watch.started.load(Ordering::Relaxed);
+        let busy = watch.active.load(Ordering::Relaxed) > 0;
+        match self.idle {
+            Some(n) if !busy && started == self.last => {
+                if n + 1 >= 2 {
+                    watch.kill();
+                    return false;
+                }
+                self.idle = Some(n + 1);
+            }
+            _ => {
+                self.idle = Some(0);
+                self.last = started;
+            }
+        }
+        true
     }
 }

@@ -2,8 +2,8 @@
 
 use super::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn, PathShape};
+use crate::routing::PathParams;
 use crate::validation::{self, schema_of};
-use axum::extract::RawPathParams;
 use ferrapi_core::HttpError;
 use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source};
 use http::request::Parts;
@@ -46,7 +46,7 @@ where
     T: DeserializeOwned + JsonSchema + Send + 'static,
 {
     async fn from_request_parts(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
-        let raw = match raw_params(parts) {
+        let raw = match raw_params(parts, cx) {
             Ok(raw) => raw,
             Err(key) => {
                 // Not valid UTF-8 once percent-decoded.
@@ -59,7 +59,6 @@ where
                 )]));
             }
         };
-        let raw: Vec<(&str, &str)> = raw.as_ref().map(|r| r.iter().collect()).unwrap_or_default();
         let schema = schema_of::<T>();
         let root = schema.root();
         let is_object = root.get("type").and_then(Value::as_str) == Some("object")
@@ -68,8 +67,7 @@ where
         if is_object {
             return validation::from_pairs::<T, _>(
                 Source::Path,
-                raw.iter()
-                    .map(|(k, v)| (Cow::Borrowed(*k), Cow::Borrowed(*v))),
+                raw.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)),
             )
             .map(Path)
             .map_err(Rejection::Invalid);
@@ -77,13 +75,13 @@ where
         let names: Vec<&str> = cx.path_variables().iter().map(String::as_str).collect();
         let value = if is_tuple {
             Value::Array(
-                raw.iter()
-                    .map(|(_, v)| Value::String((*v).to_owned()))
+                raw.into_iter()
+                    .map(|(_, v)| Value::String(v.into_owned()))
                     .collect(),
             )
         } else {
-            match raw.first() {
-                Some((_, v)) => Value::String((*v).to_owned()),
+            match raw.into_iter().next() {
+                Some((_, v)) => Value::String(v.into_owned()),
                 None => {
                     return Err(HttpError::internal().into());
                 }
@@ -113,22 +111,59 @@ where
     }
 }
 
-/// axum's matched path parameters: `Ok(None)` when the route has none,
-/// `Err(name)` when one is not UTF-8 once percent-decoded.
-fn raw_params(parts: &mut Parts) -> Result<Option<RawPathParams>, String> {
-    use axum::extract::FromRequestParts as _;
-    use axum::extract::rejection::RawPathParamsRejection;
-    use futures_util::FutureExt as _;
-    // axum's implementation never awaits: it is ready at the first poll.
-    match RawPathParams::from_request_parts(parts, &()).now_or_never() {
-        Some(Ok(raw)) => Ok(Some(raw)),
-        Some(Err(RawPathParamsRejection::InvalidUtf8InPathParam(e))) => Err(e
-            .body_text()
-            .trim_start_matches("Invalid UTF-8 in `")
-            .trim_end_matches('`')
-            .to_owned()),
-        _ => Ok(None),
+/// The matched path parameters, named after the route's template variables
+/// and percent-decoded; `Err(name)` when one is not UTF-8 once decoded.
+/// Empty when the request was not routed to a template with variables.
+fn raw_params<'a>(
+    parts: &'a Parts,
+    cx: &'a RequestContext,
+) -> Result<Vec<(&'a str, Cow<'a, str>)>, String> {
+    let Some(params) = parts.extensions.get::<PathParams>() else {
+        return Ok(Vec::new());
+    };
+    let path = parts.uri.path();
+    let mut out = Vec::with_capacity(cx.path_variables().len());
+    for (name, raw) in cx.path_variables().iter().zip(params.values(path)) {
+        match percent_decode(raw) {
+            Some(value) => out.push((name.as_str(), value)),
+            None => return Err(name.clone()),
+        }
     }
+    Ok(out)
+}
+
+/// Decodes `%XX` escapes (a `%` not followed by two hex digits stays as it
+/// is, as axum decodes); `None` when the result is not UTF-8.
+pub(crate) fn percent_decode(raw: &str) -> Option<Cow<'_, str>> {
+    if !raw.contains('%') {
+        return Some(Cow::Borrowed(raw));
+    }
+    fn hex(b: u8) -> Option<u8> {
+        match b {
+            b'0'..=b'9' => Some(b - b'0'),
+            b'a'..=b'f' => Some(b - b'a' + 10),
+            b'A'..=b'F' => Some(b - b'A' + 10),
+            _ => None,
+        }
+    }
+    let bytes = raw.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
+        if b == b'%'
+            && let (Some(h), Some(l)) = (
+                bytes.get(i + 1).copied().and_then(hex),
+                bytes.get(i + 2).copied().and_then(hex),
+            )
+        {
+            out.push(h << 4 | l);
+            i += 3;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok().map(Cow::Owned)
 }
 
 impl<T: JsonSchema> DescribeInput for Path<T> {
@@ -150,5 +185,20 @@ impl<T: JsonSchema> DescribeInput for Path<T> {
                 op.parameter(&name, ParameterIn::Path, true, schema);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::percent_decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(percent_decode("plain").as_deref(), Some("plain"));
+        assert_eq!(percent_decode("a%20b%2Fc").as_deref(), Some("a b/c"));
+        assert_eq!(percent_decode("Zo%C3%AB").as_deref(), Some("Zoë"));
+        assert_eq!(percent_decode("100%").as_deref(), Some("100%"));
+        assert_eq!(percent_decode("%zz%4").as_deref(), Some("%zz%4"));
+        assert_eq!(percent_decode("%FF"), None);
     }
 }

@@ -11,10 +11,15 @@
 //! template) are found when the [`App`](crate::App) is built and reported all
 //! together, each naming its route.
 
+mod dispatch;
 mod handler;
 mod route;
 pub(crate) mod template;
 
+pub(crate) use dispatch::{
+    Dispatch, DispatchBuilder, DispatchFuture, PathParams, panic_response,
+    supported as supported_method,
+};
 pub use handler::Extraction;
 pub use handler::Handler;
 pub(crate) use handler::internal_error;
