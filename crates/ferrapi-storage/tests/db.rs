@@ -254,6 +254,10 @@ async fn in_memory_sqlite_is_one_database() {
 #[derive(Clone)]
 struct Table(&'static str);
 
+/// Requests whose after-commit hook ran (this test binary's only app
+/// test that counts them).
+static COMMITTED: AtomicUsize = AtomicUsize::new(0);
+
 #[derive(Deserialize, JsonSchema)]
 #[schemars(crate = "ferrapi::schemars")]
 struct NewNote {
@@ -276,6 +280,9 @@ async fn add_note(
         .fetch_one(db.query(insert).bind(note.name))
         .await?
         .try_get("id")?;
+    db.after_commit(|| {
+        COMMITTED.fetch_add(1, Ordering::SeqCst);
+    });
     match note.then.as_str() {
         "error" => Err(HttpError::bad_request("refused").into()),
         "panic" => panic!("handler panicked after writing"),
@@ -321,7 +328,9 @@ async fn request_transaction_commits_on_success_and_rolls_back_otherwise() {
                 .post(&format!("/notes?name={name}&then={then}"))
                 .send()
         };
+        let before = COMMITTED.load(Ordering::SeqCst);
         assert_eq!(send("kept", "ok").await.status(), 201, "{url}");
+        assert_eq!(COMMITTED.load(Ordering::SeqCst), before + 1, "{url}: hook");
         assert_eq!(send("refused", "error").await.status(), 400, "{url}");
         assert_eq!(send("panicked", "panic").await.status(), 500, "{url}");
         // A taken name: the handler's `?` answers 500 and rolls back.
@@ -358,6 +367,8 @@ async fn request_transaction_commits_on_success_and_rolls_back_otherwise() {
             );
         }
         assert_eq!(names(&pool, table).await, ["abandoned", "kept"], "{url}");
+        // Only the committed request's hook ran.
+        assert_eq!(COMMITTED.load(Ordering::SeqCst), before + 1, "{url}: hooks");
         let res = client.get("/notes/count").send().await;
         assert_eq!(res.json::<i64>(), 2);
         drop_table(&pool, table).await;

@@ -43,34 +43,50 @@ enum Place {
     Nats,
 }
 
-/// A fresh queue on every backend available.
-async fn queues(config: QueueConfig) -> Vec<(String, Queue, Place)> {
-    let mut out = Vec::new();
+/// The backends available: (`sql` or `nats`, URL).
+fn backends() -> Vec<(&'static str, String)> {
     let dir = std::env::temp_dir().join(unique("ferrapi-queue"));
-    let mut urls = vec![format!("sqlite://{}/queue.db", dir.display())];
-    for var in ["TEST_POSTGRES_URL", "TEST_MYSQL_URL"] {
+    let mut out = vec![("sql", format!("sqlite://{}/queue.db", dir.display()))];
+    for var in ["TEST_POSTGRES_URL", "TEST_MYSQL_URL", "TEST_NATS_URL"] {
         match std::env::var(var) {
-            Ok(url) if !url.is_empty() => urls.push(url),
+            Ok(url) if !url.is_empty() && var == "TEST_NATS_URL" => {
+                if cfg!(feature = "nats") {
+                    out.push(("nats", url));
+                } else {
+                    println!("skipped: NATS (feature `nats` off)");
+                }
+            }
+            Ok(url) if !url.is_empty() => out.push(("sql", url)),
             _ => println!("skipped: {var} not set"),
         }
     }
-    for url in urls {
-        let pool = DbPool::connect_url(&url).await.unwrap();
-        let queue = Queue::sql(&pool, &unique("q"), config.clone())
+    out
+}
+
+/// Opens the queue `name` on a backend.
+async fn open(kind: &str, url: &str, name: &str, config: QueueConfig) -> (String, Queue, Place) {
+    if kind == "sql" {
+        let pool = DbPool::connect_url(url).await.unwrap();
+        let queue = Queue::sql(&pool, name, config)
             .await
             .unwrap_or_else(|e| panic!("{url}: {e}"));
-        out.push((pool.backend().to_string(), queue, Place::Sql(pool)));
+        return (pool.backend().to_string(), queue, Place::Sql(pool));
     }
     #[cfg(feature = "nats")]
-    match std::env::var("TEST_NATS_URL") {
-        Ok(url) if !url.is_empty() => {
-            let client = async_nats::connect(&url).await.unwrap();
-            let queue = Queue::nats(client, &unique("q"), config.clone())
-                .await
-                .unwrap();
-            out.push(("nats".into(), queue, Place::Nats));
-        }
-        _ => println!("skipped: TEST_NATS_URL not set"),
+    {
+        let client = async_nats::connect(url).await.unwrap();
+        let queue = Queue::nats(client, name, config).await.unwrap();
+        ("nats".into(), queue, Place::Nats)
+    }
+    #[cfg(not(feature = "nats"))]
+    unreachable!("backends() lists NATS only with the feature")
+}
+
+/// A fresh queue on every backend available.
+async fn queues(config: QueueConfig) -> Vec<(String, Queue, Place)> {
+    let mut out = Vec::new();
+    for (kind, url) in backends() {
+        out.push(open(kind, &url, &unique("q"), config.clone()).await);
     }
     out
 }
@@ -199,51 +215,73 @@ async fn ten_thousand_tasks_across_four_workers_lose_nothing() {
 async fn a_killed_workers_task_runs_again_after_the_visibility_timeout() {
     let visibility = Duration::from_secs(1);
     for (label, queue, _) in queues(fast().visibility_timeout(visibility)).await {
-        let attempts: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
-        let handler = {
-            let attempts = attempts.clone();
-            move |_: Item, info: TaskInfo| {
-                let attempts = attempts.clone();
-                async move {
-                    attempts
-                        .lock()
-                        .unwrap()
-                        .push((info.attempt, Instant::now()));
-                    if info.attempt == 1 {
-                        // Hangs: the worker dies before acknowledging.
+        let started = Arc::new(AtomicU32::new(0));
+        // Worker A hangs in the task until it is killed.
+        let a = {
+            let started = started.clone();
+            queue
+                .worker()
+                .handle(move |_: Item, _: TaskInfo| {
+                    let started = started.clone();
+                    async move {
+                        started.fetch_add(1, Ordering::SeqCst);
                         std::future::pending::<()>().await;
+                        Ok::<_, String>(())
                     }
-                    Ok::<_, String>(())
-                }
-            }
+                })
+                .start()
         };
-        let first = queue.worker().handle(handler.clone()).start();
         queue.enqueue(&Item { n: 1 }).await.unwrap();
-        wait_until(Duration::from_secs(10), "the first attempt", async || {
-            !attempts.lock().unwrap().is_empty()
+        wait_until(Duration::from_secs(10), "A to start the task", async || {
+            started.load(Ordering::SeqCst) == 1
         })
         .await;
-        // The worker dies mid-task, acknowledging nothing.
-        first.abort();
-        let second = queue.worker().handle(handler).start();
-        wait_until(Duration::from_secs(15), "the second attempt", async || {
-            attempts.lock().unwrap().len() == 2
-        })
-        .await;
-        let runs = attempts.lock().unwrap().clone();
-        assert_eq!(runs[1].0, 2, "{label}");
-        let gap = runs[1].1 - runs[0].1;
+        // Worker B runs it, when it gets it.
+        let rerun: Arc<Mutex<Vec<(u32, Instant)>>> = Arc::default();
+        let b = {
+            let rerun = rerun.clone();
+            queue
+                .worker()
+                .handle(move |_: Item, info: TaskInfo| {
+                    let rerun = rerun.clone();
+                    async move {
+                        rerun.lock().unwrap().push((info.attempt, Instant::now()));
+                        Ok::<_, String>(())
+                    }
+                })
+                .start()
+        };
+        // While A lives it renews its lease: B does not get the task, even
+        // well past the visibility timeout.
+        tokio::time::sleep(visibility * 2).await;
         assert!(
-            gap >= visibility - Duration::from_millis(100),
-            "{label}: rerun after {gap:?}"
+            rerun.lock().unwrap().is_empty(),
+            "{label}: taken from a live worker"
+        );
+        assert_eq!(started.load(Ordering::SeqCst), 1, "{label}");
+        // A dies mid-task, acknowledging nothing.
+        a.abort();
+        let killed = Instant::now();
+        wait_until(Duration::from_secs(15), "the second attempt", async || {
+            !rerun.lock().unwrap().is_empty()
+        })
+        .await;
+        let (attempt, at) = rerun.lock().unwrap()[0];
+        assert_eq!(attempt, 2, "{label}");
+        // Not before the lease A last renewed (every third of the timeout)
+        // ran out.
+        let waited = at - killed;
+        assert!(
+            waited >= visibility / 3,
+            "{label}: rerun {waited:?} after the kill"
         );
         wait_until(Duration::from_secs(10), "completion", async || {
             let s = queue.stats().await.unwrap();
             s.pending == 0 && s.running == 0
         })
         .await;
-        second.stop().await;
-        assert_eq!(attempts.lock().unwrap().len(), 2, "{label}");
+        b.stop().await;
+        assert_eq!(rerun.lock().unwrap().len(), 1, "{label}");
     }
 }
 
@@ -473,6 +511,146 @@ async fn undecodable_payloads_and_unknown_kinds() {
         assert_eq!(undecodable.attempts, 1, "{label}: dead-lettered at once");
         let unknown = dead.iter().find(|d| d.kind == "other").unwrap();
         assert!(unknown.error.contains("no handler"), "{label}: {unknown:?}");
+        worker.stop().await;
+    }
+}
+
+/// The child process's part: work on the queue the parent names, and hang
+/// in the handler until killed (bounded: exits after a minute).
+async fn sigkill_child(spec: &str) {
+    let mut parts = spec.splitn(4, '|');
+    let (kind, name, marker, url) = (
+        parts.next().unwrap(),
+        parts.next().unwrap(),
+        parts.next().unwrap().to_owned(),
+        parts.next().unwrap(),
+    );
+    let config = fast().visibility_timeout(Duration::from_secs(1));
+    let (_, queue, _) = open(kind, url, name, config).await;
+    let _worker = queue
+        .worker()
+        .handle(move |_: Item, _: TaskInfo| {
+            let marker = marker.clone();
+            async move {
+                std::fs::write(&marker, b"started").unwrap();
+                std::future::pending::<()>().await;
+                Ok::<_, String>(())
+            }
+        })
+        .start();
+    tokio::time::sleep(Duration::from_secs(60)).await;
+    std::process::exit(1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sigkilled_worker_processs_task_runs_again() {
+    // Started again as the child process, by the code below.
+    if let Ok(spec) = std::env::var("FERRAPI_QUEUE_SIGKILL_CHILD") {
+        return sigkill_child(&spec).await;
+    }
+    let visibility = Duration::from_secs(1);
+    for (kind, url) in backends() {
+        let name = unique("kill");
+        let (label, queue, _) =
+            open(kind, &url, &name, fast().visibility_timeout(visibility)).await;
+        queue.enqueue(&Item { n: 5 }).await.unwrap();
+        let marker = std::env::temp_dir().join(unique("ferrapi-queue-marker"));
+        let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "a_sigkilled_worker_processs_task_runs_again",
+                "--test-threads=1",
+            ])
+            .env(
+                "FERRAPI_QUEUE_SIGKILL_CHILD",
+                format!("{kind}|{name}|{}|{url}", marker.display()),
+            )
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            Duration::from_secs(30),
+            "the child to start the task",
+            async || marker.exists(),
+        )
+        .await;
+        // SIGKILL mid-task: no acknowledgement, no cleanup.
+        child.kill().unwrap();
+        child.wait().unwrap();
+        let killed = Instant::now();
+        let rerun: Arc<Mutex<Option<(u32, Instant)>>> = Arc::default();
+        let worker = {
+            let rerun = rerun.clone();
+            queue
+                .worker()
+                .handle(move |_: Item, info: TaskInfo| {
+                    let rerun = rerun.clone();
+                    async move {
+                        *rerun.lock().unwrap() = Some((info.attempt, Instant::now()));
+                        Ok::<_, String>(())
+                    }
+                })
+                .start()
+        };
+        wait_until(Duration::from_secs(15), "the rerun", async || {
+            rerun.lock().unwrap().is_some()
+        })
+        .await;
+        worker.stop().await;
+        let (attempt, at) = rerun.lock().unwrap().unwrap();
+        assert_eq!(attempt, 2, "{label}");
+        // Not before the killed worker's lease ran out: it renewed it every
+        // third of the visibility timeout while alive, so the lease outlived
+        // the kill by about two thirds of it (a third, with scheduling slack).
+        let waited = at - killed;
+        assert!(
+            waited >= visibility / 3,
+            "{label}: rerun {waited:?} after the kill"
+        );
+        let _ = std::fs::remove_file(&marker);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn enqueue_in_wakes_idle_workers_after_the_commit() {
+    // Workers that would otherwise look for work only every 30 s.
+    let config = fast().poll_interval(Duration::from_secs(30));
+    for (label, queue, place) in queues(config).await {
+        let Place::Sql(pool) = place else { continue };
+        let ran = Arc::new(AtomicU32::new(0));
+        let worker = {
+            let ran = ran.clone();
+            queue
+                .worker()
+                .handle(move |_: Item, _: TaskInfo| {
+                    let ran = ran.clone();
+                    async move {
+                        ran.fetch_add(1, Ordering::SeqCst);
+                        Ok::<_, String>(())
+                    }
+                })
+                .start()
+        };
+        // Let it find the queue empty and go idle.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let db = Db::begin(&pool).await.unwrap();
+        queue
+            .enqueue_in(&db, &Item { n: 1 }, Enqueue::new())
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            ran.load(Ordering::SeqCst),
+            0,
+            "{label}: ran before the commit"
+        );
+        let committed = Instant::now();
+        db.commit().await.unwrap();
+        wait_until(Duration::from_secs(5), "the task", async || {
+            ran.load(Ordering::SeqCst) == 1
+        })
+        .await;
+        assert!(committed.elapsed() < Duration::from_secs(5), "{label}");
         worker.stop().await;
     }
 }

@@ -48,6 +48,28 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 pub struct Db {
     tx: Arc<Mutex<Option<Transaction<'static, Any>>>>,
     backend: Backend,
+    after_commit: AfterCommit,
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Code to run once the transaction has committed.
+#[derive(Clone, Default)]
+struct AfterCommit(Arc<std::sync::Mutex<Vec<Hook>>>);
+
+impl std::fmt::Debug for AfterCommit {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("AfterCommit(..)")
+    }
+}
+
+impl AfterCommit {
+    fn run(&self) {
+        let hooks = std::mem::take(&mut *self.0.lock().unwrap_or_else(|p| p.into_inner()));
+        for hook in hooks {
+            hook();
+        }
+    }
 }
 
 /// A lock on a transaction's connection: `&mut *conn` is an executor for
@@ -64,6 +86,7 @@ impl Db {
         Ok(Db {
             tx: Arc::new(Mutex::new(Some(tx))),
             backend: pool.backend(),
+            after_commit: AfterCommit::default(),
         })
     }
 
@@ -75,6 +98,7 @@ impl Db {
         Ok(Db {
             tx: Arc::new(Mutex::new(Some(tx))),
             backend: pool.backend(),
+            after_commit: AfterCommit::default(),
         })
     }
 
@@ -129,9 +153,25 @@ impl Db {
     /// and its clones fails with [`DbError::Finished`].
     pub async fn commit(&self) -> Result<(), DbError> {
         match self.tx.lock().await.take() {
-            Some(tx) => Ok(tx.commit().await?),
+            Some(tx) => {
+                tx.commit().await?;
+                self.after_commit.run();
+                Ok(())
+            }
             None => Err(DbError::Finished),
         }
+    }
+
+    /// Runs `hook` once the transaction has committed (never if it rolls
+    /// back): wake a worker for a task enqueued in it, publish an event
+    /// about what it wrote, invalidate a cache entry. Keep it short; it
+    /// runs on the committing task.
+    pub fn after_commit(&self, hook: impl FnOnce() + Send + 'static) {
+        self.after_commit
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Box::new(hook));
     }
 
     /// Rolls back now.
@@ -166,6 +206,7 @@ impl Dependency for Db {
             }
         };
         let finish = db.tx.clone();
+        let hooks = db.after_commit.clone();
         defer(parts, move |outcome| async move {
             // Already finished by the handler (an explicit commit): nothing
             // left to do.
@@ -176,7 +217,9 @@ impl Dependency for Db {
                 tx.commit().await.map_err(|e| {
                     tracing::error!(error = %e, "commit failed");
                     ferrapi::Error::from(e)
-                })
+                })?;
+                hooks.run();
+                Ok(())
             } else {
                 tx.rollback().await.map_err(ferrapi::Error::from)
             }

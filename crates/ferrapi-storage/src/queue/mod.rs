@@ -489,7 +489,8 @@ impl Queue {
 
     /// Enqueues `task` inside `db`'s transaction (SQL backend, same
     /// database): the task is stored if and only if the transaction
-    /// commits. Idle workers notice it at their next poll.
+    /// commits, and this process's idle workers are woken after the commit
+    /// (other processes' at their next poll).
     pub async fn enqueue_in<T: Task>(
         &self,
         db: &Db,
@@ -498,7 +499,14 @@ impl Queue {
     ) -> Result<Enqueued, QueueError> {
         let new = self.new_task(task, options)?;
         match &self.inner.backend {
-            Backend::Sql(q) => q.enqueue(Some(db), new).await,
+            Backend::Sql(q) => {
+                let done = q.enqueue(Some(db), new).await?;
+                // Idle workers of this process start it right after the
+                // commit, instead of at their next poll.
+                let inner = self.inner.clone();
+                db.after_commit(move || inner.wake.notify_waiters());
+                Ok(done)
+            }
             #[cfg(feature = "nats")]
             Backend::Nats(_) => Err(QueueError::Unsupported(
                 "enqueueing in a database transaction",
