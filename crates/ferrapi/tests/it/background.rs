@@ -241,3 +241,47 @@ async fn tasks_are_dropped_when_the_handler_answers_an_error_and_run_after_a_204
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert!(events.try_recv().is_err());
 }
+
+/// A dependency that schedules work of its own (FastAPI allows
+/// `BackgroundTasks` in dependencies too): the handler's and the
+/// dependency's tasks share the request's queue, in the order added.
+#[derive(Clone)]
+struct Audit(BackgroundTasks);
+
+#[ferrapi::dependency]
+async fn audit(tasks: BackgroundTasks, State(probe): State<Probe>) -> Audit {
+    let events = probe.events.clone();
+    tasks.add(async move {
+        let _ = events.send("audit from the dependency");
+    });
+    Audit(tasks)
+}
+
+/// Takes no `BackgroundTasks` itself: the dependency's is enough for the
+/// route to get a queue.
+#[post("/audited")]
+async fn audited(Depends(audit): Depends<Audit>, State(probe): State<Probe>) -> &'static str {
+    let events = probe.events.clone();
+    audit.0.add(async move {
+        let _ = events.send("from the handler");
+    });
+    assert_eq!(audit.0.len(), 2, "one queue per request");
+    "ok"
+}
+
+#[tokio::test]
+async fn a_dependency_can_schedule_tasks_on_the_same_queue() {
+    let (probe, mut events) = probe();
+    let client = TestClient::new(App::new().state(probe).route(audited));
+    for _ in 0..2 {
+        let res = client.post("/audited").send().await;
+        assert_eq!(res.status(), 200, "{}", res.text());
+        for expected in ["audit from the dependency", "from the handler"] {
+            let got = tokio::time::timeout(Duration::from_secs(5), events.recv())
+                .await
+                .expect("a task did not run");
+            assert_eq!(got, Some(expected));
+        }
+    }
+    assert!(events.try_recv().is_err());
+}

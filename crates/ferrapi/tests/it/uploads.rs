@@ -699,3 +699,58 @@ async fn multipart_errors_keep_their_status_through_storage_apis_and_exception_h
     assert_eq!(res.status(), 415);
     assert!(res.text().starts_with("custom: "), "{}", res.text());
 }
+
+/// Over a real socket, a client that sends a too-large upload in full
+/// before reading still gets the 413: refused up front (`Content-Length`)
+/// and mid-stream (chunked, the part's limit crossed while reading). The
+/// server answers and closes; the client's remaining writes fail, the
+/// answer is still there to read.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_upload_is_answered_over_a_socket() {
+    let dir = TempDir::new();
+    let server = TestServer::start(app(&dir)).await;
+    let over = vec![7u8; 6 * MIB as usize];
+    let body = multipart_body(&[TestPart("file", Some("x.png"), Some("image/png"), &over)]);
+    for chunked in [false, true] {
+        let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+        let framing = if chunked {
+            "Transfer-Encoding: chunked".to_owned()
+        } else {
+            format!("Content-Length: {}", body.len())
+        };
+        let head = format!(
+            "PUT /avatars/x.png HTTP/1.1\r\nHost: t\r\nContent-Type: {}\r\n{framing}\r\n\r\n",
+            content_type()
+        );
+        stream.write_all(head.as_bytes()).await.unwrap();
+        // The client sends everything before reading; writes fail once
+        // the server has answered and closed.
+        let mut write_error = None;
+        for piece in body.chunks(64 * 1024) {
+            let result = if chunked {
+                let mut framed = format!("{:x}\r\n", piece.len()).into_bytes();
+                framed.extend_from_slice(piece);
+                framed.extend_from_slice(b"\r\n");
+                stream.write_all(&framed).await
+            } else {
+                stream.write_all(piece).await
+            };
+            if let Err(e) = result {
+                write_error = Some(e);
+                break;
+            }
+        }
+        if write_error.is_none() && chunked {
+            let _ = stream.write_all(b"0\r\n\r\n").await;
+        }
+        let mut response = Vec::new();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response)).await;
+        let text = String::from_utf8_lossy(&response);
+        assert!(
+            text.starts_with("HTTP/1.1 413"),
+            "chunked={chunked} write={write_error:?} read={read:?}: {text}"
+        );
+    }
+    assert!(dir.entries().is_empty(), "{:?}", dir.entries());
+}
