@@ -295,9 +295,16 @@ fn connect_error(backend: Backend, masked: &str, source: sqlx::Error) -> DbError
     }
 }
 
+/// Without the `sqlite` feature: the backend is not built in.
+#[cfg(not(feature = "sqlite"))]
+async fn prepare_sqlite_file(_: &std::path::Path, _: Duration) -> Result<String, DbError> {
+    Err(DbError::NotBuilt { backend: "sqlite" })
+}
+
 /// Creates the file's folder, puts the database in WAL mode (a persistent
 /// setting, done once here because switching needs an exclusive lock that
 /// the busy timeout does not wait for) and returns the URL to open it with.
+#[cfg(feature = "sqlite")]
 async fn prepare_sqlite_file(path: &std::path::Path, busy: Duration) -> Result<String, DbError> {
     use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
@@ -347,6 +354,7 @@ async fn prepare_sqlite_file(path: &std::path::Path, busy: Duration) -> Result<S
 }
 
 /// Percent-encodes what a URL path segment cannot carry as is.
+#[cfg(feature = "sqlite")]
 fn percent_encode_segment(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
