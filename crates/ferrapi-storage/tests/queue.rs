@@ -40,7 +40,30 @@ fn unique(prefix: &str) -> String {
 enum Place {
     Sql(DbPool),
     #[cfg(feature = "nats")]
-    Nats,
+    Nats(async_nats::Client),
+}
+
+/// Removes what a test left: the queue's rows, or its streams.
+async fn cleanup(queue: &Queue, place: &Place) {
+    match place {
+        Place::Sql(pool) => {
+            pool.execute(
+                pool.query("DELETE FROM ferrapi_tasks WHERE queue = ?")
+                    .bind(queue.name().to_owned()),
+            )
+            .await
+            .unwrap();
+        }
+        #[cfg(feature = "nats")]
+        Place::Nats(client) => {
+            let js = async_nats::jetstream::new(client.clone());
+            for stream in ["FERRAPI_Q", "FERRAPI_DEAD"] {
+                js.delete_stream(format!("{stream}_{}", queue.name()))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
 }
 
 /// The backends available: (`sql` or `nats`, URL).
@@ -75,8 +98,8 @@ async fn open(kind: &str, url: &str, name: &str, config: QueueConfig) -> (String
     #[cfg(feature = "nats")]
     {
         let client = async_nats::connect(url).await.unwrap();
-        let queue = Queue::nats(client, name, config).await.unwrap();
-        ("nats".into(), queue, Place::Nats)
+        let queue = Queue::nats(client.clone(), name, config).await.unwrap();
+        ("nats".into(), queue, Place::Nats(client))
     }
     #[cfg(not(feature = "nats"))]
     unreachable!("backends() lists NATS only with the feature")
@@ -130,7 +153,7 @@ async fn ten_thousand_tasks_across_four_workers_lose_nothing() {
                 }
             }
             #[cfg(feature = "nats")]
-            Place::Nats => {
+            Place::Nats(_) => {
                 let mut pending = futures_util::stream::FuturesUnordered::new();
                 for n in 0..N {
                     let queue = queue.clone();
@@ -208,13 +231,14 @@ async fn ten_thousand_tasks_across_four_workers_lose_nothing() {
             started.elapsed()
         );
         queue.purge_completed(Duration::ZERO).await.unwrap();
+        cleanup(&queue, &place).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_workers_task_runs_again_after_the_visibility_timeout() {
     let visibility = Duration::from_secs(1);
-    for (label, queue, _) in queues(fast().visibility_timeout(visibility)).await {
+    for (label, queue, place) in queues(fast().visibility_timeout(visibility)).await {
         let started = Arc::new(AtomicU32::new(0));
         // Worker A hangs in the task until it is killed.
         let a = {
@@ -282,12 +306,13 @@ async fn a_killed_workers_task_runs_again_after_the_visibility_timeout() {
         .await;
         b.stop().await;
         assert_eq!(rerun.lock().unwrap().len(), 1, "{label}");
+        cleanup(&queue, &place).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_always_failing_task_is_dead_lettered_then_redriven() {
-    for (label, queue, _) in queues(fast().max_attempts(3)).await {
+    for (label, queue, place) in queues(fast().max_attempts(3)).await {
         let fixed = Arc::new(AtomicBool::new(false));
         let calls = Arc::new(AtomicU32::new(0));
         let done = Arc::new(AtomicU32::new(0));
@@ -345,6 +370,7 @@ async fn an_always_failing_task_is_dead_lettered_then_redriven() {
         .await;
         assert!(queue.dead_letters(10).await.unwrap().is_empty(), "{label}");
         worker.stop().await;
+        cleanup(&queue, &place).await;
     }
 }
 
@@ -387,12 +413,13 @@ async fn delayed_tasks_run_no_earlier_than_scheduled() {
             "{label}: the immediate task waited"
         );
         worker.stop().await;
+        cleanup(&queue, &place).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn graceful_stop_lets_running_tasks_finish() {
-    for (label, queue, _) in queues(fast()).await {
+    for (label, queue, place) in queues(fast()).await {
         let state = Arc::new(AtomicU32::new(0));
         let worker = {
             let state = state.clone();
@@ -422,13 +449,14 @@ async fn graceful_stop_lets_running_tasks_finish() {
         );
         let s = queue.stats().await.unwrap();
         assert_eq!((s.pending, s.running), (0, 0), "{label}: {s:?}");
+        cleanup(&queue, &place).await;
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enqueue_in_a_transaction_is_atomic_with_it() {
     for (label, queue, place) in queues(fast()).await {
-        let Place::Sql(pool) = place else {
+        let Place::Sql(pool) = &place else {
             let db_less = DbPool::connect_url("sqlite::memory:").await.unwrap();
             let db = Db::begin(&db_less).await.unwrap();
             assert!(
@@ -437,15 +465,16 @@ async fn enqueue_in_a_transaction_is_atomic_with_it() {
                     .await
                     .is_err()
             );
+            cleanup(&queue, &place).await;
             continue;
         };
-        let db = Db::begin(&pool).await.unwrap();
+        let db = Db::begin(pool).await.unwrap();
         queue
             .enqueue_in(&db, &Item { n: 1 }, Enqueue::new())
             .await
             .unwrap();
         db.rollback().await.unwrap();
-        let db = Db::begin(&pool).await.unwrap();
+        let db = Db::begin(pool).await.unwrap();
         queue
             .enqueue_in(&db, &Item { n: 2 }, Enqueue::new())
             .await
@@ -475,6 +504,7 @@ async fn enqueue_in_a_transaction_is_atomic_with_it() {
         tokio::time::sleep(Duration::from_millis(200)).await;
         worker.stop().await;
         assert_eq!(*ran.lock().unwrap(), [2], "{label}");
+        cleanup(&queue, &place).await;
     }
 }
 
@@ -495,7 +525,7 @@ async fn undecodable_payloads_and_unknown_kinds() {
     impl Task for ItemV2 {
         const KIND: &'static str = "item";
     }
-    for (label, queue, _) in queues(fast().max_attempts(2)).await {
+    for (label, queue, place) in queues(fast().max_attempts(2)).await {
         let worker = queue
             .worker()
             .handle(|_: Item, _: TaskInfo| async { Ok::<_, String>(()) })
@@ -512,6 +542,7 @@ async fn undecodable_payloads_and_unknown_kinds() {
         let unknown = dead.iter().find(|d| d.kind == "other").unwrap();
         assert!(unknown.error.contains("no handler"), "{label}: {unknown:?}");
         worker.stop().await;
+        cleanup(&queue, &place).await;
     }
 }
 
@@ -551,7 +582,7 @@ async fn a_sigkilled_worker_processs_task_runs_again() {
     let visibility = Duration::from_secs(1);
     for (kind, url) in backends() {
         let name = unique("kill");
-        let (label, queue, _) =
+        let (label, queue, place) =
             open(kind, &url, &name, fast().visibility_timeout(visibility)).await;
         queue.enqueue(&Item { n: 5 }).await.unwrap();
         let marker = std::env::temp_dir().join(unique("ferrapi-queue-marker"));
@@ -608,6 +639,7 @@ async fn a_sigkilled_worker_processs_task_runs_again() {
             "{label}: rerun {waited:?} after the kill"
         );
         let _ = std::fs::remove_file(&marker);
+        cleanup(&queue, &place).await;
     }
 }
 
@@ -616,7 +648,10 @@ async fn enqueue_in_wakes_idle_workers_after_the_commit() {
     // Workers that would otherwise look for work only every 30 s.
     let config = fast().poll_interval(Duration::from_secs(30));
     for (label, queue, place) in queues(config).await {
-        let Place::Sql(pool) = place else { continue };
+        let Place::Sql(pool) = &place else {
+            cleanup(&queue, &place).await;
+            continue;
+        };
         let ran = Arc::new(AtomicU32::new(0));
         let worker = {
             let ran = ran.clone();
@@ -633,7 +668,7 @@ async fn enqueue_in_wakes_idle_workers_after_the_commit() {
         };
         // Let it find the queue empty and go idle.
         tokio::time::sleep(Duration::from_millis(300)).await;
-        let db = Db::begin(&pool).await.unwrap();
+        let db = Db::begin(pool).await.unwrap();
         queue
             .enqueue_in(&db, &Item { n: 1 }, Enqueue::new())
             .await
@@ -652,5 +687,6 @@ async fn enqueue_in_wakes_idle_workers_after_the_commit() {
         .await;
         assert!(committed.elapsed() < Duration::from_secs(5), "{label}");
         worker.stop().await;
+        cleanup(&queue, &place).await;
     }
 }
