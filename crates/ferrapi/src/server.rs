@@ -258,11 +258,21 @@ impl App {
             connections = graceful.count(),
             "shutting down: finishing in-flight requests"
         );
+        let draining = std::time::Instant::now();
         tokio::select! {
             () = graceful.shutdown() => tracing::info!("all connections closed"),
             () = tokio::time::sleep(config.grace_period) => {
                 tracing::warn!(grace_period = ?config.grace_period, "grace period over; closing remaining connections");
             }
+        }
+        // Background tasks of answered requests finish too, within the same
+        // grace period (uvicorn waits for Starlette's, which run in the request).
+        let left = config.grace_period.saturating_sub(draining.elapsed());
+        if tokio::time::timeout(left, crate::extract::BackgroundTasks::wait_all())
+            .await
+            .is_err()
+        {
+            tracing::warn!("grace period over; abandoning running background tasks");
         }
         drop(reaper);
         Ok(())

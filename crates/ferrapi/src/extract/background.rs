@@ -26,8 +26,13 @@
 //!   extraction fails (422) or when the handler panics, the tasks are
 //!   dropped unrun (logged at `DEBUG`). A handler that wants work done
 //!   whatever happens runs it itself, or uses a durable queue.
-//! - They are not durable: a task scheduled when the process stops is lost.
-//!   Work that must survive a crash belongs in a task queue.
+//! - Graceful shutdown waits for them: [`App::serve`](crate::App::serve)
+//!   finishes the in-flight requests, then the background tasks already
+//!   started (in the whole process), within the same grace period (as uvicorn waits for Starlette's
+//!   background tasks, which run inside the request). Code with its own
+//!   shutdown sequence awaits [`BackgroundTasks::wait_all`].
+//! - They are not durable: a task scheduled when the process is killed is
+//!   lost. Work that must survive a crash belongs in a task queue.
 //!
 //! ```
 //! use ferrapi::prelude::*;
@@ -68,6 +73,7 @@ use std::fmt;
 use std::future::Future;
 use std::panic::AssertUnwindSafe;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use tracing::Instrument as _;
@@ -182,6 +188,46 @@ impl BackgroundTasks {
     fn request_id(&self) -> &str {
         self.queue.request_id.as_ref().map_or("", RequestId::as_str)
     }
+
+    /// Waits until every request's background tasks that have started in
+    /// this process have finished (returns at once when none run). The
+    /// server awaits it during graceful shutdown.
+    pub async fn wait_all() {
+        loop {
+            let idle = IDLE.notified();
+            tokio::pin!(idle);
+            // Registered before the check, so a finish in between is seen.
+            idle.as_mut().enable();
+            if RUNNING.load(Ordering::Acquire) == 0 {
+                return;
+            }
+            idle.await;
+        }
+    }
+}
+
+/// Batches of background tasks running in this process.
+static RUNNING: AtomicUsize = AtomicUsize::new(0);
+/// Woken when `RUNNING` drops to zero.
+static IDLE: tokio::sync::Notify = tokio::sync::Notify::const_new();
+
+/// Counts one running batch; uncounts it when dropped (finished or
+/// cancelled with the runtime).
+struct Running;
+
+impl Running {
+    fn start() -> Self {
+        RUNNING.fetch_add(1, Ordering::AcqRel);
+        Running
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if RUNNING.fetch_sub(1, Ordering::AcqRel) == 1 {
+            IDLE.notify_waiters();
+        }
+    }
 }
 
 impl FromRequestParts for BackgroundTasks {
@@ -286,8 +332,10 @@ impl Runner {
         } = self;
         let id = request_id.as_ref().map_or("", RequestId::as_str).to_owned();
         let span = tracing::info_span!("background_tasks", request_id = %id);
+        let running = Running::start();
         handle.spawn(
             async move {
+                let _running = running;
                 for (index, task) in tasks.into_iter().enumerate() {
                     match AssertUnwindSafe(task).catch_unwind().await {
                         Ok(Ok(())) => {}

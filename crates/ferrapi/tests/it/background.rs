@@ -285,3 +285,42 @@ async fn a_dependency_can_schedule_tasks_on_the_same_queue() {
     }
     assert!(events.try_recv().is_err());
 }
+
+#[post("/slow-task")]
+async fn slow_task(
+    tasks: BackgroundTasks,
+    State(done): State<Arc<std::sync::atomic::AtomicBool>>,
+) -> &'static str {
+    tasks.add(async move {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        done.store(true, std::sync::atomic::Ordering::SeqCst);
+    });
+    "accepted"
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn graceful_shutdown_waits_for_running_background_tasks() {
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let server = TestServer::start(App::new().state(done.clone()).route(slow_task)).await;
+    let mut conn = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    conn.write_all(
+        b"POST /slow-task HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), conn.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&response).ends_with("accepted"));
+    assert!(
+        !done.load(std::sync::atomic::Ordering::SeqCst),
+        "the task runs after the response"
+    );
+    server.stop().await.unwrap();
+    assert!(
+        done.load(std::sync::atomic::Ordering::SeqCst),
+        "the server stopped before its background task finished"
+    );
+}
