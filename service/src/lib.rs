@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod avatars;
 pub mod config;
 pub mod db;
 pub mod events;
@@ -37,6 +38,8 @@ pub struct Resources {
     pub hub: ferrapi::ws::Hub,
     /// The durable notifications queue.
     pub notifications: notifications::Notifications,
+    /// Where uploads go (`STORAGE_URL`).
+    pub files: ferrapi_storage::files::FileStore,
 }
 
 impl Resources {
@@ -71,12 +74,16 @@ impl Resources {
         tokio::spawn(events::bridge(bus.clone(), hub.clone()));
         let notifications =
             notifications::Notifications::open(&pool, config.notification_delay).await?;
+        let files = ferrapi_storage::files::FileStore::from_url(&config.storage_url)
+            .await
+            .map_err(|e| anyhow::anyhow!("STORAGE_URL: {e}"))?;
         Ok(Self {
             pool,
             cache,
             bus,
             hub,
             notifications,
+            files,
         })
     }
 }
@@ -149,6 +156,7 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .state(resources.bus)
         .state(resources.hub)
         .state(resources.notifications)
+        .state(resources.files)
         .state(auth)
         .state(stats.clone())
         .state(admin::InternalToken(
@@ -166,6 +174,7 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .include(admin::router())
         .include(events::router())
         .include(notifications::router())
+        .include(avatars::router())
         .layer(from_fn_with_state(stats, count_request))
         .middleware(stack)
 }

@@ -98,8 +98,13 @@ fn main() -> ExitCode {
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     if let Command::OpenApi = command {
         let pool = db::connect("sqlite::memory:").await?;
-        let resources = ferrapi_service::Resources::connect(pool, &config).await?;
-        let built = ferrapi_service::app(resources, &config).build()?;
+        // Nothing outside the process: no files, no servers.
+        let mut offline = config.clone();
+        offline.storage_url = "memory://".to_owned();
+        offline.redis_url = None;
+        offline.nats_url = None;
+        let resources = ferrapi_service::Resources::connect(pool, &offline).await?;
+        let built = ferrapi_service::app(resources, &offline).build()?;
         println!("{}", serde_json::to_string_pretty(built.openapi())?);
         return Ok(());
     }

@@ -352,6 +352,7 @@ pub async fn delete_user(
     Depends(db): Depends<Db>,
     State(cache): State<Cache>,
     State(bus): State<Bus>,
+    State(files): State<ferrapi_storage::files::FileStore>,
     Path(user_id): Path<i64>,
 ) -> Result<NoContent, UserError> {
     let done = db
@@ -368,6 +369,7 @@ pub async fn delete_user(
         return Err(UserError::NotFound);
     }
     invalidate(&cache, user_id).await;
+    crate::avatars::remove_avatar(&files, user_id).await;
     publish(&bus, UserEvent::Deleted { id: user_id }).await;
     Ok(NoContent)
 }

@@ -115,6 +115,45 @@ impl Service {
         headers: &[(&str, &str)],
         body: &str,
     ) -> Response {
+        self.request_bytes(method, path, headers, body.as_bytes())
+            .await
+    }
+
+    /// Sends a request with a binary body. A server that answers before
+    /// reading all of it (413) may close the connection: write errors are
+    /// ignored and the response is read.
+    pub async fn request_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Response {
+        let (status, headers, body) = self.exchange(method, path, headers, body).await;
+        Response {
+            status,
+            headers,
+            body: String::from_utf8_lossy(&body).into_owned(),
+        }
+    }
+
+    /// `GET` returning (status, content type, raw body).
+    pub async fn get_bytes(&self, path: &str) -> (u16, Option<String>, Vec<u8>) {
+        let (status, headers, body) = self.exchange("GET", path, &[], b"").await;
+        let content_type = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.clone());
+        (status, content_type, body)
+    }
+
+    async fn exchange(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> (u16, Vec<(String, String)>, Vec<u8>) {
         let mut stream = TcpStream::connect(&self.addr).await.unwrap();
         let mut req = format!(
             "{method} {path} HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n",
@@ -131,9 +170,10 @@ impl Service {
                 req.push_str(&format!("{k}: {v}\r\n"));
             }
         }
-        req.push_str(&format!("content-length: {}\r\n\r\n{body}", body.len()));
+        req.push_str(&format!("content-length: {}\r\n\r\n", body.len()));
         stream.write_all(req.as_bytes()).await.unwrap();
-        read_response(&mut stream).await
+        let _ = stream.write_all(body).await;
+        read_raw(&mut stream).await
     }
 
     /// Logs in with the OAuth2 password flow and returns the access token.
@@ -207,26 +247,63 @@ impl Response {
 }
 
 pub async fn read_response(stream: &mut TcpStream) -> Response {
+    let (status, headers, body) = read_raw(stream).await;
+    Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&body).into_owned(),
+    }
+}
+
+/// Reads a whole response (the server closes the connection): status,
+/// headers, raw body (de-chunked when `Transfer-Encoding: chunked`).
+pub async fn read_raw(stream: &mut TcpStream) -> (u16, Vec<(String, String)>, Vec<u8>) {
     let mut raw = Vec::new();
-    tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
+    // A reset after the response (the server refused the rest of a body)
+    // still leaves what was read.
+    let _ = tokio::time::timeout(Duration::from_secs(30), stream.read_to_end(&mut raw))
         .await
-        .expect("response timed out")
-        .expect("read response");
-    let text = String::from_utf8_lossy(&raw).into_owned();
-    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        .expect("response timed out");
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no response head: {}", String::from_utf8_lossy(&raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
     let mut lines = head.lines();
     let status = lines
         .next()
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| panic!("no status line: {text}"));
-    let headers = lines
+        .unwrap_or_else(|| panic!("no status line: {head}"));
+    let headers: Vec<(String, String)> = lines
         .filter_map(|l| l.split_once(':'))
         .map(|(k, v)| (k.trim().to_owned(), v.trim().to_owned()))
         .collect();
-    Response {
-        status,
-        headers,
-        body: body.to_owned(),
+    let chunked = headers.iter().any(|(k, v)| {
+        k.eq_ignore_ascii_case("transfer-encoding") && v.eq_ignore_ascii_case("chunked")
+    });
+    if chunked {
+        body = dechunk(&body);
     }
+    (status, headers, body)
+}
+
+fn dechunk(mut data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for _ in 0..1_000_000 {
+        let Some(end) = data.windows(2).position(|w| w == b"\r\n") else {
+            break;
+        };
+        let size_line = String::from_utf8_lossy(&data[..end]);
+        let size = usize::from_str_radix(size_line.split(';').next().unwrap_or("").trim(), 16)
+            .unwrap_or(0);
+        data = &data[end + 2..];
+        if size == 0 || data.len() < size {
+            break;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[(size + 2).min(data.len())..];
+    }
+    out
 }

@@ -215,3 +215,95 @@ async fn a_welcome_survives_a_sigkill_before_it_ran() {
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert_eq!(list[0]["kind"], "welcome");
 }
+
+/// A multipart body with one part.
+fn multipart(name: &str, content_type: &str, data: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "ferrapi-e2e-boundary";
+    let mut body = Vec::new();
+    body.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"a\"\r\nContent-Type: {content_type}\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    body.extend_from_slice(data);
+    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+async fn put_avatar(svc: &Service, id: i64, part: &str, ct: &str, data: &[u8]) -> crate::Response {
+    let (content_type, body) = multipart(part, ct, data);
+    svc.request_bytes(
+        "PUT",
+        &format!("/api/v1/users/{id}/avatar"),
+        &[("content-type", &content_type)],
+        &body,
+    )
+    .await
+}
+
+#[tokio::test]
+async fn avatars_round_trip_with_type_and_size_limits() {
+    let svc = Service::start(&[("MAX_BODY_BYTES", "1024")]).await;
+    let admin = svc.login_admin().await;
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Pic", "email": "pic@example.com", "age": 30, "password": "pic-password"}),
+        )
+        .await;
+    let id = res.json()["id"].as_i64().unwrap();
+    let png: Vec<u8> = b"\x89PNG\r\n\x1a\n"
+        .iter()
+        .copied()
+        .chain((0..200_000u32).map(|i| (i % 251) as u8))
+        .collect();
+
+    // None yet.
+    let res = svc.get(&format!("/api/v1/users/{id}/avatar")).await;
+    assert_eq!(res.status, 404);
+    // 200 KB, over MAX_BODY_BYTES (1 KiB) but under 5 MiB: accepted.
+    let res = put_avatar(&svc, id, "file", "image/png", &png).await;
+    assert_eq!(res.status, 204, "{}", res.body);
+    let res = svc.get_bytes(&format!("/api/v1/users/{id}/avatar")).await;
+    assert_eq!(res.0, 200);
+    assert_eq!(res.1.as_deref(), Some("image/png"));
+    assert_eq!(res.2, png);
+    // A GIF: 415, and the PNG is still there.
+    let res = put_avatar(&svc, id, "file", "image/gif", b"GIF89a").await;
+    assert_eq!(res.status, 415, "{}", res.body);
+    assert!(res.json()["detail"].is_string());
+    assert_eq!(
+        svc.get_bytes(&format!("/api/v1/users/{id}/avatar")).await.2,
+        png
+    );
+    // Over 5 MiB: 413, nothing replaced.
+    let big = vec![7u8; 5 * 1024 * 1024 + 10];
+    let res = put_avatar(&svc, id, "file", "image/jpeg", &big).await;
+    assert_eq!(res.status, 413, "{}", res.body);
+    assert_eq!(
+        svc.get_bytes(&format!("/api/v1/users/{id}/avatar")).await.2,
+        png
+    );
+    // No `file` part: 422 in FastAPI's shape.
+    let res = put_avatar(&svc, id, "other", "image/png", b"x").await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.json()["detail"][0]["loc"], json!(["body", "file"]));
+    // Another user may read it but not set it.
+    let pic = svc.login("pic@example.com", "pic-password").await;
+    *svc.token.lock().unwrap() = Some(pic);
+    let res = put_avatar(&svc, 1, "file", "image/png", &png).await;
+    assert_eq!(res.status, 403, "{}", res.body);
+    let res = put_avatar(&svc, id, "file", "image/jpeg", b"\xff\xd8\xff jpeg").await;
+    assert_eq!(res.status, 204, "{}", res.body);
+    let res = svc.get_bytes(&format!("/api/v1/users/{id}/avatar")).await;
+    assert_eq!(res.1.as_deref(), Some("image/jpeg"));
+    // Deleting the user removes it.
+    *svc.token.lock().unwrap() = Some(admin);
+    svc.request("DELETE", &format!("/api/v1/users/{id}"), &[], "")
+        .await;
+    assert_eq!(
+        svc.get(&format!("/api/v1/users/{id}/avatar")).await.status,
+        404
+    );
+}
