@@ -335,6 +335,10 @@ impl Cache {
 
     /// The TTL of [`set`](Self::set) and [`get_or_compute`](Self::get_or_compute)
     /// (default: none, entries live until evicted or deleted).
+    ///
+    /// Like [`namespace`](Self::namespace), a builder step: called on a
+    /// cache that has clones, it returns a new cache over the same backend
+    /// with its own statistics and flights, leaving the clones unchanged.
     #[must_use]
     pub fn default_ttl(self, ttl: Duration) -> Self {
         self.edit(|i| i.default_ttl = Some(ttl))

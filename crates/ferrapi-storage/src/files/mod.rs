@@ -15,8 +15,10 @@
 //!   a request body) under a key, with its content type, refusing it
 //!   ([`FileError::TooLarge`]) as soon as it exceeds the given limit: the
 //!   file is never held in memory as a whole (except by the memory store),
-//!   and a refused, failed or cancelled upload leaves nothing behind; the
-//!   previous file under that key stays until the new one is complete.
+//!   and a refused, failed or cancelled upload leaves nothing under its key
+//!   (on S3 a cancelled multipart upload leaves parts for the bucket's
+//!   lifecycle rule to reclaim, see `S3FileStore`); the previous file under
+//!   that key stays until the new one is complete.
 //! - [`get`](FileStore::get) returns a [`FileObject`]: the content type, the
 //!   size and the bytes as a stream, to send in a response without
 //!   reading them all first.
