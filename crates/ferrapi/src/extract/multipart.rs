@@ -834,25 +834,35 @@ impl<'a> Field<'a> {
     /// nothing behind and an earlier file intact. Returns the size.
     pub async fn save(mut self, path: impl AsRef<Path>) -> Result<u64, MultipartError> {
         let path = path.as_ref();
-        let temp = temp_path(path);
-        let result = async {
-            let mut file = tokio::fs::File::create(&temp)
-                .await
-                .map_err(MultipartError::Write)?;
-            let n = self.copy_to(&mut file).await?;
-            file.sync_all().await.map_err(MultipartError::Write)?;
-            drop(file);
-            tokio::fs::rename(&temp, path)
-                .await
-                .map_err(MultipartError::Write)?;
-            Ok(n)
+        // Removes the temporary file unless it was renamed: on an error, and
+        // when the request is cancelled mid-upload (the connection closed and
+        // this future was dropped).
+        let temp_path = temp_path(path);
+        let mut temp = TempFile(Some(temp_path.clone()));
+        let mut file = tokio::fs::File::create(&temp_path)
+            .await
+            .map_err(MultipartError::Write)?;
+        let n = self.copy_to(&mut file).await?;
+        file.sync_all().await.map_err(MultipartError::Write)?;
+        drop(file);
+        tokio::fs::rename(&temp_path, path)
+            .await
+            .map_err(MultipartError::Write)?;
+        temp.0 = None;
+        Ok(n)
+    }
+}
+
+/// A file removed when dropped, unless disarmed (`.0 = None`).
+struct TempFile(Option<PathBuf>);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if let Some(path) = self.0.take() {
+            // Best effort (it may not exist yet); a quick unlink, fine to do
+            // synchronously even on an async worker.
+            let _ = std::fs::remove_file(path);
         }
-        .await;
-        if result.is_err() {
-            // Best effort: the temporary file may not exist.
-            let _ = tokio::fs::remove_file(&temp).await;
-        }
-        result
     }
 }
 

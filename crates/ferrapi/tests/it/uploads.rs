@@ -754,3 +754,45 @@ async fn a_refused_upload_is_answered_over_a_socket() {
     }
     assert!(dir.entries().is_empty(), "{:?}", dir.entries());
 }
+
+/// A request dropped mid-upload (the connection closed, the server drops
+/// the handler's future) leaves no temporary file behind.
+#[tokio::test]
+async fn a_cancelled_upload_leaves_nothing_behind() {
+    let dir = TempDir::new();
+    let client = TestClient::new(app(&dir));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<bytes::Bytes, std::io::Error>>(4);
+    let head = part_head(&TestPart("file", Some("x.png"), Some("image/png"), b""));
+    tx.send(Ok(head.into())).await.unwrap();
+    tx.send(Ok(vec![1u8; 100_000].into())).await.unwrap();
+    let body = ferrapi::axum::body::Body::from_stream(tokio_stream_from(rx));
+    let request = client
+        .put("/avatars/x.png")
+        .header("content-type", &content_type())
+        .body(body);
+    let sending = tokio::spawn(request.send());
+    // Wait until the part is being written to its temporary file.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while dir.entries().is_empty() {
+        assert!(Instant::now() < deadline, "the upload never started");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(
+        dir.entries()[0].starts_with(".x.png.upload-"),
+        "{:?}",
+        dir.entries()
+    );
+    sending.abort();
+    let _ = sending.await;
+    assert!(dir.entries().is_empty(), "left behind: {:?}", dir.entries());
+    drop(tx);
+}
+
+/// A body stream fed from a channel (the client still "sending").
+fn tokio_stream_from(
+    rx: tokio::sync::mpsc::Receiver<Result<bytes::Bytes, std::io::Error>>,
+) -> impl futures_util::Stream<Item = Result<bytes::Bytes, std::io::Error>> {
+    futures_util::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
