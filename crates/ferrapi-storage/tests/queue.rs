@@ -8,6 +8,7 @@
 use ferrapi_storage::db::{Db, DbPool};
 use ferrapi_storage::queue::{Enqueue, Queue, QueueConfig, Task, TaskInfo};
 use serde::{Deserialize, Serialize};
+use sqlx::Row;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -686,6 +687,125 @@ async fn enqueue_in_wakes_idle_workers_after_the_commit() {
         })
         .await;
         assert!(committed.elapsed() < Duration::from_secs(5), "{label}");
+        worker.stop().await;
+        cleanup(&queue, &place).await;
+    }
+}
+
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn queue_and_pool_gauges() {
+    let metrics = ferrapi::metrics::Metrics::new();
+    let (_, queue, place) = open(
+        "sql",
+        &backends()[0].1,
+        &unique("gauges"),
+        fast().max_attempts(1),
+    )
+    .await;
+    queue.enqueue(&Item { n: 1 }).await.unwrap();
+    queue
+        .enqueue_with(
+            &Item { n: 2 },
+            Enqueue::new().delay(Duration::from_secs(60)),
+        )
+        .await
+        .unwrap();
+    queue.record_metrics(&metrics).await.unwrap();
+    let Place::Sql(pool) = &place else {
+        unreachable!()
+    };
+    pool.record_metrics(&metrics);
+    let text = metrics.render();
+    let name = queue.name();
+    for line in [
+        format!("task_queue_tasks{{queue=\"{name}\",state=\"pending\"}} 2"),
+        format!("task_queue_tasks{{queue=\"{name}\",state=\"scheduled\"}} 1"),
+        format!("task_queue_tasks{{queue=\"{name}\",state=\"dead\"}} 0"),
+        "db_pool_max_connections{backend=\"sqlite\"} 8".to_owned(),
+    ] {
+        assert!(text.contains(&line), "no `{line}` in:\n{text}");
+    }
+    pool.health().await.unwrap();
+    queue.health().await.unwrap();
+    cleanup(&queue, &place).await;
+}
+
+#[tokio::test]
+async fn completed_tasks_are_purged_after_their_retention() {
+    for (label, queue, place) in queues(fast()).await {
+        if queue.backend_name() != "sql" {
+            cleanup(&queue, &place).await;
+            continue;
+        }
+        let worker = queue
+            .worker()
+            .handle(|_: Item, _: TaskInfo| async { Ok::<_, String>(()) })
+            .start();
+        queue
+            .enqueue_with(&Item { n: 1 }, Enqueue::new().key("once"))
+            .await
+            .unwrap();
+        wait_until(Duration::from_secs(10), "the task", async || {
+            let s = queue.stats().await.unwrap();
+            s.pending == 0 && s.running == 0
+        })
+        .await;
+        worker.stop().await;
+        // Kept while within the retention: the key is still known.
+        assert_eq!(
+            queue
+                .purge_completed(Duration::from_secs(3600))
+                .await
+                .unwrap(),
+            0
+        );
+        let again = queue
+            .enqueue_with(&Item { n: 1 }, Enqueue::new().key("once"))
+            .await
+            .unwrap();
+        assert!(again.duplicate, "{label}");
+        // The duplicate was not queued: only the completed one is purged.
+        assert_eq!(
+            queue.purge_completed(Duration::ZERO).await.unwrap(),
+            1,
+            "{label}"
+        );
+        let fresh = queue
+            .enqueue_with(&Item { n: 1 }, Enqueue::new().key("once"))
+            .await
+            .unwrap();
+        assert!(!fresh.duplicate, "{label}");
+        // A worker told to purge does it when it starts.
+        let Place::Sql(pool) = &place else {
+            unreachable!()
+        };
+        let done = async || -> i64 {
+            let row = pool
+                .fetch_one(
+                    pool.query(
+                        "SELECT COUNT(*) AS n FROM ferrapi_tasks WHERE queue = ? AND state = 2",
+                    )
+                    .bind(queue.name().to_owned()),
+                )
+                .await
+                .unwrap();
+            row.get("n")
+        };
+        let worker = queue
+            .worker()
+            .handle(|_: Item, _: TaskInfo| async { Ok::<_, String>(()) })
+            .start();
+        wait_until(Duration::from_secs(10), "the task", async || {
+            done().await == 1
+        })
+        .await;
+        worker.stop().await;
+        let worker = queue.worker().purge_completed(Duration::ZERO).start();
+        wait_until(Duration::from_secs(10), "the purge", async || {
+            done().await == 0
+        })
+        .await;
         worker.stop().await;
         cleanup(&queue, &place).await;
     }

@@ -262,6 +262,36 @@ impl DbPool {
         }
     }
 
+    /// The readiness check under the name the other storage handles use
+    /// (`cache.health()`, `bus.health()`): [`DbPool::ping`].
+    pub async fn health(&self) -> Result<(), DbError> {
+        self.ping().await
+    }
+
+    /// Sets the pool's gauges in `metrics` (call it before rendering, or
+    /// every few seconds): `db_pool_connections{state="in_use"|"idle"}` and
+    /// `db_pool_max_connections`.
+    #[cfg(feature = "metrics")]
+    pub fn record_metrics(&self, metrics: &ferrapi::metrics::Metrics) {
+        let stats = self.stats();
+        let backend = self.backend().name();
+        metrics
+            .gauge(
+                "db_pool_connections",
+                &[("backend", backend), ("state", "in_use")],
+            )
+            .set(f64::from(stats.size.saturating_sub(stats.idle)));
+        metrics
+            .gauge(
+                "db_pool_connections",
+                &[("backend", backend), ("state", "idle")],
+            )
+            .set(f64::from(stats.idle));
+        metrics
+            .gauge("db_pool_max_connections", &[("backend", backend)])
+            .set(f64::from(stats.max));
+    }
+
     /// The pool's numbers.
     pub fn stats(&self) -> PoolStats {
         let pool = &self.inner.pool;

@@ -572,6 +572,38 @@ impl Queue {
         self.stats().await.map(|_| ())
     }
 
+    /// [`Queue::ping`], under the name the other storage handles use.
+    pub async fn health(&self) -> Result<(), QueueError> {
+        self.ping().await
+    }
+
+    /// Sets the queue's gauges in `metrics` from [`Queue::stats`]:
+    /// `task_queue_tasks{queue, state="pending"|"scheduled"|"retrying"|"running"|"dead"}`
+    /// (the states the backend can tell).
+    #[cfg(feature = "metrics")]
+    pub async fn record_metrics(
+        &self,
+        metrics: &ferrapi::metrics::Metrics,
+    ) -> Result<(), QueueError> {
+        let stats = self.stats().await?;
+        let name = self.name();
+        let set = |state: &str, n: u64| {
+            metrics
+                .gauge("task_queue_tasks", &[("queue", name), ("state", state)])
+                .set(n as f64);
+        };
+        set("pending", stats.pending);
+        set("running", stats.running);
+        set("dead", stats.dead);
+        if let Some(n) = stats.scheduled {
+            set("scheduled", n);
+        }
+        if let Some(n) = stats.retrying {
+            set("retrying", n);
+        }
+        Ok(())
+    }
+
     /// A worker for this queue (add handlers, then start it).
     pub fn worker(&self) -> Worker {
         Worker::new(self.clone())

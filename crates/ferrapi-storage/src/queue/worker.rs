@@ -34,7 +34,11 @@ pub struct Worker {
     handlers: HashMap<&'static str, Handler>,
     concurrency: usize,
     grace: Duration,
+    purge: Option<Duration>,
 }
+
+/// How often a worker asked to purge completed tasks does it.
+const PURGE_EVERY: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Worker {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -53,7 +57,16 @@ impl Worker {
             handlers: HashMap::new(),
             concurrency: 4,
             grace: Duration::from_secs(30),
+            purge: None,
         }
+    }
+
+    /// Deletes completed tasks finished more than `older_than` ago, when it
+    /// starts and then once a minute ([`Queue::purge_completed`]; SQL backend): keeps the task
+    /// table small while idempotency keys stay known for `older_than`.
+    pub fn purge_completed(mut self, older_than: Duration) -> Self {
+        self.purge = Some(older_than);
+        self
     }
 
     /// How many tasks run at once (default 4).
@@ -110,9 +123,23 @@ impl Worker {
         let handlers = Arc::new(self.handlers);
         let mut running = JoinSet::new();
         let mut failures = 0u32;
+        let mut purged: Option<tokio::time::Instant> = None;
         loop {
             if *stop.borrow() {
                 break;
+            }
+            if let Some(older_than) = self.purge
+                && purged.is_none_or(|at| at.elapsed() >= PURGE_EVERY)
+            {
+                purged = Some(tokio::time::Instant::now());
+                match self.queue.purge_completed(older_than).await {
+                    Ok(n) => {
+                        tracing::debug!(queue = %self.queue.name(), n, "completed tasks purged")
+                    }
+                    Err(e) => {
+                        tracing::warn!(queue = %self.queue.name(), error = %e, "cannot purge completed tasks")
+                    }
+                }
             }
             // Reap finished tasks (their results were handled inside).
             while running.try_join_next().is_some() {}
