@@ -209,3 +209,44 @@ async fn two_app_instances_share_the_limit() {
     assert_eq!(res.header("ratelimit-remaining"), Some("0"));
     assert!(res.header("retry-after").is_some());
 }
+
+/// Concurrent requests spread over two app instances: exactly the quota
+/// passes; one emission interval later, exactly one more.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn two_app_instances_exact_under_concurrency_then_refill() {
+    let Some(url) = redis_url() else { return };
+    let ns = unique("apps-concurrent");
+    let app = || {
+        App::new().route(hello).layer(
+            // One request every 2 s after the burst of 10.
+            RateLimitLayer::new(quota("10/20s"))
+                .key(RateLimitKey::global())
+                .store(store(&url).namespace(ns.clone())),
+        )
+    };
+    let one = std::sync::Arc::new(TestClient::new(app()));
+    let two = std::sync::Arc::new(TestClient::new(app()));
+    let tasks: Vec<_> = (0..40)
+        .map(|i| {
+            let client = if i % 2 == 0 { one.clone() } else { two.clone() };
+            tokio::spawn(async move { client.get("/hello").send().await.status().as_u16() })
+        })
+        .collect();
+    let mut statuses = Vec::new();
+    for t in tasks {
+        statuses.push(t.await.unwrap());
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        10,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 429).count(),
+        30,
+        "{statuses:?}"
+    );
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(one.get("/hello").send().await.status(), 200);
+    assert_eq!(two.get("/hello").send().await.status(), 429);
+}
