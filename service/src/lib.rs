@@ -26,7 +26,7 @@ use std::sync::Arc;
 /// database pool, the cache (in memory, or Redis with `REDIS_URL`), the
 /// message bus (in process; NATS with `NATS_URL`, else Redis pub/sub with
 /// `REDIS_URL`) and the WebSocket hub it feeds.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Resources {
     /// The database.
     pub pool: ferrapi_storage::db::DbPool,
@@ -40,6 +40,21 @@ pub struct Resources {
     pub notifications: notifications::Notifications,
     /// Where uploads go (`STORAGE_URL`).
     pub files: ferrapi_storage::files::FileStore,
+    /// The rate limiter's shared store (Redis with `REDIS_URL`; else each
+    /// instance counts in memory).
+    pub rate_limit_store: Option<Arc<dyn ferrapi::middleware::RateLimitStore>>,
+}
+
+impl std::fmt::Debug for Resources {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Resources")
+            .field("pool", &self.pool)
+            .field("cache", &self.cache)
+            .field("bus", &self.bus)
+            .field("files", &self.files)
+            .field("shared_rate_limit", &self.rate_limit_store.is_some())
+            .finish_non_exhaustive()
+    }
 }
 
 impl Resources {
@@ -77,6 +92,16 @@ impl Resources {
         let files = ferrapi_storage::files::FileStore::from_url(&config.storage_url)
             .await
             .map_err(|e| anyhow::anyhow!("STORAGE_URL: {e}"))?;
+        let rate_limit_store = match &config.redis_url {
+            Some(url) => {
+                let conn = ferrapi_storage::cache::RedisConnection::open(url)
+                    .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
+                let store = ferrapi_storage::rate_limit::RedisRateLimitStore::new(conn)
+                    .namespace("ferrapi");
+                Some(Arc::new(store) as Arc<dyn ferrapi::middleware::RateLimitStore>)
+            }
+            None => None,
+        };
         Ok(Self {
             pool,
             cache,
@@ -84,6 +109,7 @@ impl Resources {
             hub,
             notifications,
             files,
+            rate_limit_store,
         })
     }
 }
@@ -120,12 +146,18 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
                 .then(ferrapi::middleware::AccessLogLayer::new),
         )
         .client_ip(ClientIpLayer::new(config.forwarded_allow_ips.clone()))
-        .rate_limit(
-            RateLimitLayer::new(config.rate_limit)
+        .rate_limit({
+            let layer = RateLimitLayer::new(config.rate_limit)
                 .key(user_key.or(RateLimitKey::client_ip(config.forwarded_allow_ips.clone())))
                 .exempt("/health")
-                .exempt("/metrics"),
-        );
+                .exempt("/metrics")
+                // Redis down: serve rather than refuse (logged).
+                .on_store_error(ferrapi::middleware::FailMode::Open);
+            match resources.rate_limit_store.clone() {
+                Some(store) => layer.shared_store(store),
+                None => layer,
+            }
+        });
     if let Some(origins) = &config.cors_origins
         && let Ok(cors) = CorsConfig::new().allow_origin_list(origins).build()
     {

@@ -103,3 +103,129 @@ async fn the_contract_holds_on_postgres_and_across_two_instances() {
         "ok"
     );
 }
+
+/// Empties Redis database `db` (only this test uses it).
+async fn flush_redis_db(url: &str, db: u8) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = url
+        .trim_start_matches("redis://")
+        .split('/')
+        .next()
+        .unwrap()
+        .to_owned();
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(format!("SELECT {db}\r\nFLUSHDB\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut buf = [0u8; 64];
+    let mut got = Vec::new();
+    // Two `+OK` replies (SELECT, FLUSHDB); bounded by the read timeout.
+    for _ in 0..100 {
+        if String::from_utf8_lossy(&got).matches("+OK").count() >= 2 {
+            return;
+        }
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), conn.read(&mut buf))
+            .await
+            .expect("redis did not answer")
+            .unwrap();
+        assert!(n > 0, "redis closed: {}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    panic!(
+        "unexpected redis replies: {}",
+        String::from_utf8_lossy(&got)
+    );
+}
+
+/// Two instances sharing PostgreSQL, Redis and NATS behave as one: a user
+/// created on one reaches the other's WebSocket clients, a cached read on
+/// one is invalidated by a write on the other, and the rate limit is global.
+#[tokio::test]
+async fn two_instances_share_cache_events_and_rate_limit() {
+    let (Ok(redis), Ok(nats)) = (
+        std::env::var("TEST_REDIS_URL"),
+        std::env::var("TEST_NATS_URL"),
+    ) else {
+        eprintln!("skipped: TEST_REDIS_URL or TEST_NATS_URL not set");
+        return;
+    };
+    let Some(db) = fresh_database().await else {
+        return;
+    };
+    flush_redis_db(&redis, 9).await;
+    let redis_url = format!("{}/9", redis.trim_end_matches('/'));
+    let env = [
+        ("DATABASE_URL", db.as_str()),
+        ("REDIS_URL", redis_url.as_str()),
+        ("NATS_URL", nats.as_str()),
+        ("JWT_SECRET", "shared-secret-for-two-instances"),
+        ("RATE_LIMIT", "30/1m"),
+    ];
+    let (a, b) = tokio::join!(Service::start(&env), Service::start(&env));
+    let token = a.login_admin().await;
+    *b.token.lock().unwrap() = Some(token.clone());
+    for svc in [&a, &b] {
+        let ready = svc.get("/health/ready").await.json();
+        assert_eq!(
+            ready["checks"],
+            json!({"database": "ok", "cache": "ok", "bus": "ok"}),
+            "{ready}"
+        );
+    }
+
+    // A WebSocket on B sees a user created on A (through NATS).
+    let url = format!("ws://{}/ws/events?token={token}", b.addr);
+    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let res = a
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Shared", "email": "shared@example.com", "age": 30}),
+        )
+        .await;
+    assert_eq!(res.status, 201, "{}", res.body);
+    let user = res.json();
+    let id = user["id"].as_i64().unwrap();
+    let event = loop {
+        use futures_util::StreamExt;
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), ws.next())
+            .await
+            .expect("no event on B within 10 s")
+            .unwrap()
+            .unwrap();
+        if let tokio_tungstenite::tungstenite::Message::Text(t) = msg {
+            break serde_json::from_str::<serde_json::Value>(&t).unwrap();
+        }
+    };
+    assert_eq!(event, json!({"type": "user.created", "data": user}));
+
+    // A reads (and caches) the user; B renames it; A sees the new name.
+    let path = format!("/api/v1/users/{id}");
+    assert_eq!(a.get(&path).await.json()["name"], "Shared");
+    let res = b
+        .request(
+            "PATCH",
+            &path,
+            &[("content-type", "application/json")],
+            &json!({"name": "Renamed"}).to_string(),
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    assert_eq!(a.get(&path).await.json()["name"], "Renamed");
+
+    // One limit for both: requests alternate between the instances.
+    let mut limited = None;
+    for i in 0..40 {
+        let svc = if i % 2 == 0 { &a } else { &b };
+        let res = svc.get("/api/v1/users/me").await;
+        if res.status == 429 {
+            limited = Some(i);
+            assert!(res.header("retry-after").is_some());
+            break;
+        }
+        assert_eq!(res.header("ratelimit-limit"), Some("30"));
+    }
+    // 30 per user across both instances, some already spent above.
+    let limited = limited.expect("the shared limit never refused a request");
+    assert!(limited < 30, "refused only after {limited} requests");
+}
