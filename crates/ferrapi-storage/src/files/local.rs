@@ -33,6 +33,28 @@ struct TempFile {
     armed: bool,
 }
 
+impl TempFile {
+    /// Creates the file (and writes `content`) on the blocking pool with the
+    /// guard made there too: if the caller is cancelled meanwhile, the task
+    /// still ends and drops the guard, which removes the file, instead of the
+    /// file appearing after a guard that already ran.
+    async fn create(
+        path: PathBuf,
+        content: Option<Vec<u8>>,
+    ) -> std::io::Result<(std::fs::File, Self)> {
+        tokio::task::spawn_blocking(move || {
+            let guard = TempFile { path, armed: true };
+            let mut file = std::fs::File::create(&guard.path)?;
+            if let Some(content) = content {
+                std::io::Write::write_all(&mut file, &content)?;
+            }
+            Ok((file, guard))
+        })
+        .await
+        .map_err(std::io::Error::other)?
+    }
+}
+
 impl Drop for TempFile {
     fn drop(&mut self) {
         if self.armed {
@@ -91,11 +113,8 @@ impl LocalFileStore {
         path: &Path,
         body: &mut Upload<'_>,
     ) -> Result<(TempFile, u64), FileError> {
-        let temp = TempFile {
-            path: Self::beside(path, &self.temp_suffix()),
-            armed: true,
-        };
-        let mut file = tokio::fs::File::create(&temp.path).await?;
+        let (file, temp) = TempFile::create(Self::beside(path, &self.temp_suffix()), None).await?;
+        let mut file = tokio::fs::File::from_std(file);
         let mut size = 0u64;
         while let Some(chunk) = body.next().await {
             let chunk = chunk?;
@@ -127,11 +146,11 @@ impl FileBackend for LocalFileStore {
                 tokio::fs::create_dir_all(parent).await?;
             }
             let (data, size) = self.write_temp(&path, &mut body).await?;
-            let meta = TempFile {
-                path: Self::beside(&path, &self.temp_suffix()),
-                armed: true,
-            };
-            tokio::fs::write(&meta.path, content_type.as_bytes()).await?;
+            let (_, meta) = TempFile::create(
+                Self::beside(&path, &self.temp_suffix()),
+                Some(content_type.as_bytes().to_vec()),
+            )
+            .await?;
             Self::rename(data, &path).await?;
             Self::rename(meta, &Self::beside(&path, ".meta")).await?;
             Ok(size)
