@@ -8,6 +8,8 @@
 //!
 //! | module | embedded default | shared engines |
 //! |---|---|---|
+//! | [`db`] | SQLite file, WAL ([`db::DbPool`], request transaction [`db::Db`]) | PostgreSQL (`postgres`), MySQL/MariaDB (`mysql`) |
+//! | [`queue`] | SQL table in the same database ([`queue::Queue::sql`]) | the same on PostgreSQL/MySQL, NATS JetStream (`nats`) |
 //! | [`cache`] | [`cache::MemoryCache`] (moka) | Redis (`redis`) |
 //! | [`bus`] | [`bus::InProcessBus`] (tokio broadcast) | NATS (`nats`), Redis pub/sub (`redis`) |
 //! | [`files`] | [`files::LocalFileStore`], [`files::MemoryFileStore`] | S3 and compatibles (`s3`) |
@@ -19,6 +21,7 @@
 //! | `redis` | Redis cache, bus and rate-limit store (redis-rs connection manager) |
 //! | `nats` | NATS bus and task queue (async-nats, ring TLS) |
 //! | `s3` | S3 file storage (object_store, rustls with ring) |
+//! | `metrics` | pool and task-queue gauges in ferrapi's Prometheus registry |
 #![deny(missing_docs)]
 
 pub mod bus;

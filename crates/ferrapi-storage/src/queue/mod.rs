@@ -77,7 +77,7 @@
 //!   `poll_interval` when idle) and are woken at once by an enqueue through
 //!   the same `Queue` in this process. Completed tasks stay (state `done`,
 //!   for idempotency keys) until [`Queue::purge_completed`].
-//! - **NATS JetStream** ([`Queue::nats`], feature `nats`): a work-queue
+//! - **NATS JetStream** (`Queue::nats`, feature `nats`): a work-queue
 //!   stream per queue and a durable pull consumer shared by all workers;
 //!   the lease is the consumer's `ack_wait`, renewed with `in-progress`
 //!   acks; a delay is a `nak` with that delay; a retry republishes the task
