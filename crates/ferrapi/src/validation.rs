@@ -13,33 +13,98 @@ use ferrapi_core::validation::{
     params_to_value,
 };
 use schemars::JsonSchema;
-use serde::de::DeserializeOwned;
+use serde::de::{self as de, DeserializeOwned, IntoDeserializer, Visitor};
 use serde_json::Value;
 use std::any::TypeId;
 use std::borrow::Cow;
 use std::collections::HashMap;
-use std::sync::{Arc, LazyLock, RwLock};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::{LazyLock, RwLock};
 
-static SCHEMAS: LazyLock<RwLock<HashMap<TypeId, Arc<Schema>>>> =
-    LazyLock::new(|| RwLock::new(HashMap::new()));
+/// What the extractors know of a type, computed once per type: its
+/// validation schema, its shape, and whether serde alone decides it.
+pub(crate) struct TypeSchema {
+    pub(crate) schema: Schema,
+    pub(crate) shape: Shape,
+    /// See [`Schema::is_plain`]: a strict serde parse that succeeds is the
+    /// answer, and the schema is walked only when it fails.
+    pub(crate) plain: bool,
+}
 
-/// The validation schema of `T`, computed once per type.
-pub(crate) fn schema_of<T: JsonSchema + 'static>() -> Arc<Schema> {
+/// The shape of a type's schema.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    /// An object with properties (a struct).
+    Object,
+    /// A tuple (`prefixItems`).
+    Tuple,
+    /// Anything else (a scalar, a list).
+    Other,
+}
+
+/// `TypeId`s are hashes already: the map uses them as they are.
+#[derive(Default)]
+struct TypeIdHasher(u64);
+
+impl Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type SchemaMap = HashMap<TypeId, &'static TypeSchema, BuildHasherDefault<TypeIdHasher>>;
+
+/// One entry per type for the process's life (types are few and their
+/// schemas are needed until exit): leaked, so a lookup hands out a plain
+/// reference.
+static SCHEMAS: LazyLock<RwLock<SchemaMap>> = LazyLock::new(Default::default);
+
+/// The schema of `T` and what follows from it, computed once per type.
+pub(crate) fn type_schema<T: JsonSchema + 'static>() -> &'static TypeSchema {
     let id = TypeId::of::<T>();
     if let Some(s) = SCHEMAS
         .read()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .get(&id)
     {
-        return s.clone();
+        return s;
     }
-    let schema = Arc::new(Schema::new(ferrapi_openapi::validation_schema::<T>()));
+    let schema = Schema::new(ferrapi_openapi::validation_schema::<T>());
+    let root = schema.root();
+    let shape = if root.get("type").and_then(Value::as_str) == Some("object")
+        || root.get("properties").is_some()
+    {
+        Shape::Object
+    } else if root.get("prefixItems").is_some() {
+        Shape::Tuple
+    } else {
+        Shape::Other
+    };
+    let plain = schema.is_plain();
     SCHEMAS
         .write()
         .unwrap_or_else(|poisoned| poisoned.into_inner())
         .entry(id)
-        .or_insert(schema)
-        .clone()
+        .or_insert_with(|| {
+            Box::leak(Box::new(TypeSchema {
+                schema,
+                shape,
+                plain,
+            }))
+        })
+}
+
+/// The validation schema of `T`, computed once per type.
+pub(crate) fn schema_of<T: JsonSchema + 'static>() -> &'static Schema {
+    &type_schema::<T>().schema
 }
 
 /// When the schema walk found nothing but serde still refused the value
@@ -83,9 +148,9 @@ where
     let loc = Loc::source(Source::Body);
     let original = value.clone();
     let mut errors = Vec::new();
-    validation::validate(&schema, &mut value, &loc, MissingInput::Parent, &mut errors);
+    validation::validate(schema, &mut value, &loc, MissingInput::Parent, &mut errors);
     if let Some(report) = report {
-        from_garde(&report, &schema, &original, &loc, &mut errors);
+        from_garde(&report, schema, &original, &loc, &mut errors);
         return Err(errors);
     }
     if !errors.is_empty() {
@@ -98,21 +163,48 @@ where
     match parsed.validate() {
         Ok(()) => Ok(parsed),
         Err(report) => {
-            from_garde(&report, &schema, &original, &loc, &mut errors);
+            from_garde(&report, schema, &original, &loc, &mut errors);
             Err(errors)
         }
     }
 }
 
 /// Validates string parameters (query, form, headers, cookies) into `T`.
+///
+/// For a type without constraints beyond its Rust types
+/// ([`TypeSchema::plain`]), the pairs are first parsed strictly with serde
+/// ([`PairsDeserializer`]): canonical numbers, `true`/`false`, each key once.
+/// Anything else (a lax value such as `?flag=yes`, a repeated key, an
+/// error) takes the schema walk, which coerces as pydantic does and reports
+/// every failure.
 pub(crate) fn from_pairs<'a, T, I>(source: Source, pairs: I) -> Result<T, Vec<ErrorItem>>
 where
     T: DeserializeOwned + JsonSchema + 'static,
     I: IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
 {
-    let schema = schema_of::<T>();
-    let value = params_to_value(&schema, pairs);
-    from_value(&schema, source, value)
+    let ts = type_schema::<T>();
+    if ts.plain && ts.shape == Shape::Object {
+        let pairs: Vec<(Cow<'a, str>, Cow<'a, str>)> = pairs.into_iter().collect();
+        let fast = PairsDeserializer {
+            pairs: pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
+            value: None,
+        };
+        if let Ok(value) = T::deserialize(fast) {
+            return Ok(value);
+        }
+        return slow_pairs::<T, _>(&ts.schema, source, pairs);
+    }
+    slow_pairs::<T, _>(&ts.schema, source, pairs)
+}
+
+#[cold]
+fn slow_pairs<'a, T, I>(schema: &Schema, source: Source, pairs: I) -> Result<T, Vec<ErrorItem>>
+where
+    T: DeserializeOwned,
+    I: IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
+{
+    let value = params_to_value(schema, pairs);
+    from_value(schema, source, value)
 }
 
 /// Validates an already assembled value (strings to be coerced) into `T`.
@@ -141,5 +233,343 @@ pub(crate) fn rename_loc(errors: &mut [ErrorItem], rename: impl Fn(&LocItem) -> 
         {
             *item = LocItem::Key(Cow::Owned(new));
         }
+    }
+}
+
+/// Why the strict parse gave up (the schema walk then decides).
+#[derive(Debug)]
+pub(crate) struct Refused;
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("not in strict form")
+    }
+}
+
+impl std::error::Error for Refused {}
+
+impl de::Error for Refused {
+    fn custom<M: std::fmt::Display>(_msg: M) -> Self {
+        Refused
+    }
+}
+
+/// One parameter's text, parsed strictly: integers in canonical decimal
+/// (`-?[1-9][0-9]*` or `0`) within the target's range, finite floats in
+/// JSON's syntax, `true`/`false`, enum variants by name, any text for a
+/// string, `Some` for an `Option`, a one-element list for a `Vec`. Every
+/// other input (and any other target) is [`Refused`], so that only values
+/// the schema walk would accept unchanged pass.
+pub(crate) struct ParamDeserializer<'a>(pub(crate) &'a str);
+
+macro_rules! strict_int {
+    ($($method:ident => $visit:ident: $ty:ty;)*) => {$(
+        fn $method<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+            if !canonical_int(self.0) {
+                return Err(Refused);
+            }
+            visitor.$visit(self.0.parse::<$ty>().map_err(|_| Refused)?)
+        }
+    )*};
+}
+
+/// `0`, or an optional `-` and digits without leading zeros.
+fn canonical_int(s: &str) -> bool {
+    let digits = s.strip_prefix('-').unwrap_or(s);
+    let b = digits.as_bytes();
+    match b.first() {
+        Some(b'0') => s.len() == 1,
+        Some(b'1'..=b'9') => b.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
+}
+
+/// JSON's number syntax: `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`.
+fn json_number(s: &str) -> bool {
+    let b = s.as_bytes();
+    let mut i = usize::from(b.first() == Some(&b'-'));
+    let digits = |i: &mut usize| {
+        let start = *i;
+        while b.get(*i).is_some_and(u8::is_ascii_digit) {
+            *i += 1;
+        }
+        *i > start
+    };
+    match b.get(i) {
+        Some(b'0') => i += 1,
+        Some(b'1'..=b'9') => {
+            digits(&mut i);
+        }
+        _ => return false,
+    }
+    if b.get(i) == Some(&b'.') {
+        i += 1;
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    if matches!(b.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(b.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if !digits(&mut i) {
+            return false;
+        }
+    }
+    i == b.len()
+}
+
+impl<'de> de::Deserializer<'de> for ParamDeserializer<'_> {
+    type Error = Refused;
+
+    fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Refused> {
+        Err(Refused)
+    }
+
+    fn deserialize_bool<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        match self.0 {
+            "true" => visitor.visit_bool(true),
+            "false" => visitor.visit_bool(false),
+            _ => Err(Refused),
+        }
+    }
+
+    strict_int! {
+        deserialize_i8 => visit_i8: i8;
+        deserialize_i16 => visit_i16: i16;
+        deserialize_i32 => visit_i32: i32;
+        deserialize_i64 => visit_i64: i64;
+        deserialize_i128 => visit_i128: i128;
+        deserialize_u8 => visit_u8: u8;
+        deserialize_u16 => visit_u16: u16;
+        deserialize_u32 => visit_u32: u32;
+        deserialize_u64 => visit_u64: u64;
+        deserialize_u128 => visit_u128: u128;
+    }
+
+    fn deserialize_f32<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        match self.0.parse::<f32>() {
+            Ok(x) if x.is_finite() && json_number(self.0) => visitor.visit_f32(x),
+            _ => Err(Refused),
+        }
+    }
+
+    fn deserialize_f64<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        match self.0.parse::<f64>() {
+            Ok(x) if x.is_finite() && json_number(self.0) => visitor.visit_f64(x),
+            _ => Err(Refused),
+        }
+    }
+
+    fn deserialize_char<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        let mut chars = self.0.chars();
+        match (chars.next(), chars.next()) {
+            (Some(c), None) => visitor.visit_char(c),
+            _ => Err(Refused),
+        }
+    }
+
+    fn deserialize_str<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_str(self.0)
+    }
+
+    fn deserialize_string<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_str(self.0)
+    }
+
+    fn deserialize_option<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_some(self)
+    }
+
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Refused> {
+        visitor.visit_newtype_struct(self)
+    }
+
+    fn deserialize_seq<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_seq(de::value::SeqDeserializer::new(std::iter::once(self)))
+    }
+
+    fn deserialize_enum<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        _variants: &'static [&'static str],
+        visitor: V,
+    ) -> Result<V::Value, Refused> {
+        visitor.visit_enum(IntoDeserializer::<Refused>::into_deserializer(self.0))
+    }
+
+    fn deserialize_ignored_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_unit()
+    }
+
+    serde::forward_to_deserialize_any! {
+        bytes byte_buf unit unit_struct tuple tuple_struct map struct identifier
+    }
+}
+
+impl<'de, 'a> IntoDeserializer<'de, Refused> for ParamDeserializer<'a> {
+    type Deserializer = Self;
+    fn into_deserializer(self) -> Self {
+        self
+    }
+}
+
+/// Named parameters as a struct, for the strict parse: each pair is one
+/// field (a key given twice is refused by the struct itself).
+pub(crate) struct PairsDeserializer<'a, I: Iterator<Item = (&'a str, &'a str)>> {
+    pub(crate) pairs: I,
+    pub(crate) value: Option<&'a str>,
+}
+
+impl<'de, 'a, I: Iterator<Item = (&'a str, &'a str)>> de::Deserializer<'de>
+    for PairsDeserializer<'a, I>
+{
+    type Error = Refused;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_map(self)
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+impl<'de, 'a, I: Iterator<Item = (&'a str, &'a str)>> de::MapAccess<'de>
+    for PairsDeserializer<'a, I>
+{
+    type Error = Refused;
+
+    fn next_key_seed<K: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Refused> {
+        match self.pairs.next() {
+            Some((key, value)) => {
+                self.value = Some(value);
+                seed.deserialize(IntoDeserializer::<Refused>::into_deserializer(key))
+                    .map(Some)
+            }
+            None => Ok(None),
+        }
+    }
+
+    fn next_value_seed<V: de::DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Refused> {
+        match self.value.take() {
+            Some(value) => seed.deserialize(ParamDeserializer(value)),
+            None => Err(Refused),
+        }
+    }
+}
+
+/// Positional parameters as a tuple, for the strict parse.
+pub(crate) struct SeqParams<'a, I: Iterator<Item = &'a str>>(pub(crate) I);
+
+impl<'de, 'a, I: Iterator<Item = &'a str>> de::Deserializer<'de> for SeqParams<'a, I> {
+    type Error = Refused;
+
+    fn deserialize_any<V: Visitor<'de>>(self, visitor: V) -> Result<V::Value, Refused> {
+        visitor.visit_seq(de::value::SeqDeserializer::new(
+            self.0.map(ParamDeserializer),
+        ))
+    }
+
+    serde::forward_to_deserialize_any! {
+        bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+        bytes byte_buf option unit unit_struct newtype_struct seq tuple
+        tuple_struct map struct enum identifier ignored_any
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde::Deserialize;
+
+    fn scalar<T: DeserializeOwned>(s: &str) -> Option<T> {
+        T::deserialize(ParamDeserializer(s)).ok()
+    }
+
+    #[test]
+    fn strict_scalars() {
+        assert_eq!(scalar::<i64>("42"), Some(42));
+        assert_eq!(scalar::<i64>("-7"), Some(-7));
+        assert_eq!(scalar::<i64>("0"), Some(0));
+        for lax in ["+1", "007", "-0", " 1", "1_000", "1.0", "", "-"] {
+            assert_eq!(scalar::<i64>(lax), None, "{lax:?}");
+        }
+        assert_eq!(scalar::<u8>("255"), Some(255));
+        assert_eq!(scalar::<u8>("256"), None);
+        assert_eq!(scalar::<u32>("-1"), None);
+        assert_eq!(scalar::<f64>("1.5e3"), Some(1500.0));
+        assert_eq!(scalar::<f64>("2"), Some(2.0));
+        for lax in ["inf", "NaN", "1e400", ".5", "1.", "0x10", "1e"] {
+            assert_eq!(scalar::<f64>(lax), None, "{lax:?}");
+        }
+        assert_eq!(scalar::<bool>("true"), Some(true));
+        assert_eq!(scalar::<bool>("1"), None);
+        assert_eq!(scalar::<String>("a b"), Some("a b".to_owned()));
+        assert_eq!(scalar::<Option<i32>>("5"), Some(Some(5)));
+        assert_eq!(scalar::<Vec<i32>>("5"), Some(vec![5]));
+        assert_eq!(scalar::<serde_json::Value>("5"), None);
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    enum Color {
+        Red,
+    }
+
+    #[derive(Debug, PartialEq, Deserialize)]
+    struct Params {
+        id: i64,
+        name: String,
+        color: Option<Color>,
+        #[serde(default)]
+        tags: Vec<String>,
+    }
+
+    fn params(pairs: &[(&str, &str)]) -> Option<Params> {
+        Params::deserialize(PairsDeserializer {
+            pairs: pairs.iter().copied(),
+            value: None,
+        })
+        .ok()
+    }
+
+    #[test]
+    fn strict_structs() {
+        assert_eq!(
+            params(&[("id", "1"), ("name", "x"), ("color", "Red"), ("tags", "a")]),
+            Some(Params {
+                id: 1,
+                name: "x".into(),
+                color: Some(Color::Red),
+                tags: vec!["a".into()],
+            })
+        );
+        assert_eq!(
+            params(&[("name", "x"), ("id", "2"), ("other", "y")]).map(|p| p.id),
+            Some(2)
+        );
+        // Missing, repeated, lax or unknown variants: left to the walk.
+        assert_eq!(params(&[("name", "x")]), None);
+        assert_eq!(params(&[("id", "1"), ("id", "2"), ("name", "x")]), None);
+        assert_eq!(params(&[("id", "01"), ("name", "x")]), None);
+        assert_eq!(
+            params(&[("id", "1"), ("name", "x"), ("color", "Blue")]),
+            None
+        );
+        let t = <(i64, String)>::deserialize(SeqParams(["3", "z"].into_iter())).ok();
+        assert_eq!(t, Some((3, "z".to_owned())));
     }
 }

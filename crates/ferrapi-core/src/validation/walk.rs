@@ -140,6 +140,125 @@ impl Schema {
         self.patterns.get(pattern)
     }
 
+    /// Whether the type has no constraint that a strict serde parse does not
+    /// itself enforce: every node is a type (strings, integers and floats of
+    /// any width, booleans, `Option`, objects with declared properties,
+    /// tuples, lists, enums of strings) with no bound, length, pattern or
+    /// format other than what the Rust type implies (`format: uint8`,
+    /// `minimum: 0`, `maximum: 255` for a `u8`).
+    ///
+    /// For such a type, an input that a strict parse accepts is one this
+    /// walker would accept unchanged, to the same value: extractors parse
+    /// well-formed parameters with serde alone and walk the schema only when
+    /// that parse fails (to coerce, or to report every error).
+    ///
+    /// ```
+    /// use ferrapi_core::validation::Schema;
+    /// use serde_json::json;
+    ///
+    /// assert!(Schema::new(json!({"type": "integer", "format": "uint8", "minimum": 0, "maximum": 255})).is_plain());
+    /// assert!(!Schema::new(json!({"type": "integer", "format": "int64", "minimum": 1})).is_plain());
+    /// assert!(!Schema::new(json!({"type": "string", "minLength": 2})).is_plain());
+    /// ```
+    pub fn is_plain(&self) -> bool {
+        self.plain_node(&self.root, 0)
+    }
+
+    fn plain_node(&self, node: &Value, depth: usize) -> bool {
+        if depth > 32 {
+            return false;
+        }
+        let Value::Object(m) = node else {
+            return false;
+        };
+        if let Some(r) = m.get("$ref") {
+            let rest_is_doc = m.keys().all(|k| k == "$ref" || DOC_KEYWORDS.contains(&k.as_str()));
+            return rest_is_doc
+                && r.as_str()
+                    .and_then(|r| self.lookup(r))
+                    .is_some_and(|target| self.plain_node(target, depth + 1));
+        }
+        if let Some(vars) = variants(node) {
+            // Only `Option<T>`: `T` or null.
+            let mut non_null = vars.iter().filter(|v| !self.is_null_schema(v));
+            let only = match (non_null.next(), non_null.next()) {
+                (Some(only), None) => only,
+                _ => return false,
+            };
+            let rest_is_doc = m.keys().all(|k| {
+                k == "anyOf" || k == "oneOf" || DOC_KEYWORDS.contains(&k.as_str())
+            });
+            return rest_is_doc && self.plain_node(only, depth + 1);
+        }
+        let types: Vec<&str> = match m.get("type") {
+            Some(Value::String(t)) => vec![t.as_str()],
+            Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+            _ => return false,
+        };
+        let Some(main) = types.iter().copied().find(|t| *t != "null") else {
+            return false;
+        };
+        if types.iter().any(|t| *t != "null" && *t != main) {
+            return false;
+        }
+        let format = m.get("format").and_then(Value::as_str);
+        let range = format.and_then(format_range);
+        let implied = |key: &str, v: &Value| {
+            let Some((lo, hi)) = range else {
+                return false;
+            };
+            let bound = if key == "minimum" { lo } else { hi };
+            v.as_i64().map(i128::from).or(v.as_u64().map(i128::from)) == Some(bound)
+        };
+        let tuple_len = m.get("prefixItems").and_then(Value::as_array).map(Vec::len);
+        for (key, v) in m {
+            let ok = match key.as_str() {
+                "type" | "required" => true,
+                k if DOC_KEYWORDS.contains(&k) => true,
+                "format" => match main {
+                    "integer" => range.is_some(),
+                    "number" => matches!(format, Some("double" | "float")),
+                    _ => false,
+                },
+                "minimum" | "maximum" => main == "integer" && implied(key, v),
+                "enum" => {
+                    main == "string"
+                        && v.as_array()
+                            .is_some_and(|vals| vals.iter().all(Value::is_string))
+                }
+                "properties" => {
+                    main == "object"
+                        && v.as_object()
+                            .is_some_and(|p| p.values().all(|s| self.plain_node(s, depth + 1)))
+                }
+                "additionalProperties" => *v == Value::Bool(false),
+                "prefixItems" => {
+                    main == "array"
+                        && v.as_array()
+                            .is_some_and(|p| p.iter().all(|s| self.plain_node(s, depth + 1)))
+                }
+                "items" => {
+                    main == "array"
+                        && (*v == Value::Bool(false)
+                            || (tuple_len.is_none() && self.plain_node(v, depth + 1)))
+                }
+                "minItems" | "maxItems" => {
+                    tuple_len.is_some() && v.as_u64() == tuple_len.map(|n| n as u64)
+                }
+                _ => false,
+            };
+            if !ok {
+                return false;
+            }
+        }
+        match main {
+            "object" => m.contains_key("properties"),
+            "array" => m.contains_key("items") || tuple_len.is_some(),
+            "string" | "integer" | "number" | "boolean" => true,
+            _ => false,
+        }
+    }
+
     /// The label pydantic puts in the `loc` of a failed union member.
     pub(crate) fn union_label(&self, node: &Value) -> String {
         if let Some(r) = node.get("$ref").and_then(Value::as_str) {
@@ -225,6 +344,21 @@ impl Schema {
         None
     }
 }
+
+/// Keywords that document a schema without constraining its values.
+const DOC_KEYWORDS: [&str; 11] = [
+    "title",
+    "description",
+    "default",
+    "examples",
+    "deprecated",
+    "readOnly",
+    "writeOnly",
+    "$schema",
+    "$defs",
+    "$id",
+    "$comment",
+];
 
 /// The single allowed value of a schema (`const`, or a one-value `enum`).
 fn const_of(node: &Value) -> Option<&Value> {
@@ -1803,5 +1937,79 @@ mod formats {
             assert_eq!(check_url(""), Err("input is empty"));
             assert_eq!(check_url("mailto:x@y.z"), Ok(()));
         }
+    }
+}
+
+#[cfg(test)]
+mod plain_tests {
+    use super::Schema;
+    use serde_json::json;
+
+    fn plain(v: serde_json::Value) -> bool {
+        Schema::new(v).is_plain()
+    }
+
+    #[test]
+    fn plain_types() {
+        assert!(plain(
+            json!({"type": "integer", "format": "int64", "title": "int64"})
+        ));
+        assert!(plain(
+            json!({"type": "integer", "format": "uint32", "minimum": 0})
+        ));
+        assert!(plain(
+            json!({"type": ["integer", "null"], "format": "int32"})
+        ));
+        assert!(plain(json!({
+            "type": "array",
+            "prefixItems": [{"type": "integer", "format": "int64"}, {"type": "string"}],
+            "minItems": 2, "maxItems": 2
+        })));
+        assert!(plain(json!({
+            "type": "object",
+            "properties": {
+                "user_id": {"type": "integer", "format": "int64"},
+                "tags": {"type": ["array", "null"], "items": {"type": "string"}},
+                "color": {"$ref": "#/$defs/Color"},
+                "f": {"type": "number", "format": "double"}
+            },
+            "required": ["user_id"],
+            "$defs": {"Color": {"type": "string", "enum": ["Red", "Green"]}}
+        })));
+        assert!(plain(json!({
+            "anyOf": [{"$ref": "#/$defs/C"}, {"type": "null"}],
+            "$defs": {"C": {"type": "string", "enum": ["a"]}}
+        })));
+    }
+
+    #[test]
+    fn constrained_types() {
+        // Bounds other than the type's own.
+        assert!(!plain(
+            json!({"type": "integer", "format": "uint32", "minimum": 1})
+        ));
+        assert!(!plain(
+            json!({"type": "integer", "format": "int64", "maximum": 10})
+        ));
+        assert!(!plain(json!({"type": "string", "maxLength": 3})));
+        assert!(!plain(json!({"type": "string", "pattern": "^a"})));
+        assert!(!plain(json!({"type": "string", "format": "email"})));
+        assert!(!plain(json!({"type": "string", "format": "date-time"})));
+        assert!(!plain(json!({"type": "number", "exclusiveMinimum": 0})));
+        assert!(!plain(json!({"const": 1})));
+        // A constrained field makes the object constrained.
+        assert!(!plain(json!({
+            "type": "object",
+            "properties": {"limit": {"type": "integer", "format": "uint32", "minimum": 1}}
+        })));
+        // Maps, untyped values, real unions.
+        assert!(!plain(
+            json!({"type": "object", "additionalProperties": {"type": "string"}})
+        ));
+        assert!(!plain(json!({})));
+        assert!(!plain(json!(true)));
+        assert!(!plain(json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})));
+        // A reference cycle is not followed forever.
+        assert!(!plain(json!({"$ref": "#"})));
     }
 }

@@ -58,8 +58,8 @@ where
                 pairs.push((Cow::Borrowed(field), text));
             }
         }
-        let value = ferrapi_core::validation::params_to_value(&schema, pairs);
-        let mut result = validation::from_value::<T>(&schema, Source::Header, value);
+        let value = ferrapi_core::validation::params_to_value(schema, pairs);
+        let mut result = validation::from_value::<T>(schema, Source::Header, value);
         if let Err(errors) = &mut result {
             validation::rename_loc(errors, |item| match item {
                 LocItem::Key(k) => Some(header_name(k)),

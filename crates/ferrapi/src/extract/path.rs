@@ -3,9 +3,11 @@
 use super::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::{DescribeInput, OperationBuilder, ParameterIn, PathShape};
 use crate::routing::PathParams;
-use crate::validation::{self, schema_of};
+use crate::validation::{
+    self, PairsDeserializer, ParamDeserializer, SeqParams, Shape, TypeSchema, type_schema,
+};
 use ferrapi_core::HttpError;
-use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source};
+use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, params_to_value};
 use http::request::Parts;
 use schemars::JsonSchema;
 use serde::de::DeserializeOwned;
@@ -46,69 +48,117 @@ where
     T: DeserializeOwned + JsonSchema + Send + 'static,
 {
     async fn from_request_parts(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
-        let raw = match raw_params(parts, cx) {
-            Ok(raw) => raw,
-            Err(key) => {
-                // Not valid UTF-8 once percent-decoded.
-                let loc = Loc::source(Source::Path).join(key);
-                return Err(Rejection::Invalid(vec![ErrorItem::new(
-                    "string_unicode",
-                    loc,
-                    "Input should be a valid string, unable to parse raw data as a unicode string",
-                    Value::Null,
-                )]));
-            }
-        };
-        let schema = schema_of::<T>();
-        let root = schema.root();
-        let is_object = root.get("type").and_then(Value::as_str) == Some("object")
-            || root.get("properties").is_some();
-        let is_tuple = root.get("prefixItems").is_some();
-        if is_object {
-            return validation::from_pairs::<T, _>(
-                Source::Path,
-                raw.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)),
-            )
+        let ts = type_schema::<T>();
+        if ts.plain
+            && let Some(value) = strict::<T>(parts, cx, ts.shape)
+        {
+            return Ok(Path(value));
+        }
+        slow(parts, cx, ts)
+    }
+}
+
+/// The fast path, for a type without constraints beyond its Rust types: the
+/// values parsed strictly by serde. `None`: the schema walk decides.
+fn strict<T: DeserializeOwned>(parts: &Parts, cx: &RequestContext, shape: Shape) -> Option<T> {
+    let params = parts.extensions.get::<PathParams>()?;
+    let path = parts.uri.path();
+    match shape {
+        Shape::Other => {
+            let raw = params.values(path).next()?;
+            let value = percent_decode(raw)?;
+            T::deserialize(ParamDeserializer(&value)).ok()
+        }
+        Shape::Tuple => {
+            let values: Vec<Cow<'_, str>> = params
+                .values(path)
+                .map(percent_decode)
+                .collect::<Option<_>>()?;
+            T::deserialize(SeqParams(values.iter().map(AsRef::as_ref))).ok()
+        }
+        Shape::Object => {
+            let values: Vec<Cow<'_, str>> = params
+                .values(path)
+                .map(percent_decode)
+                .collect::<Option<_>>()?;
+            T::deserialize(PairsDeserializer {
+                pairs: cx
+                    .path_variables()
+                    .iter()
+                    .map(String::as_str)
+                    .zip(values.iter().map(AsRef::as_ref)),
+                value: None,
+            })
+            .ok()
+        }
+    }
+}
+
+/// The schema walk: coerces as pydantic does and names every failure after
+/// its template variable.
+#[cold]
+fn slow<T: DeserializeOwned>(
+    parts: &Parts,
+    cx: &RequestContext,
+    ts: &TypeSchema,
+) -> Result<Path<T>, Rejection> {
+    let raw = match raw_params(parts, cx) {
+        Ok(raw) => raw,
+        Err(key) => {
+            // Not valid UTF-8 once percent-decoded.
+            let loc = Loc::source(Source::Path).join(key);
+            return Err(Rejection::Invalid(vec![ErrorItem::new(
+                "string_unicode",
+                loc,
+                "Input should be a valid string, unable to parse raw data as a unicode string",
+                Value::Null,
+            )]));
+        }
+    };
+    let schema = &ts.schema;
+    let is_tuple = ts.shape == Shape::Tuple;
+    if ts.shape == Shape::Object {
+        let value = params_to_value(schema, raw.into_iter().map(|(k, v)| (Cow::Borrowed(k), v)));
+        return validation::from_value::<T>(schema, Source::Path, value)
             .map(Path)
             .map_err(Rejection::Invalid);
-        }
-        let names: Vec<&str> = cx.path_variables().iter().map(String::as_str).collect();
-        let value = if is_tuple {
-            Value::Array(
-                raw.into_iter()
-                    .map(|(_, v)| Value::String(v.into_owned()))
-                    .collect(),
-            )
-        } else {
-            match raw.into_iter().next() {
-                Some((_, v)) => Value::String(v.into_owned()),
-                None => {
-                    return Err(HttpError::internal().into());
-                }
-            }
-        };
-        let mut result = validation::from_value::<T>(&schema, Source::Path, value);
-        if let Err(errors) = &mut result {
-            // Name each error after its template variable, as FastAPI does.
-            let single = names.first().map(|s| (*s).to_owned());
-            for e in errors.iter_mut() {
-                match e.loc.0.get(1) {
-                    Some(LocItem::Index(i)) if is_tuple => {
-                        if let Some(name) = names.get(*i) {
-                            e.loc.0[1] = LocItem::Key(Cow::Owned((*name).to_owned()));
-                        }
-                    }
-                    None if !is_tuple => {
-                        if let Some(name) = &single {
-                            e.loc.0.push(LocItem::Key(Cow::Owned(name.clone())));
-                        }
-                    }
-                    _ => {}
-                }
-            }
-        }
-        result.map(Path).map_err(Rejection::Invalid)
     }
+    let names: Vec<&str> = cx.path_variables().iter().map(String::as_str).collect();
+    let value = if is_tuple {
+        Value::Array(
+            raw.into_iter()
+                .map(|(_, v)| Value::String(v.into_owned()))
+                .collect(),
+        )
+    } else {
+        match raw.into_iter().next() {
+            Some((_, v)) => Value::String(v.into_owned()),
+            None => {
+                return Err(HttpError::internal().into());
+            }
+        }
+    };
+    let mut result = validation::from_value::<T>(schema, Source::Path, value);
+    if let Err(errors) = &mut result {
+        // Name each error after its template variable, as FastAPI does.
+        let single = names.first().map(|s| (*s).to_owned());
+        for e in errors.iter_mut() {
+            match e.loc.0.get(1) {
+                Some(LocItem::Index(i)) if is_tuple => {
+                    if let Some(name) = names.get(*i) {
+                        e.loc.0[1] = LocItem::Key(Cow::Owned((*name).to_owned()));
+                    }
+                }
+                None if !is_tuple => {
+                    if let Some(name) = &single {
+                        e.loc.0.push(LocItem::Key(Cow::Owned(name.clone())));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    result.map(Path).map_err(Rejection::Invalid)
 }
 
 /// The matched path parameters, named after the route's template variables
