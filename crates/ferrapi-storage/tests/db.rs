@@ -554,3 +554,49 @@ async fn concurrent_migrators_apply_each_migration_once() {
         drop_table(&pools[0], table).await;
     }
 }
+
+// ---- The transaction begins at the first query ----
+
+/// Uses the pool directly, then the request's transaction.
+#[get("/lazy")]
+async fn lazy_route(
+    Depends(db): Depends<Db>,
+    State(pool): State<DbPool>,
+) -> Result<Json<bool>, DbError> {
+    // With a one-connection pool this would wait forever (then time out) if
+    // the request's transaction already held the connection.
+    pool.fetch_one(pool.query("SELECT 1 AS one")).await?;
+    let begun_before = db.is_begun().await;
+    db.fetch_one(db.query("SELECT 1 AS one")).await?;
+    Ok(Json(!begun_before && db.is_begun().await))
+}
+
+#[tokio::test]
+async fn the_request_transaction_begins_at_the_first_query() {
+    for url in backends() {
+        let pool = DbPool::connect(
+            DbConfig::new(&url)
+                .max_connections(1)
+                .acquire_timeout(Duration::from_secs(1)),
+        )
+        .await
+        .unwrap();
+        let app = App::new().state(pool.clone()).route(lazy_route);
+        let client = TestClient::new(app);
+        let res = client.get("/lazy").send().await;
+        assert_eq!(res.status(), 200, "{url}: {}", res.text());
+        assert!(res.json::<bool>(), "{url}");
+
+        // Every connection taken: the first query reports the database
+        // unavailable, answered 503.
+        let held = pool.pool().acquire().await.unwrap();
+        let res = client.get("/lazy").send().await;
+        assert_eq!(res.status(), 503, "{url}: {}", res.text());
+        assert_eq!(
+            res.json::<serde_json::Value>(),
+            serde_json::json!({"detail": "Database unavailable"})
+        );
+        drop(held);
+        assert_eq!(client.get("/lazy").send().await.status(), 200, "{url}");
+    }
+}

@@ -62,6 +62,10 @@ pub enum DbError {
         /// The backend.
         backend: &'static str,
     },
+    /// No connection could be had: the pool's acquire timeout passed, or
+    /// the server cannot be reached (a 503 situation, not a bug).
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] sqlx::Error),
     /// The database did not answer in time.
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
@@ -70,7 +74,20 @@ pub enum DbError {
     Finished,
     /// A query failed.
     #[error("database error: {0}")]
-    Query(#[from] sqlx::Error),
+    Query(#[source] sqlx::Error),
+}
+
+/// sqlx's errors that mean "no database to talk to" become
+/// [`DbError::Unavailable`]; the others [`DbError::Query`].
+impl From<sqlx::Error> for DbError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                DbError::Unavailable(e)
+            }
+            other => DbError::Query(other),
+        }
+    }
 }
 
 impl DbError {
@@ -83,5 +100,24 @@ impl DbError {
     /// True when a query broke a foreign key constraint.
     pub fn is_foreign_key_violation(&self) -> bool {
         matches!(self, DbError::Query(sqlx::Error::Database(e)) if e.is_foreign_key_violation())
+    }
+}
+
+/// A handler may return `Result<_, DbError>`: [`DbError::Unavailable`] is
+/// answered 503 `{"detail": "Database unavailable"}`, anything else goes to
+/// the app's exception handlers as itself (a 500 unless one maps it).
+impl ferrapi::ResponseError for DbError {
+    fn into_error(self) -> ferrapi::Error {
+        match self {
+            DbError::Unavailable(e) => {
+                tracing::error!(error = %e, "database unavailable");
+                ferrapi::HttpError::new(
+                    ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Database unavailable",
+                )
+                .into()
+            }
+            other => ferrapi::Error::new(other),
+        }
     }
 }

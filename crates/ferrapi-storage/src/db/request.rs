@@ -3,7 +3,6 @@
 use super::{Backend, DbError, DbPool, Query};
 use ferrapi::HttpError;
 use ferrapi::extract::{Dependency, Rejection, RequestContext, defer};
-use ferrapi::http::StatusCode;
 use ferrapi::http::request::Parts;
 use sqlx::AnyConnection;
 use sqlx::any::{AnyQueryResult, AnyRow};
@@ -11,20 +10,25 @@ use sqlx::{Any, Transaction};
 use std::sync::Arc;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
-/// One transaction: in a handler, the request's — begun when the handler
-/// asks for it (`Depends<Db>`), committed after the handler answers with a
-/// status below 400, rolled back when it answers an error, panics, or the
-/// client goes away (ferrapi's `defer` with the outcome). A failed commit
-/// turns the response into a 500: a write that did not happen is never
-/// reported as done.
+/// One transaction: in a handler, the request's (`Depends<Db>`) — begun at
+/// its first query, committed after the handler answers with a status below
+/// 400, rolled back when it answers an error, panics, or the client goes
+/// away (ferrapi's `defer` with the outcome). A failed commit turns the
+/// response into a 500: a write that did not happen is never reported as
+/// done.
+///
+/// Begun at the first query, not when the handler is called: a request
+/// holds no connection while it validates, hashes a password or waits on
+/// another service before touching the database, and one that never
+/// queries costs nothing. When no connection can be had within the pool's
+/// acquire timeout, that first query fails with [`DbError::Unavailable`]
+/// (answer it 503 if you like: `App::exception_handler`, or your error
+/// type's mapping).
 ///
 /// Cheap to clone: clones (and every dependency of the request asking for
 /// `Db`) share the one transaction. Queries are written with `?`
-/// placeholders (see [`Backend::sql`]).
-///
-/// The [`DbPool`] must be registered with `App::state`; without it the
-/// request is answered 500, and when no connection can be had within the
-/// pool's acquire timeout, 503 `Database unavailable`.
+/// placeholders (see [`Backend::sql`]). The [`DbPool`] must be registered
+/// with `App::state`; without it the request is answered 500.
 ///
 /// ```
 /// use ferrapi::prelude::*;
@@ -46,9 +50,20 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 /// ```
 #[derive(Clone, Debug)]
 pub struct Db {
-    tx: Arc<Mutex<Option<Transaction<'static, Any>>>>,
+    tx: Arc<Mutex<Tx>>,
     backend: Backend,
     after_commit: AfterCommit,
+}
+
+/// Where the transaction is in its life.
+#[derive(Debug)]
+enum Tx {
+    /// Not begun yet: begun on `pool` at the first query.
+    Lazy(DbPool),
+    /// Begun.
+    Open(Transaction<'static, Any>),
+    /// Committed or rolled back.
+    Finished,
 }
 
 type Hook = Box<dyn FnOnce() + Send>;
@@ -78,16 +93,26 @@ impl AfterCommit {
 pub type DbConn<'a> = MappedMutexGuard<'a, AnyConnection>;
 
 impl Db {
+    fn with(tx: Tx, backend: Backend) -> Db {
+        Db {
+            tx: Arc::new(Mutex::new(tx)),
+            backend,
+            after_commit: AfterCommit::default(),
+        }
+    }
+
+    /// A transaction on `pool` begun at its first query (what `Depends<Db>`
+    /// gives a handler).
+    pub fn lazy(pool: &DbPool) -> Db {
+        Self::with(Tx::Lazy(pool.clone()), pool.backend())
+    }
+
     /// Begins a transaction on `pool` outside a request (a worker, a
     /// startup task); finish it with [`Db::commit`] or [`Db::rollback`]
     /// (dropped unfinished, it rolls back).
     pub async fn begin(pool: &DbPool) -> Result<Db, DbError> {
         let tx = pool.begin().await?;
-        Ok(Db {
-            tx: Arc::new(Mutex::new(Some(tx))),
-            backend: pool.backend(),
-            after_commit: AfterCommit::default(),
-        })
+        Ok(Self::with(Tx::Open(tx), pool.backend()))
     }
 
     /// [`Db::begin`] holding the write lock from the start on SQLite
@@ -95,11 +120,7 @@ impl Db {
     /// work outside requests.
     pub async fn begin_write(pool: &DbPool) -> Result<Db, DbError> {
         let tx = pool.begin_write().await?;
-        Ok(Db {
-            tx: Arc::new(Mutex::new(Some(tx))),
-            backend: pool.backend(),
-            after_commit: AfterCommit::default(),
-        })
+        Ok(Self::with(Tx::Open(tx), pool.backend()))
     }
 
     /// The engine behind the transaction.
@@ -124,8 +145,16 @@ impl Db {
     /// Locks the transaction's connection, for sqlx calls this type does
     /// not wrap: `query.fetch_one(&mut *db.conn().await?)`.
     pub async fn conn(&self) -> Result<DbConn<'_>, DbError> {
-        let guard = self.tx.lock().await;
-        MutexGuard::try_map(guard, |tx| tx.as_deref_mut()).map_err(|_| DbError::Finished)
+        let mut guard = self.tx.lock().await;
+        if let Tx::Lazy(pool) = &*guard {
+            let tx = pool.begin().await?;
+            *guard = Tx::Open(tx);
+        }
+        MutexGuard::try_map(guard, |tx| match tx {
+            Tx::Open(tx) => Some(&mut **tx),
+            Tx::Lazy(_) | Tx::Finished => None,
+        })
+        .map_err(|_| DbError::Finished)
     }
 
     /// Runs `query` in the transaction.
@@ -152,14 +181,15 @@ impl Db {
     /// for transactions begun with [`Db::begin`]). Further use of this `Db`
     /// and its clones fails with [`DbError::Finished`].
     pub async fn commit(&self) -> Result<(), DbError> {
-        match self.tx.lock().await.take() {
-            Some(tx) => {
-                tx.commit().await?;
-                self.after_commit.run();
-                Ok(())
-            }
-            None => Err(DbError::Finished),
+        let taken = std::mem::replace(&mut *self.tx.lock().await, Tx::Finished);
+        match taken {
+            Tx::Open(tx) => tx.commit().await?,
+            // Never begun: nothing to write.
+            Tx::Lazy(_) => {}
+            Tx::Finished => return Err(DbError::Finished),
         }
+        self.after_commit.run();
+        Ok(())
     }
 
     /// Runs `hook` once the transaction has committed (never if it rolls
@@ -176,15 +206,22 @@ impl Db {
 
     /// Rolls back now.
     pub async fn rollback(&self) -> Result<(), DbError> {
-        match self.tx.lock().await.take() {
-            Some(tx) => Ok(tx.rollback().await?),
-            None => Err(DbError::Finished),
+        let taken = std::mem::replace(&mut *self.tx.lock().await, Tx::Finished);
+        match taken {
+            Tx::Open(tx) => Ok(tx.rollback().await?),
+            Tx::Lazy(_) => Ok(()),
+            Tx::Finished => Err(DbError::Finished),
         }
     }
 
     /// True while the transaction can still be used.
     pub async fn is_open(&self) -> bool {
-        self.tx.lock().await.is_some()
+        !matches!(*self.tx.lock().await, Tx::Finished)
+    }
+
+    /// True once a query began the transaction (and until it finished).
+    pub async fn is_begun(&self) -> bool {
+        matches!(*self.tx.lock().await, Tx::Open(_))
     }
 }
 
@@ -194,34 +231,21 @@ impl Dependency for Db {
             tracing::error!("Depends<Db> needs a DbPool registered with App::state");
             return Err(HttpError::internal().into());
         };
-        let db = match Db::begin(pool).await {
-            Ok(db) => db,
-            Err(e) => {
-                tracing::error!(error = %e, "cannot begin a transaction");
-                return Err(HttpError::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "Database unavailable",
-                )
-                .into());
-            }
-        };
-        let finish = db.tx.clone();
-        let hooks = db.after_commit.clone();
+        let db = Db::lazy(pool);
+        let finish = db.clone();
         defer(parts, move |outcome| async move {
-            // Already finished by the handler (an explicit commit): nothing
-            // left to do.
-            let Some(tx) = finish.lock().await.take() else {
-                return Ok(());
-            };
-            if outcome.is_success() {
-                tx.commit().await.map_err(|e| {
-                    tracing::error!(error = %e, "commit failed");
-                    ferrapi::Error::from(e)
-                })?;
-                hooks.run();
-                Ok(())
+            let result = if outcome.is_success() {
+                finish.commit().await
             } else {
-                tx.rollback().await.map_err(ferrapi::Error::from)
+                finish.rollback().await
+            };
+            match result {
+                // Already finished by the handler (an explicit commit).
+                Ok(()) | Err(DbError::Finished) => Ok(()),
+                Err(e) => {
+                    tracing::error!(error = %e, ?outcome, "ending the request's transaction failed");
+                    Err(ferrapi::Error::from(e))
+                }
             }
         });
         Ok(db)

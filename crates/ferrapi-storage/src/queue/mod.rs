@@ -162,7 +162,7 @@ pub enum QueueError {
 
 impl From<sqlx::Error> for QueueError {
     fn from(e: sqlx::Error) -> Self {
-        QueueError::Db(DbError::Query(e))
+        QueueError::Db(DbError::from(e))
     }
 }
 
