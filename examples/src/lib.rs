@@ -19,4 +19,10 @@ pub mod guide {
     pub mod security {}
     #[doc = include_str!("../../docs/guide/07-testing.md")]
     pub mod testing {}
+    #[doc = include_str!("../../docs/guide/09-background-tasks.md")]
+    pub mod background_tasks {}
+    #[doc = include_str!("../../docs/guide/10-websocket-and-sse.md")]
+    pub mod websocket_and_sse {}
+    #[doc = include_str!("../../docs/guide/11-uploads-and-files.md")]
+    pub mod uploads_and_files {}
 }
