@@ -237,6 +237,24 @@ impl SqlQueue {
                  FOR UPDATE SKIP LOCKED"
             }
         };
+        // A plain read first: an idle queue (the common case of a polling
+        // worker) costs no transaction, and on SQLite no write lock taken
+        // from the request handlers.
+        let due = self
+            .pool
+            .fetch_optional(
+                self.pool
+                    .query(
+                        "SELECT id FROM ferrapi_tasks WHERE queue = ? AND state IN (0, 1) \
+                         AND run_at <= ? LIMIT 1",
+                    )
+                    .bind(self.name.clone())
+                    .bind(now),
+            )
+            .await?;
+        if due.is_none() {
+            return Ok(Vec::new());
+        }
         let db = Db::begin_write(&self.pool).await?;
         let rows = db
             .fetch_all(
