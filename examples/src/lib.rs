@@ -25,4 +25,6 @@ pub mod guide {
     pub mod websocket_and_sse {}
     #[doc = include_str!("../../docs/guide/11-uploads-and-files.md")]
     pub mod uploads_and_files {}
+    #[doc = include_str!("../../docs/guide/12-storage.md")]
+    pub mod storage {}
 }
