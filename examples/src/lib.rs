@@ -27,4 +27,8 @@ pub mod guide {
     pub mod uploads_and_files {}
     #[doc = include_str!("../../docs/guide/12-storage.md")]
     pub mod storage {}
+    #[doc = include_str!("../../docs/guide/13-settings.md")]
+    pub mod settings {}
+    #[doc = include_str!("../../docs/guide/14-openapi.md")]
+    pub mod openapi {}
 }
