@@ -31,4 +31,6 @@ pub mod guide {
     pub mod settings {}
     #[doc = include_str!("../../docs/guide/14-openapi.md")]
     pub mod openapi {}
+    #[doc = include_str!("../../docs/guide/15-observability.md")]
+    pub mod observability {}
 }
