@@ -254,7 +254,8 @@ fn report(result: Result<(), super::QueueError>) {
     }
 }
 
-/// A running worker.
+/// A running worker. Dropping the handle leaves the worker running until
+/// the runtime shuts down; [`stop`](WorkerHandle::stop) it on SIGTERM.
 #[derive(Debug)]
 pub struct WorkerHandle {
     stop: watch::Sender<bool>,
