@@ -1,7 +1,7 @@
 //! garde's report to pydantic-shaped errors: Rust field names mapped to the
 //! schema's (serde) names, errors ordered by declaration.
 
-use super::walk::Schema;
+use super::walk::{Keyword, Schema};
 use super::{ErrorItem, Loc, LocItem};
 use garde::error::Kind;
 use serde_json::{Value, json};
@@ -134,18 +134,18 @@ fn child_schema<'a>(schema: &'a Schema, node: &'a Value, item: &LocItem) -> Opti
     let node = schema.resolve_nullable(node);
     match item {
         LocItem::Key(k) => {
-            if let Some(p) = node.get("properties").and_then(|p| p.get(k.as_ref())) {
+            if let Some(p) = node.kw("properties").and_then(|p| p.get(k.as_ref())) {
                 return Some(p);
             }
-            if let Some(s @ Value::Object(_)) = node.get("additionalProperties") {
+            if let Some(s @ Value::Object(_)) = node.kw("additionalProperties") {
                 return Some(s);
             }
             union_member(schema, node, k).map(|(_, s)| s)
         }
         LocItem::Index(i) => node
-            .get("prefixItems")
+            .kw("prefixItems")
             .and_then(|p| p.get(*i))
-            .or_else(|| node.get("items")),
+            .or_else(|| node.kw("items")),
     }
 }
 
@@ -157,8 +157,8 @@ fn union_member<'a>(
     label: &str,
 ) -> Option<(usize, &'a Value)> {
     let vars = node
-        .get("anyOf")
-        .or_else(|| node.get("oneOf"))?
+        .kw("anyOf")
+        .or_else(|| node.kw("oneOf"))?
         .as_array()?;
     let non_null: Vec<&Value> = vars.iter().filter(|v| !schema.is_null_schema(v)).collect();
     if let Some((_, tags)) = schema.discriminator(&non_null) {
@@ -186,7 +186,7 @@ fn order_key(schema: &Schema, prefix: &Loc, loc: &Loc) -> Vec<usize> {
             (LocItem::Index(i), _) => *i,
             (LocItem::Key(k), Some(n)) => {
                 let resolved = schema.resolve_nullable(n);
-                match resolved.get("properties").and_then(Value::as_object) {
+                match resolved.kw("properties").and_then(Value::as_object) {
                     Some(props) => props
                         .keys()
                         .position(|p| p == k.as_ref())

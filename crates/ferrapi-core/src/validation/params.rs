@@ -1,7 +1,7 @@
 //! String pairs (query string, form body, headers, cookies) to the JSON
 //! object that [`validate`](super::validate) checks, guided by the schema.
 
-use super::walk::Schema;
+use super::walk::{Keyword, Schema};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
@@ -61,9 +61,9 @@ where
 /// `Option<Vec<T>>`).
 fn is_array(schema: &Schema, prop: &Value) -> bool {
     let node = schema.resolve_nullable(prop);
-    match node.get("type") {
+    match node.kw("type") {
         Some(Value::String(t)) => t == "array",
         Some(Value::Array(ts)) => ts.iter().any(|t| t == "array"),
-        _ => node.get("items").is_some() || node.get("prefixItems").is_some(),
+        _ => node.kw("items").is_some() || node.kw("prefixItems").is_some(),
     }
 }

@@ -52,7 +52,7 @@ impl Schema {
         while let Some(node) = stack.pop() {
             match node {
                 Value::Object(m) => {
-                    if let Some(Value::String(p)) = m.get("pattern")
+                    if let Some(Value::String(p)) = m.kw("pattern")
                         && !patterns.contains_key(p)
                         && let Ok(re) = Regex::new(p)
                     {
@@ -76,7 +76,7 @@ impl Schema {
     /// resolving a `$ref` root); empty if the root is not an object schema.
     pub fn property_names(&self) -> Vec<&str> {
         self.resolve(&self.root)
-            .get("properties")
+            .kw("properties")
             .and_then(Value::as_object)
             .map(|p| p.keys().map(String::as_str).collect())
             .unwrap_or_default()
@@ -96,7 +96,7 @@ impl Schema {
     pub(crate) fn resolve<'a>(&'a self, mut node: &'a Value) -> &'a Value {
         for _ in 0..MAX_REF_HOPS {
             match node
-                .get("$ref")
+                .kw("$ref")
                 .and_then(Value::as_str)
                 .and_then(|r| self.lookup(r))
             {
@@ -126,13 +126,13 @@ impl Schema {
 
     pub(crate) fn is_null_schema(&self, node: &Value) -> bool {
         let node = self.resolve(node);
-        node.get("type").and_then(Value::as_str) == Some("null")
+        node.kw("type").and_then(Value::as_str) == Some("null")
     }
 
     /// The properties of an object schema (after `$ref` and `Option`).
     pub(crate) fn properties<'a>(&'a self, node: &'a Value) -> Option<&'a Map<String, Value>> {
         self.resolve_nullable(node)
-            .get("properties")
+            .kw("properties")
             .and_then(Value::as_object)
     }
 
@@ -171,7 +171,7 @@ impl Schema {
         let Value::Object(m) = node else {
             return false;
         };
-        if let Some(r) = m.get("$ref") {
+        if let Some(r) = m.kw("$ref") {
             let rest_is_doc = m.keys().all(|k| k == "$ref" || DOC_KEYWORDS.contains(&k.as_str()));
             return rest_is_doc
                 && r.as_str()
@@ -190,7 +190,7 @@ impl Schema {
             });
             return rest_is_doc && self.plain_node(only, depth + 1);
         }
-        let types: Vec<&str> = match m.get("type") {
+        let types: Vec<&str> = match m.kw("type") {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
             _ => return false,
@@ -201,7 +201,7 @@ impl Schema {
         if types.iter().any(|t| *t != "null" && *t != main) {
             return false;
         }
-        let format = m.get("format").and_then(Value::as_str);
+        let format = m.kw("format").and_then(Value::as_str);
         let range = format.and_then(format_range);
         let implied = |key: &str, v: &Value| {
             let Some((lo, hi)) = range else {
@@ -210,7 +210,7 @@ impl Schema {
             let bound = if key == "minimum" { lo } else { hi };
             v.as_i64().map(i128::from).or(v.as_u64().map(i128::from)) == Some(bound)
         };
-        let tuple_len = m.get("prefixItems").and_then(Value::as_array).map(Vec::len);
+        let tuple_len = m.kw("prefixItems").and_then(Value::as_array).map(Vec::len);
         for (key, v) in m {
             let ok = match key.as_str() {
                 "type" | "required" => true,
@@ -252,8 +252,8 @@ impl Schema {
             }
         }
         match main {
-            "object" => m.contains_key("properties"),
-            "array" => m.contains_key("items") || tuple_len.is_some(),
+            "object" => m.kw("properties").is_some(),
+            "array" => m.kw("items").is_some() || tuple_len.is_some(),
             "string" | "integer" | "number" | "boolean" => true,
             _ => false,
         }
@@ -261,32 +261,32 @@ impl Schema {
 
     /// The label pydantic puts in the `loc` of a failed union member.
     pub(crate) fn union_label(&self, node: &Value) -> String {
-        if let Some(r) = node.get("$ref").and_then(Value::as_str) {
+        if let Some(r) = node.kw("$ref").and_then(Value::as_str) {
             if r == "#" {
                 return self
                     .root
-                    .get("title")
+                    .kw("title")
                     .and_then(Value::as_str)
                     .unwrap_or("Model")
                     .to_owned();
             }
             return r.rsplit('/').next().unwrap_or(r).to_owned();
         }
-        if let Some(c) = node.get("const") {
+        if let Some(c) = node.kw("const") {
             return format!("literal[{}]", py_repr(c));
         }
-        if let Some(Value::Array(vals)) = node.get("enum") {
+        if let Some(Value::Array(vals)) = node.kw("enum") {
             let reprs: Vec<String> = vals.iter().map(py_repr).collect();
             return format!("literal[{}]", reprs.join(","));
         }
-        let ty = match node.get("type") {
+        let ty = match node.kw("type") {
             Some(Value::String(t)) => t.as_str(),
             Some(Value::Array(ts)) => ts
                 .iter()
                 .filter_map(Value::as_str)
                 .find(|t| *t != "null")
                 .unwrap_or("null"),
-            _ if node.get("properties").is_some() => "object",
+            _ if node.kw("properties").is_some() => "object",
             _ => "any",
         };
         match ty {
@@ -295,18 +295,18 @@ impl Schema {
             "number" => "float".into(),
             "boolean" => "bool".into(),
             "null" => "none".into(),
-            "array" => match node.get("items") {
+            "array" => match node.kw("items") {
                 Some(items) => format!("list[{}]", self.union_label(items)),
                 None => "list[any]".into(),
             },
             "object" => {
-                if node.get("properties").is_some() {
-                    node.get("title")
+                if node.kw("properties").is_some() {
+                    node.kw("title")
                         .and_then(Value::as_str)
                         .unwrap_or("model")
                         .to_owned()
                 } else {
-                    match node.get("additionalProperties") {
+                    match node.kw("additionalProperties") {
                         Some(s @ Value::Object(_)) => format!("dict[str,{}]", self.union_label(s)),
                         _ => "dict[str,any]".into(),
                     }
@@ -324,13 +324,13 @@ impl Schema {
         vars: &[&'a Value],
     ) -> Option<(&'a str, Vec<(&'a Value, &'a Value)>)> {
         let first = self.resolve(vars.first()?);
-        let props = first.get("properties")?.as_object()?;
+        let props = first.kw("properties")?.as_object()?;
         'keys: for key in props.keys() {
             let mut tags = Vec::with_capacity(vars.len());
             for var in vars {
                 let Some(tag) = self
                     .resolve(var)
-                    .get("properties")
+                    .kw("properties")
                     .and_then(|p| p.get(key))
                     .map(|s| self.resolve(s))
                     .and_then(const_of)
@@ -342,6 +342,35 @@ impl Schema {
             return Some((key.as_str(), tags));
         }
         None
+    }
+}
+
+/// Looks a keyword up in a schema object. Schema objects hold a handful of
+/// keywords, and serde_json's maps hash every key with SipHash: comparing
+/// them all costs less than hashing one (it made up a sixth of a 422).
+/// Property maps and input objects, which can be large, are looked up by
+/// hash as before.
+pub(crate) trait Keyword {
+    /// The value of `key`, if the node is an object that has it.
+    fn kw(&self, key: &str) -> Option<&Value>;
+}
+
+impl Keyword for Map<String, Value> {
+    #[inline]
+    fn kw(&self, key: &str) -> Option<&Value> {
+        self.iter()
+            .find(|(k, _)| k.len() == key.len() && k.as_str() == key)
+            .map(|(_, v)| v)
+    }
+}
+
+impl Keyword for Value {
+    #[inline]
+    fn kw(&self, key: &str) -> Option<&Value> {
+        match self {
+            Value::Object(m) => m.kw(key),
+            _ => None,
+        }
     }
 }
 
@@ -362,10 +391,10 @@ const DOC_KEYWORDS: [&str; 11] = [
 
 /// The single allowed value of a schema (`const`, or a one-value `enum`).
 fn const_of(node: &Value) -> Option<&Value> {
-    if let Some(c) = node.get("const") {
+    if let Some(c) = node.kw("const") {
         return Some(c);
     }
-    match node.get("enum") {
+    match node.kw("enum") {
         Some(Value::Array(vals)) if vals.len() == 1 => vals.first(),
         _ => None,
     }
@@ -373,8 +402,8 @@ fn const_of(node: &Value) -> Option<&Value> {
 
 /// The members of an `anyOf` / `oneOf`.
 fn variants(node: &Value) -> Option<&Vec<Value>> {
-    node.get("anyOf")
-        .or_else(|| node.get("oneOf"))
+    node.kw("anyOf")
+        .or_else(|| node.kw("oneOf"))
         .and_then(Value::as_array)
 }
 
@@ -482,13 +511,13 @@ impl<'s> Walker<'s> {
             // `true` accepts anything; `false` is never emitted by schemars.
             return;
         };
-        if let Some(r) = m.get("$ref").and_then(Value::as_str) {
+        if let Some(r) = m.kw("$ref").and_then(Value::as_str) {
             if let Some(target) = self.schema.lookup(r) {
                 self.node(target, v, loc);
             }
             return;
         }
-        if let Some(Value::Array(subs)) = m.get("allOf") {
+        if let Some(Value::Array(subs)) = m.kw("allOf") {
             for sub in subs {
                 self.node(sub, v, loc);
             }
@@ -497,7 +526,7 @@ impl<'s> Walker<'s> {
             self.union(vars, v, loc);
             return;
         }
-        if let Some(c) = m.get("const") {
+        if let Some(c) = m.kw("const") {
             if !json_eq(v, c) {
                 let expected = py_repr(c);
                 self.push(
@@ -509,7 +538,7 @@ impl<'s> Walker<'s> {
             }
             return;
         }
-        if let Some(Value::Array(vals)) = m.get("enum") {
+        if let Some(Value::Array(vals)) = m.kw("enum") {
             if !vals.iter().any(|x| json_eq(x, v)) {
                 let expected = expected_list(vals.iter().filter(|x| !x.is_null()));
                 self.push(
@@ -521,15 +550,15 @@ impl<'s> Walker<'s> {
             }
             return;
         }
-        let mut types: Vec<&str> = match m.get("type") {
+        let mut types: Vec<&str> = match m.kw("type") {
             Some(Value::String(t)) => vec![t.as_str()],
             Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
             _ => Vec::new(),
         };
         if types.is_empty() {
-            if m.contains_key("properties") {
+            if m.kw("properties").is_some() {
                 types.push("object");
-            } else if m.contains_key("items") || m.contains_key("prefixItems") {
+            } else if m.kw("items").is_some() || m.kw("prefixItems").is_some() {
                 types.push("array");
             } else {
                 return;
@@ -690,7 +719,7 @@ impl<'s> Walker<'s> {
     // ---------------------------------------------------------------- strings
 
     fn string(&mut self, m: &'s Map<String, Value>, v: &mut Value, loc: &Loc) {
-        let format = m.get("format").and_then(Value::as_str);
+        let format = m.kw("format").and_then(Value::as_str);
         match format {
             Some("date-time") => return self.datetime(v, loc),
             Some("date") => return self.date(v, loc),
@@ -701,8 +730,8 @@ impl<'s> Walker<'s> {
             self.push("string_type", loc, v.clone(), None);
             return;
         };
-        let min = m.get("minLength").and_then(Value::as_u64);
-        let max = m.get("maxLength").and_then(Value::as_u64);
+        let min = m.kw("minLength").and_then(Value::as_u64);
+        let max = m.kw("maxLength").and_then(Value::as_u64);
         if min.is_some() || max.is_some() {
             let len = s.chars().count() as u64;
             if let Some(min) = min
@@ -728,7 +757,7 @@ impl<'s> Walker<'s> {
                 return;
             }
         }
-        if let Some(Value::String(p)) = m.get("pattern")
+        if let Some(Value::String(p)) = m.kw("pattern")
             && let Some(re) = self.schema.regex(p)
             && !re.is_match(s)
         {
@@ -842,7 +871,7 @@ impl<'s> Walker<'s> {
                 return;
             }
         };
-        if let Some(multiple) = m.get("multipleOf").and_then(Value::as_number)
+        if let Some(multiple) = m.kw("multipleOf").and_then(Value::as_number)
             && !int_is_multiple(&i, multiple)
         {
             self.push(
@@ -868,7 +897,7 @@ impl<'s> Walker<'s> {
             }),
         ];
         for (keyword, kind, ctx_key, fails) in bounds {
-            if let Some(bound) = m.get(keyword).and_then(Value::as_number)
+            if let Some(bound) = m.kw(keyword).and_then(Value::as_number)
                 && fails(cmp_int(&i, bound))
             {
                 let mut ctx = Map::new();
@@ -879,7 +908,7 @@ impl<'s> Walker<'s> {
         }
         // The Rust type's own range, where the schema does not state it.
         if let Some((lo, hi)) = m
-            .get("format")
+            .kw("format")
             .and_then(Value::as_str)
             .and_then(format_range)
         {
@@ -888,7 +917,7 @@ impl<'s> Walker<'s> {
                 Int::BigPos => i128::MAX,
                 Int::BigNeg => i128::MIN,
             };
-            if value > hi && !m.contains_key("maximum") {
+            if value > hi && !m.kw("maximum").is_some() {
                 self.push(
                     "less_than_equal",
                     loc,
@@ -897,7 +926,7 @@ impl<'s> Walker<'s> {
                 );
                 return;
             }
-            if value < lo && !m.contains_key("minimum") {
+            if value < lo && !m.kw("minimum").is_some() {
                 self.push(
                     "greater_than_equal",
                     loc,
@@ -938,7 +967,7 @@ impl<'s> Walker<'s> {
             self.push("finite_number", loc, v.clone(), None);
             return;
         }
-        if let Some(multiple) = m.get("multipleOf").and_then(Value::as_number)
+        if let Some(multiple) = m.kw("multipleOf").and_then(Value::as_number)
             && let Some(k) = multiple.as_f64()
             && k != 0.0
         {
@@ -961,7 +990,7 @@ impl<'s> Walker<'s> {
             ("exclusiveMinimum", "greater_than", "gt", |x, b| x <= b),
         ];
         for (keyword, kind, ctx_key, fails) in bounds {
-            if let Some(bound) = m.get(keyword).and_then(Value::as_number)
+            if let Some(bound) = m.kw(keyword).and_then(Value::as_number)
                 && let Some(b) = bound.as_f64()
                 && fails(f, b)
             {
@@ -1000,10 +1029,10 @@ impl<'s> Walker<'s> {
     // ---------------------------------------------------------------- containers
 
     fn array(&mut self, m: &'s Map<String, Value>, v: &mut Value, loc: &Loc) {
-        let prefix = m.get("prefixItems").and_then(Value::as_array);
+        let prefix = m.kw("prefixItems").and_then(Value::as_array);
         let (type_error, field_type) = if prefix.is_some() {
             ("tuple_type", "Tuple")
-        } else if m.get("uniqueItems") == Some(&Value::Bool(true)) {
+        } else if m.kw("uniqueItems") == Some(&Value::Bool(true)) {
             ("set_type", "Set")
         } else {
             ("list_type", "List")
@@ -1016,8 +1045,8 @@ impl<'s> Walker<'s> {
             }
         };
         let max = match prefix {
-            Some(p) if !matches!(m.get("items"), Some(Value::Object(_))) => Some(p.len() as u64),
-            _ => m.get("maxItems").and_then(Value::as_u64),
+            Some(p) if !matches!(m.kw("items"), Some(Value::Object(_))) => Some(p.len() as u64),
+            _ => m.kw("maxItems").and_then(Value::as_u64),
         };
         if let Some(max) = max
             && len as u64 > max
@@ -1033,7 +1062,7 @@ impl<'s> Walker<'s> {
         let min = if prefix.is_some() {
             None
         } else {
-            m.get("minItems").and_then(Value::as_u64)
+            m.kw("minItems").and_then(Value::as_u64)
         };
         let original = match min {
             Some(min) if (len as u64) < min => Some(v.clone()),
@@ -1048,7 +1077,7 @@ impl<'s> Walker<'s> {
             for (i, item) in items.iter_mut().enumerate() {
                 let item_schema = match prefix.and_then(|p| p.get(i)) {
                     Some(s) => Some(s),
-                    None => m.get("items"),
+                    None => m.kw("items"),
                 };
                 if let Some(s) = item_schema {
                     self.node(s, item, &loc.join(i));
@@ -1073,8 +1102,8 @@ impl<'s> Walker<'s> {
     }
 
     fn object(&mut self, m: &'s Map<String, Value>, v: &mut Value, loc: &Loc) {
-        let props = m.get("properties").and_then(Value::as_object);
-        let additional = m.get("additionalProperties");
+        let props = m.kw("properties").and_then(Value::as_object);
+        let additional = m.kw("additionalProperties");
         let Value::Object(obj) = v else {
             let kind = if props.is_some() {
                 "model_attributes_type"
@@ -1093,7 +1122,7 @@ impl<'s> Walker<'s> {
             return;
         };
         let required: Vec<&str> = m
-            .get("required")
+            .kw("required")
             .and_then(Value::as_array)
             .map(|r| r.iter().filter_map(Value::as_str).collect())
             .unwrap_or_default();
