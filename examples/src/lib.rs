@@ -33,4 +33,8 @@ pub mod guide {
     pub mod openapi {}
     #[doc = include_str!("../../docs/guide/15-observability.md")]
     pub mod observability {}
+    #[doc = include_str!("../../docs/guide/16-deployment.md")]
+    pub mod deployment {}
+    #[doc = include_str!("../../docs/guide/17-performance.md")]
+    pub mod performance {}
 }
