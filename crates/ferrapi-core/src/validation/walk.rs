@@ -917,7 +917,7 @@ impl<'s> Walker<'s> {
                 Int::BigPos => i128::MAX,
                 Int::BigNeg => i128::MIN,
             };
-            if value > hi && !m.kw("maximum").is_some() {
+            if value > hi && m.kw("maximum").is_none() {
                 self.push(
                     "less_than_equal",
                     loc,
@@ -926,7 +926,7 @@ impl<'s> Walker<'s> {
                 );
                 return;
             }
-            if value < lo && !m.kw("minimum").is_some() {
+            if value < lo && m.kw("minimum").is_none() {
                 self.push(
                     "greater_than_equal",
                     loc,
