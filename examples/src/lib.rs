@@ -19,6 +19,8 @@ pub mod guide {
     pub mod security {}
     #[doc = include_str!("../../docs/guide/07-testing.md")]
     pub mod testing {}
+    #[doc = include_str!("../../docs/guide/08-middleware.md")]
+    pub mod middleware {}
     #[doc = include_str!("../../docs/guide/09-background-tasks.md")]
     pub mod background_tasks {}
     #[doc = include_str!("../../docs/guide/10-websocket-and-sse.md")]
@@ -37,4 +39,8 @@ pub mod guide {
     pub mod deployment {}
     #[doc = include_str!("../../docs/guide/17-performance.md")]
     pub mod performance {}
+    #[doc = include_str!("../../docs/guide/coming-from-fastapi.md")]
+    pub mod coming_from_fastapi {}
+    #[doc = include_str!("../../docs/guide/coming-from-axum.md")]
+    pub mod coming_from_axum {}
 }
