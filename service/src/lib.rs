@@ -43,6 +43,8 @@ pub struct Resources {
     /// The rate limiter's shared store (Redis with `REDIS_URL`; else each
     /// instance counts in memory).
     pub rate_limit_store: Option<Arc<dyn ferrapi::middleware::RateLimitStore>>,
+    /// The Prometheus registry served at `/metrics`.
+    pub metrics: Arc<ferrapi::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for Resources {
@@ -102,7 +104,8 @@ impl Resources {
             }
             None => None,
         };
-        Ok(Self {
+        let metrics = Arc::new(ferrapi::metrics::Metrics::new());
+        let resources = Self {
             pool,
             cache,
             bus,
@@ -110,7 +113,48 @@ impl Resources {
             notifications,
             files,
             rate_limit_store,
-        })
+            metrics,
+        };
+        tokio::spawn(resources.clone().record_gauges());
+        Ok(resources)
+    }
+
+    /// Every 5 s: database pool, task queue, cache and WebSocket gauges in
+    /// the `/metrics` registry. Ends with the runtime.
+    async fn record_gauges(self) {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            self.record_once().await;
+        }
+    }
+
+    /// Records the gauges once (also right before a scrape would be ideal;
+    /// five seconds of staleness is the trade-off for not querying the queue
+    /// on every scrape).
+    pub async fn record_once(&self) {
+        let m = &self.metrics;
+        self.pool.record_metrics(m);
+        if let Err(e) = self.notifications.queue.record_metrics(m).await {
+            tracing::debug!(error = %e, "task queue gauges not recorded");
+        }
+        let stats = self.cache.stats();
+        let backend = self.cache.backend_name();
+        for (kind, value) in [
+            ("hit", stats.hits),
+            ("miss", stats.misses),
+            ("coalesced", stats.coalesced),
+            ("error", stats.errors),
+        ] {
+            m.gauge(
+                "cache_operations",
+                &[("backend", backend), ("result", kind)],
+            )
+            .set(value as f64);
+        }
+        m.gauge("websocket_connections", &[("topic", "users")])
+            .set(self.hub.subscriber_count("users") as f64);
     }
 }
 
@@ -179,10 +223,7 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .tag("observability", "Prometheus metrics.")
         .document("v1", "/api/v1")
         .document("v2", "/api/v2")
-        .metrics(
-            "/metrics",
-            std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
-        )
+        .metrics("/metrics", resources.metrics.clone())
         .state(resources.pool)
         .state(resources.cache)
         .state(resources.bus)

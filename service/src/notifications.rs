@@ -70,6 +70,8 @@ impl Notifications {
             .worker()
             .concurrency(2)
             .grace_period(Duration::from_secs(20))
+            // Completed tasks stay a week (idempotency keys), then go.
+            .purge_completed(Duration::from_secs(7 * 86_400))
             .handle(move |task: Welcome, info: TaskInfo| {
                 let pool = pool.clone();
                 async move { deliver_welcome(&pool, task.user_id, &info).await }

@@ -139,6 +139,20 @@ async fn create_read_and_validation_over_a_socket() {
         res.body
     );
     assert!(!res.body.contains("/api/v1/users/1\""));
+    // Storage gauges: pool, task queue, cache, WebSocket connections.
+    for name in [
+        "db_pool_connections",
+        "task_queue_",
+        "cache_operations",
+        "websocket_connections",
+        "process_resident_memory_bytes",
+    ] {
+        assert!(
+            res.body.contains(name),
+            "no {name} in /metrics:\n{}",
+            res.body
+        );
+    }
 
     // The docs pages are served.
     assert_eq!(svc.get("/docs").await.status, 200);
