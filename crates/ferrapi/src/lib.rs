@@ -63,10 +63,14 @@
 //! | `static-files` | no | a directory served at a path (`static_files::StaticFiles`), file downloads with `Range` (`static_files::FileRequest`) |
 //! | `ws` | no | WebSocket routes (`ws`): typed JSON messages, keep-alive, bounded send buffers, broadcast `Hub`; `TestServer::websocket` |
 //! | `multipart` | no | streaming `multipart/form-data` uploads (`extract::Multipart`) with per-part limits |
+//! | `client` | no | outgoing HTTP client (`client::Client`) propagating W3C `traceparent`/`tracestate` |
+//! | `otel` | no | OpenTelemetry traces over OTLP/HTTP (`telemetry`): a server span per request named by its route template; implies `client` |
 #![deny(missing_docs)]
 
 mod app;
 pub mod blocking;
+#[cfg(feature = "client")]
+pub mod client;
 mod describe;
 pub mod docs;
 pub mod extract;
@@ -80,6 +84,8 @@ mod server;
 pub mod sse;
 #[cfg(feature = "static-files")]
 pub mod static_files;
+#[cfg(feature = "otel")]
+pub mod telemetry;
 pub mod testing;
 mod validation;
 #[cfg(feature = "ws")]

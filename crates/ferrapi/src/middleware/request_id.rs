@@ -248,15 +248,37 @@ where
         // Downstream code (and proxied calls) see the id that was chosen.
         req.headers_mut()
             .insert(self.layer.header.clone(), id.0.clone());
-        let span = tracing::info_span!(
-            "request",
-            request_id = %id,
-            method = %req.method(),
-            path = %req.uri().path(),
-            // Filled by the trace-context layer, when installed.
-            trace_id = tracing::field::Empty,
-            span_id = tracing::field::Empty,
-        );
+        // With the `otel` feature and `telemetry`'s layer installed, this
+        // span is the exported server span (`otel.kind`); see `telemetry`.
+        #[cfg(feature = "otel")]
+        let otel = crate::telemetry::active();
+        #[cfg(not(feature = "otel"))]
+        let otel = false;
+        let span = if otel {
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %req.method(),
+                path = %req.uri().path(),
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+                otel.kind = "server",
+            )
+        } else {
+            tracing::info_span!(
+                "request",
+                request_id = %id,
+                method = %req.method(),
+                path = %req.uri().path(),
+                // Filled by the trace-context layer, when installed.
+                trace_id = tracing::field::Empty,
+                span_id = tracing::field::Empty,
+            )
+        };
+        #[cfg(feature = "otel")]
+        if otel {
+            crate::telemetry::start_server_span(&span, &mut req);
+        }
         req.extensions_mut().insert(id.clone());
         let inner = {
             let _entered = span.enter();
@@ -295,8 +317,10 @@ mod future {
     {
         type Output = F::Output;
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let this = self.project();
-            let mut res = ready!(this.inner.poll(cx))?;
+            let mut this = self.project();
+            let mut res = ready!(this.inner.as_mut().poll(cx))?;
+            #[cfg(feature = "otel")]
+            crate::telemetry::finish_server_span(this.inner.span(), res.status());
             if let Some(id) = this.id.take() {
                 res.headers_mut().insert(this.header.clone(), id.0);
             }

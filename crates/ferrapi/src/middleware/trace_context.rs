@@ -215,6 +215,25 @@ impl TraceContext {
     pub fn ids(&self) -> ([u8; 16], [u8; 8], Option<[u8; 8]>) {
         (self.trace_id, self.span_id, self.parent_id)
     }
+
+    /// The context of a span whose ids were chosen elsewhere (the exported
+    /// server span of `telemetry`).
+    #[cfg(feature = "otel")]
+    pub(crate) fn from_ids(
+        trace_id: [u8; 16],
+        span_id: [u8; 8],
+        parent_id: Option<[u8; 8]>,
+        flags: u8,
+        tracestate: Option<HeaderValue>,
+    ) -> Self {
+        Self {
+            trace_id,
+            span_id,
+            parent_id,
+            flags,
+            tracestate,
+        }
+    }
 }
 
 impl FromRequestParts for TraceContext {
@@ -283,6 +302,15 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
+        // With `otel`, the request span may already be an exported span
+        // whose ids `telemetry` put on the request: answer and log those.
+        #[cfg(feature = "otel")]
+        let trace = req
+            .extensions()
+            .get::<TraceContext>()
+            .cloned()
+            .unwrap_or_else(|| TraceContext::from_headers(req.headers()));
+        #[cfg(not(feature = "otel"))]
         let trace = TraceContext::from_headers(req.headers());
         let span = tracing::Span::current();
         if !span.is_disabled() {

@@ -280,6 +280,9 @@ impl Dispatch {
             .map(|m| m.start(endpoint.cx.path.clone(), req.method().clone()));
         // The access log (when installed) reports the route template.
         crate::middleware::note_route(&req, &endpoint.cx.path);
+        // The exported server span (feature `otel`) is named by the template.
+        #[cfg(feature = "otel")]
+        crate::telemetry::route_matched(&req, &endpoint.cx.path);
         let cx = endpoint.cx.clone();
         match std::panic::catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(req, cx))) {
             Ok(fut) => DispatchFuture(State::Handler {

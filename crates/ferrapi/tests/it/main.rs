@@ -4,12 +4,14 @@
 
 mod background;
 mod blocking;
+mod client;
 mod depends;
 mod docs;
 mod errors;
 mod extract;
 mod metrics;
 mod middleware;
+mod observability;
 mod openapi;
 mod responses;
 mod routing;
@@ -17,6 +19,7 @@ mod security;
 mod server;
 mod sse;
 mod static_files;
+mod telemetry;
 mod ui;
 mod uploads;
 mod ws;

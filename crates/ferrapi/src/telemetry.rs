@@ -1,0 +1,933 @@
+//! OpenTelemetry traces over OTLP/HTTP (feature `otel`).
+//!
+//! [`from_env`] (or [`OtlpConfig`] for explicit settings) builds a
+//! [`Telemetry`]: an OTLP/HTTP protobuf exporter behind the SDK's batch span
+//! processor, and a `tracing_subscriber` layer ([`Telemetry::layer`]) that
+//! turns `tracing` spans into OpenTelemetry spans. The [`Telemetry`] value is
+//! the guard: dropping it (or [`Telemetry::shutdown`]) flushes what is
+//! queued, within a bounded time.
+//!
+//! ```no_run
+//! use tracing_subscriber::layer::SubscriberExt as _;
+//! use tracing_subscriber::util::SubscriberInitExt as _;
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // `None` when OTEL_EXPORTER_OTLP_ENDPOINT is not set: nothing is exported.
+//! let telemetry = ferrapi::telemetry::from_env("users-api")?;
+//! tracing_subscriber::registry()
+//!     .with(telemetry.as_ref().map(|t| t.layer()))
+//!     // .with(your fmt layer, with its own filter)
+//!     .init();
+//! // ... serve ...
+//! drop(telemetry); // flushes the last spans
+//! # Ok(()) }
+//! ```
+//!
+//! # The server span
+//!
+//! There is no extra layer to install: the request span that
+//! [`RequestIdLayer`](crate::middleware::RequestIdLayer) opens around every
+//! request *is* the server span, when (and only when) the current
+//! subscriber has this module's layer. Then that span is opened with
+//! `otel.kind = "server"`, and the layer:
+//!
+//! - makes the caller's W3C `traceparent` (and `tracestate`) its parent, so
+//!   the exported trace id is the caller's and its parent span id the
+//!   caller's span;
+//! - names it `GET` at first and `GET /api/v1/users/{user_id}` (method and
+//!   route template) once the router has matched a route;
+//! - sets the HTTP semantic-convention attributes `http.request.method`,
+//!   `url.path`, `url.scheme`, `server.address`, `server.port`,
+//!   `user_agent.original`, `network.protocol.version`, `client.address`
+//!   (the peer, then the client address through trusted proxies when
+//!   [`ClientIpLayer`](crate::middleware::ClientIpLayer) runs), `http.route`
+//!   and `http.response.status_code`; a 5xx answer sets the span's status
+//!   to error with `error.type`;
+//! - puts a [`TraceContext`] with the exported span's ids on the request,
+//!   so the `traceparent` that
+//!   [`TraceContextLayer`](crate::middleware::TraceContextLayer) answers
+//!   and the `trace_id`/`span_id` it writes into every log line of the
+//!   request are the exported span's, and outgoing calls through
+//!   [`client`](crate::client) become its children.
+//!
+//! Spans opened inside the request (`#[tracing::instrument]`, database
+//! spans) are exported as its children. The query string, headers other
+//! than `User-Agent` and bodies are never exported.
+//!
+//! Why the request span and not a layer of its own: one span per request
+//! (a second one would double the cost and show up in every log line), and
+//! the span every log line of the request already belongs to is the one
+//! the trace shows.
+//!
+//! # Cost
+//!
+//! Without the feature nothing of this is compiled. With the feature but
+//! without the layer installed, a request pays one look-up of the current
+//! subscriber (a few type-id comparisons) and its span is exactly what it
+//! is without the feature: logs do not change.
+//!
+//! # The request path never waits for the collector
+//!
+//! Finished spans go into the batch processor's bounded queue
+//! (`OTEL_BSP_MAX_QUEUE_SIZE`, 2048 by default) without blocking; a
+//! background thread sends them in batches (every `OTEL_BSP_SCHEDULE_DELAY`
+//! ms or when `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` spans are waiting). When the
+//! collector is down or slow, each export gives up after
+//! `OTEL_EXPORTER_OTLP_TIMEOUT` (10 s), and spans that find the queue full
+//! are dropped and counted: the SDK logs the first drop at `warn` and the
+//! total at shutdown (target `opentelemetry_sdk`); this module logs the
+//! first failed export and the recovery (target `ferrapi::telemetry`).
+//!
+//! # Transport
+//!
+//! OTLP over HTTP with protobuf bodies, `POST {endpoint}/v1/traces`, sent
+//! by ferrapi's own hyper client on a one-thread runtime of its own (so it
+//! works whether or not the application's runtime is still running, and a
+//! flush at exit does not depend on it). Plain `http://` only: a collector
+//! is normally a local agent or sidecar; for TLS, export to a local
+//! collector that forwards. This keeps reqwest, a second TLS stack and gRPC
+//! (tonic, about ten more crates) out of the build. `grpc` and `http/json`
+//! in `OTEL_EXPORTER_OTLP_PROTOCOL` are refused with a clear error.
+//!
+//! # Environment
+//!
+//! | variable | effect |
+//! |---|---|
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`http://collector:4318`); `/v1/traces` is appended. Unset: [`from_env`] returns `None` |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full URL of the traces endpoint, used as is (wins over the above) |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `http/protobuf` (the default); anything else is an error |
+//! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` | export timeout in ms (10000) |
+//! | `OTEL_EXPORTER_OTLP_HEADERS` | `key=value,…` sent with every export |
+//! | `OTEL_SERVICE_NAME` | `service.name` (else the default given to [`from_env`]) |
+//! | `OTEL_RESOURCE_ATTRIBUTES` | more resource attributes |
+//! | `OTEL_BSP_MAX_QUEUE_SIZE`, `OTEL_BSP_SCHEDULE_DELAY`, `OTEL_BSP_MAX_EXPORT_BATCH_SIZE` | the batch processor |
+//! | `OTEL_TRACES_SAMPLER`, `OTEL_TRACES_SAMPLER_ARG` | sampling (default: follow the caller's sampled flag, else sample) |
+//! | `OTEL_SDK_DISABLED=true`, `OTEL_TRACES_EXPORTER=none` | [`from_env`] returns `None` |
+//!
+//! # Filters
+//!
+//! The layer only sees spans the subscriber enables: a global `RUST_LOG=warn`
+//! filter would disable the `info` request span and so the trace. Give the
+//! log output its own filter (`fmt_layer.with_filter(EnvFilter::from_default_env())`)
+//! and leave the telemetry layer unfiltered, or filter it separately.
+
+use crate::middleware::{ClientIp, TRACEPARENT, TRACESTATE, TraceContext};
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt as _, Full, Limited};
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::client::legacy::connect::HttpConnector;
+use opentelemetry::trace::{
+    SpanContext, SpanId, Status, TraceContextExt as _, TraceFlags, TraceId, TraceState,
+    TracerProvider as _,
+};
+use opentelemetry::{Context as OtelContext, KeyValue};
+use opentelemetry_otlp::{Protocol, WithExportConfig as _, WithHttpConfig as _};
+use opentelemetry_sdk::trace::{BatchConfigBuilder, BatchSpanProcessor, SdkTracerProvider};
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Duration;
+use tracing::Span;
+use tracing_opentelemetry::OpenTelemetrySpanExt as _;
+use tracing_subscriber::Layer;
+use tracing_subscriber::registry::LookupSpan;
+
+/// The default export timeout (`OTEL_EXPORTER_OTLP_TIMEOUT`).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The largest collector answer read (the OTLP answer is a few bytes).
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// Telemetry could not be set up. Each names the setting at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum TelemetryError {
+    /// A setting (an environment variable or an explicit value) is invalid.
+    #[error("{setting}: {message}")]
+    Config {
+        /// The variable or setting.
+        setting: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The exporter could not be built.
+    #[error("OTLP exporter: {0}")]
+    Exporter(String),
+    /// The export thread could not be started.
+    #[error("cannot start the OTLP export thread: {0}")]
+    Runtime(#[source] std::io::Error),
+    /// Flushing or shutting down failed (spans may be lost).
+    #[error("OTLP shutdown: {0}")]
+    Shutdown(String),
+}
+
+fn config_error(setting: &'static str, message: impl Into<String>) -> TelemetryError {
+    TelemetryError::Config {
+        setting,
+        message: message.into(),
+    }
+}
+
+/// Where and how spans are exported: explicit settings, or
+/// [`OtlpConfig::from_env`] for the standard `OTEL_*` variables.
+///
+/// ```
+/// use ferrapi::telemetry::OtlpConfig;
+/// use std::time::Duration;
+///
+/// # fn main() -> Result<(), ferrapi::telemetry::TelemetryError> {
+/// let telemetry = OtlpConfig::new("http://127.0.0.1:4318")
+///     .service_name("users-api")
+///     .timeout(Duration::from_secs(2))
+///     .max_queue_size(4096)
+///     .build()?;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct OtlpConfig {
+    traces_endpoint: String,
+    service_name: Option<String>,
+    timeout: Duration,
+    headers: HashMap<String, String>,
+    max_queue_size: Option<usize>,
+    max_export_batch_size: Option<usize>,
+    scheduled_delay: Option<Duration>,
+    shutdown_timeout: Duration,
+}
+
+/// Reads a variable; unset and empty are the same.
+fn var(name: &str) -> Option<String> {
+    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// The traces URL for a base endpoint: `/v1/traces` appended to its path.
+fn traces_url(base: &str) -> String {
+    format!("{}/v1/traces", base.trim_end_matches('/'))
+}
+
+fn check_url(setting: &'static str, url: &str) -> Result<(), TelemetryError> {
+    let uri: http::Uri = url
+        .parse()
+        .map_err(|e| config_error(setting, format!("`{url}` is not a URL: {e}")))?;
+    match uri.scheme_str() {
+        Some("http") if uri.host().is_some() => Ok(()),
+        Some("https") => Err(config_error(
+            setting,
+            format!(
+                "`{url}`: only plain http:// is supported (export to a local collector that forwards over TLS)"
+            ),
+        )),
+        _ => Err(config_error(
+            setting,
+            format!("`{url}` is not an http:// URL with a host"),
+        )),
+    }
+}
+
+fn check_protocol(setting: &'static str, value: &str) -> Result<(), TelemetryError> {
+    match value.trim() {
+        "http/protobuf" => Ok(()),
+        other => Err(config_error(
+            setting,
+            format!("`{other}` is not supported: only `http/protobuf` is built in"),
+        )),
+    }
+}
+
+fn parse_millis(setting: &'static str, value: &str) -> Result<Duration, TelemetryError> {
+    value
+        .trim()
+        .parse::<u64>()
+        .map(Duration::from_millis)
+        .map_err(|_| {
+            config_error(
+                setting,
+                format!("`{value}` is not a number of milliseconds"),
+            )
+        })
+}
+
+impl OtlpConfig {
+    /// Exports to the collector at `endpoint` (its base URL, such as
+    /// `http://127.0.0.1:4318`; `/v1/traces` is appended).
+    pub fn new(endpoint: impl AsRef<str>) -> Self {
+        Self::with_traces_endpoint(traces_url(endpoint.as_ref()))
+    }
+
+    /// Exports to exactly this URL (`http://collector:4318/v1/traces`).
+    pub fn with_traces_endpoint(url: impl Into<String>) -> Self {
+        Self {
+            traces_endpoint: url.into(),
+            service_name: None,
+            timeout: DEFAULT_TIMEOUT,
+            headers: HashMap::new(),
+            max_queue_size: None,
+            max_export_batch_size: None,
+            scheduled_delay: None,
+            shutdown_timeout: Duration::from_secs(5),
+        }
+    }
+
+    /// The settings the `OTEL_*` variables give (see the
+    /// [module docs](self#environment)); `None` when no endpoint is set or
+    /// the SDK is disabled.
+    ///
+    /// # Errors
+    /// A malformed variable, named in the error.
+    pub fn from_env() -> Result<Option<Self>, TelemetryError> {
+        if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+            || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none")
+        {
+            return Ok(None);
+        }
+        let mut config = if let Some(url) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
+            Self::with_traces_endpoint(url.trim())
+        } else if let Some(base) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
+            Self::new(base.trim())
+        } else {
+            return Ok(None);
+        };
+        for name in [
+            "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
+            "OTEL_EXPORTER_OTLP_PROTOCOL",
+        ] {
+            if let Some(value) = var(name) {
+                check_protocol(name, &value)?;
+                break;
+            }
+        }
+        for name in [
+            "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
+            "OTEL_EXPORTER_OTLP_TIMEOUT",
+        ] {
+            if let Some(value) = var(name) {
+                config.timeout = parse_millis(name, &value)?;
+                break;
+            }
+        }
+        if let Some(name) = var("OTEL_SERVICE_NAME") {
+            config.service_name = Some(name.trim().to_owned());
+        }
+        for name in ["OTEL_BSP_MAX_QUEUE_SIZE", "OTEL_BSP_MAX_EXPORT_BATCH_SIZE"] {
+            if let Some(value) = var(name) {
+                let n = value.trim().parse::<usize>().ok().filter(|n| *n > 0);
+                if n.is_none() {
+                    return Err(config_error(
+                        name,
+                        format!("`{value}` is not a positive number"),
+                    ));
+                }
+            }
+        }
+        if let Some(value) = var("OTEL_BSP_SCHEDULE_DELAY") {
+            parse_millis("OTEL_BSP_SCHEDULE_DELAY", &value)?;
+        }
+        // The headers, the batch settings and the resource variables are
+        // read by the exporter and the SDK themselves.
+        Ok(Some(config))
+    }
+
+    /// `service.name` of the resource (`OTEL_SERVICE_NAME` wins when set
+    /// through [`from_env`]).
+    #[must_use]
+    pub fn service_name(mut self, name: impl Into<String>) -> Self {
+        self.service_name = Some(name.into());
+        self
+    }
+
+    /// How long one export may take, retries included (10 s by default).
+    #[must_use]
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// A header sent with every export (authentication to a collector).
+    #[must_use]
+    pub fn header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
+        self.headers.insert(name.into(), value.into());
+        self
+    }
+
+    /// How many finished spans may wait for export; more are dropped
+    /// (2048, or `OTEL_BSP_MAX_QUEUE_SIZE`).
+    #[must_use]
+    pub fn max_queue_size(mut self, spans: usize) -> Self {
+        self.max_queue_size = Some(spans.max(1));
+        self
+    }
+
+    /// The most spans sent in one export (512, or
+    /// `OTEL_BSP_MAX_EXPORT_BATCH_SIZE`).
+    #[must_use]
+    pub fn max_export_batch_size(mut self, spans: usize) -> Self {
+        self.max_export_batch_size = Some(spans.max(1));
+        self
+    }
+
+    /// How long spans wait before a batch is sent (5 s, or
+    /// `OTEL_BSP_SCHEDULE_DELAY`).
+    #[must_use]
+    pub fn scheduled_delay(mut self, delay: Duration) -> Self {
+        self.scheduled_delay = Some(delay);
+        self
+    }
+
+    /// How long [`Telemetry::shutdown`] (and the drop of [`Telemetry`])
+    /// waits for the last export (5 s).
+    #[must_use]
+    pub fn shutdown_timeout(mut self, timeout: Duration) -> Self {
+        self.shutdown_timeout = timeout;
+        self
+    }
+
+    /// The traces URL spans are posted to.
+    pub fn traces_endpoint(&self) -> &str {
+        &self.traces_endpoint
+    }
+
+    /// Starts the exporter: its thread, the batch processor, the tracer.
+    ///
+    /// # Errors
+    /// An invalid endpoint, or the export thread cannot start.
+    pub fn build(self) -> Result<Telemetry, TelemetryError> {
+        check_url("endpoint", &self.traces_endpoint)?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("ferrapi-otlp")
+            .enable_all()
+            .build()
+            .map_err(TelemetryError::Runtime)?;
+        let failures = Arc::new(ExportHealth::default());
+        let mut connector = HttpConnector::new();
+        connector.set_connect_timeout(Some(self.timeout));
+        connector.set_nodelay(true);
+        let client = ExportClient {
+            inner: HyperClient::builder(hyper_util::rt::TokioExecutor::new())
+                .pool_idle_timeout(Duration::from_secs(30))
+                .build(connector),
+            runtime: Arc::new(OwnedRuntime(Some(runtime))),
+            timeout: self.timeout,
+            health: failures.clone(),
+        };
+        let mut exporter = opentelemetry_otlp::SpanExporter::builder()
+            .with_http()
+            .with_http_client(client)
+            .with_endpoint(self.traces_endpoint.clone())
+            .with_protocol(Protocol::HttpBinary)
+            .with_timeout(self.timeout);
+        if !self.headers.is_empty() {
+            exporter = exporter.with_headers(self.headers.clone());
+        }
+        let exporter = exporter
+            .build()
+            .map_err(|e| TelemetryError::Exporter(e.to_string()))?;
+
+        // `default()` reads the OTEL_BSP_* variables; explicit settings win.
+        let mut batch = BatchConfigBuilder::default();
+        if let Some(n) = self.max_queue_size {
+            batch = batch.with_max_queue_size(n);
+        }
+        if let Some(n) = self.max_export_batch_size {
+            batch = batch.with_max_export_batch_size(n);
+        }
+        if let Some(d) = self.scheduled_delay {
+            batch = batch.with_scheduled_delay(d);
+        }
+        let batch = batch.build();
+        let processor = BatchSpanProcessor::builder(exporter)
+            .with_batch_config(batch)
+            .build();
+
+        let mut resource = opentelemetry_sdk::Resource::builder();
+        if var("OTEL_SERVICE_NAME").is_none()
+            && let Some(name) = &self.service_name
+        {
+            resource = resource.with_service_name(name.clone());
+        }
+        let provider = SdkTracerProvider::builder()
+            .with_span_processor(processor)
+            .with_resource(resource.build())
+            .build();
+        Ok(Telemetry {
+            provider,
+            shutdown_timeout: self.shutdown_timeout,
+            done: AtomicBool::new(false),
+            health: failures,
+        })
+    }
+}
+
+/// Reads the `OTEL_*` variables and starts the exporter when an endpoint
+/// is set: `Ok(None)` means tracing is off. `default_service_name` is the
+/// `service.name` unless `OTEL_SERVICE_NAME` is set.
+///
+/// # Errors
+/// A malformed variable (named in the error), or the exporter cannot start.
+pub fn from_env(default_service_name: &str) -> Result<Option<Telemetry>, TelemetryError> {
+    match OtlpConfig::from_env()? {
+        Some(config) => config.service_name(default_service_name).build().map(Some),
+        None => Ok(None),
+    }
+}
+
+/// A running exporter: hands out the tracing layer, and flushes on drop.
+///
+/// Keep it alive for as long as spans should be exported (until the end of
+/// `main`); [`shutdown`](Self::shutdown) flushes explicitly.
+pub struct Telemetry {
+    provider: SdkTracerProvider,
+    shutdown_timeout: Duration,
+    done: AtomicBool,
+    health: Arc<ExportHealth>,
+}
+
+impl std::fmt::Debug for Telemetry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Telemetry")
+            .field("failed_exports", &self.failed_exports())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Marks a subscriber that has [`Telemetry::layer`]: the request span
+/// carries the server-span fields only then.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtelMarker {
+    _private: (),
+}
+
+impl<S: tracing::Subscriber> Layer<S> for OtelMarker {}
+
+impl Telemetry {
+    /// The `tracing_subscriber` layer exporting spans through this exporter
+    /// (tracing-opentelemetry's, with the marker ferrapi's request span
+    /// looks for). Add it to the registry next to the log output.
+    pub fn layer<S>(&self) -> impl Layer<S> + 'static
+    where
+        S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    {
+        let tracer = self.provider.tracer("ferrapi");
+        tracing_opentelemetry::layer()
+            .with_tracer(tracer)
+            .with_threads(false)
+            .and_then(OtelMarker::default())
+    }
+
+    /// The tracer provider, for spans made with the OpenTelemetry API
+    /// directly, or to install as the global provider.
+    pub fn provider(&self) -> &SdkTracerProvider {
+        &self.provider
+    }
+
+    /// Exports everything queued now, waiting for the collector (at most
+    /// the export timeout). Blocks: call it from a blocking context.
+    ///
+    /// # Errors
+    /// The export failed.
+    pub fn force_flush(&self) -> Result<(), TelemetryError> {
+        self.provider
+            .force_flush()
+            .map_err(|e| TelemetryError::Shutdown(e.to_string()))
+    }
+
+    /// How many exports failed so far (collector down, refused, slow).
+    pub fn failed_exports(&self) -> u64 {
+        self.health.failed.load(Ordering::Relaxed)
+    }
+
+    /// Flushes the queue and stops the exporter, waiting at most the
+    /// shutdown timeout. Blocks.
+    ///
+    /// # Errors
+    /// The last export failed or did not finish in time.
+    pub fn shutdown(self) -> Result<(), TelemetryError> {
+        self.shutdown_inner()
+    }
+
+    fn shutdown_inner(&self) -> Result<(), TelemetryError> {
+        if self.done.swap(true, Ordering::AcqRel) {
+            return Ok(());
+        }
+        self.provider
+            .shutdown_with_timeout(self.shutdown_timeout)
+            .map_err(|e| TelemetryError::Shutdown(e.to_string()))
+    }
+}
+
+impl Drop for Telemetry {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown_inner() {
+            tracing::warn!(target: "ferrapi::telemetry", error = %e, "OTLP shutdown incomplete; spans may be lost");
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The export transport: hyper-util's client on a runtime of its own.
+
+/// A runtime dropped without blocking (the drop may happen inside another
+/// runtime, where a blocking drop panics).
+#[derive(Debug)]
+struct OwnedRuntime(Option<tokio::runtime::Runtime>);
+
+impl Drop for OwnedRuntime {
+    fn drop(&mut self) {
+        if let Some(rt) = self.0.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct ExportHealth {
+    failed: AtomicU64,
+    failing: AtomicBool,
+}
+
+impl ExportHealth {
+    fn failed(&self, error: &str) {
+        self.failed.fetch_add(1, Ordering::Relaxed);
+        if !self.failing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                target: "ferrapi::telemetry",
+                error,
+                "OTLP export failed; spans are dropped while the collector is unreachable (logged again when it recovers)"
+            );
+        } else {
+            tracing::debug!(target: "ferrapi::telemetry", error, "OTLP export failed");
+        }
+    }
+
+    fn succeeded(&self) {
+        if self.failing.swap(false, Ordering::Relaxed) {
+            tracing::info!(
+                target: "ferrapi::telemetry",
+                failed_exports = self.failed.load(Ordering::Relaxed),
+                "OTLP export recovered"
+            );
+        }
+    }
+}
+
+/// `opentelemetry_http::HttpClient` over hyper-util. The batch processor
+/// calls it from its own thread, outside any runtime: the request runs on
+/// this client's runtime and the processor waits for its result.
+#[derive(Debug, Clone)]
+struct ExportClient {
+    inner: HyperClient<HttpConnector, Full<Bytes>>,
+    runtime: Arc<OwnedRuntime>,
+    timeout: Duration,
+    health: Arc<ExportHealth>,
+}
+
+type ExportResult = Result<Response<Bytes>, opentelemetry_http::HttpError>;
+
+impl ExportClient {
+    async fn send(
+        inner: HyperClient<HttpConnector, Full<Bytes>>,
+        request: Request<Bytes>,
+        timeout: Duration,
+    ) -> ExportResult {
+        let (parts, body) = request.into_parts();
+        let request = Request::from_parts(parts, Full::new(body));
+        let exchange = async {
+            let res = inner.request(request).await?;
+            let (parts, body) = res.into_parts();
+            let body = Limited::new(body, MAX_RESPONSE_BYTES).collect().await?;
+            Ok::<_, opentelemetry_http::HttpError>(Response::from_parts(parts, body.to_bytes()))
+        };
+        match tokio::time::timeout(timeout, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("no answer from the collector within {timeout:?}").into()),
+        }
+    }
+}
+
+impl opentelemetry_http::HttpClient for ExportClient {
+    // Written out as `async_trait` expands it: the trait is declared with
+    // that macro.
+    fn send_bytes<'life0, 'async_trait>(
+        &'life0 self,
+        request: Request<Bytes>,
+    ) -> Pin<Box<dyn Future<Output = ExportResult> + Send + 'async_trait>>
+    where
+        'life0: 'async_trait,
+        Self: 'async_trait,
+    {
+        let spawned = self
+            .runtime
+            .0
+            .as_ref()
+            .map(|rt| rt.spawn(Self::send(self.inner.clone(), request, self.timeout)));
+        let health = self.health.clone();
+        Box::pin(async move {
+            let result = match spawned {
+                Some(task) => match task.await {
+                    Ok(result) => result,
+                    Err(e) => Err(format!("the export task failed: {e}").into()),
+                },
+                None => Err("the export runtime is shut down".into()),
+            };
+            match &result {
+                Ok(res) if res.status().is_success() => health.succeeded(),
+                Ok(res) => health.failed(&format!("the collector answered {}", res.status())),
+                Err(e) => health.failed(&e.to_string()),
+            }
+            result
+        })
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Hooks for the request span (called by RequestIdLayer, TraceContextLayer
+// and the router).
+
+/// Whether the current subscriber exports spans through [`Telemetry::layer`].
+pub(crate) fn active() -> bool {
+    tracing::dispatcher::get_default(|d| d.is::<OtelMarker>())
+}
+
+fn span_is_exported(span: &Span) -> bool {
+    !span.is_disabled() && span.with_subscriber(|(_, d)| d.is::<OtelMarker>()) == Some(true)
+}
+
+/// The semantic-convention name of a method: the known ones as they are,
+/// any other `_OTHER`.
+fn method_name(method: &http::Method) -> &'static str {
+    match *method {
+        http::Method::GET => "GET",
+        http::Method::HEAD => "HEAD",
+        http::Method::POST => "POST",
+        http::Method::PUT => "PUT",
+        http::Method::PATCH => "PATCH",
+        http::Method::DELETE => "DELETE",
+        http::Method::OPTIONS => "OPTIONS",
+        http::Method::TRACE => "TRACE",
+        http::Method::CONNECT => "CONNECT",
+        _ => "_OTHER",
+    }
+}
+
+/// The caller's trace as an OpenTelemetry parent context.
+fn remote_parent(headers: &http::HeaderMap) -> Option<OtelContext> {
+    let (trace_id, parent, flags) = headers
+        .get(TRACEPARENT)
+        .and_then(|v| TraceContext::parse(v.as_bytes()))?;
+    let state = headers
+        .get(TRACESTATE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|s| s.parse::<TraceState>().ok())
+        .unwrap_or_default();
+    let cx = SpanContext::new(
+        TraceId::from_bytes(trace_id),
+        SpanId::from_bytes(parent),
+        TraceFlags::new(flags),
+        true,
+        state,
+    );
+    Some(OtelContext::new().with_remote_span_context(cx))
+}
+
+/// Starts the server span (the request span, just opened with
+/// `otel.kind = "server"`): parent, name, request attributes; puts the
+/// [`TraceContext`] with its ids on the request.
+pub(crate) fn start_server_span<B>(span: &Span, req: &mut Request<B>) {
+    if !span_is_exported(span) {
+        return;
+    }
+    let parent = remote_parent(req.headers());
+    let parent_id = parent
+        .as_ref()
+        .map(|cx| cx.span().span_context().span_id().to_bytes());
+    if let Some(parent) = parent {
+        let _ = span.set_parent(parent);
+    }
+    // Starts the span: from here on its ids are known.
+    let cx = span.context();
+    let otel = cx.span();
+    let method = method_name(req.method());
+    otel.update_name(method);
+    let mut attrs = Vec::with_capacity(8);
+    attrs.push(KeyValue::new("http.request.method", method));
+    if method == "_OTHER" {
+        attrs.push(KeyValue::new(
+            "http.request.method_original",
+            req.method().as_str().to_owned(),
+        ));
+    }
+    attrs.push(KeyValue::new("url.path", req.uri().path().to_owned()));
+    attrs.push(KeyValue::new(
+        "url.scheme",
+        req.uri().scheme_str().unwrap_or("http").to_owned(),
+    ));
+    let authority = req.uri().authority().cloned().or_else(|| {
+        req.headers()
+            .get(http::header::HOST)
+            .and_then(|h| h.to_str().ok())
+            .and_then(|h| h.parse::<http::uri::Authority>().ok())
+    });
+    if let Some(authority) = authority {
+        attrs.push(KeyValue::new("server.address", authority.host().to_owned()));
+        if let Some(port) = authority.port_u16() {
+            attrs.push(KeyValue::new("server.port", i64::from(port)));
+        }
+    }
+    if let Some(agent) = req
+        .headers()
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+    {
+        attrs.push(KeyValue::new(
+            "user_agent.original",
+            agent.chars().take(256).collect::<String>(),
+        ));
+    }
+    let version = match req.version() {
+        http::Version::HTTP_10 => "1.0",
+        http::Version::HTTP_2 => "2",
+        http::Version::HTTP_3 => "3",
+        _ => "1.1",
+    };
+    attrs.push(KeyValue::new("network.protocol.version", version));
+    if let Some(peer) = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+    {
+        attrs.push(KeyValue::new("client.address", peer.0.ip().to_string()));
+        attrs.push(KeyValue::new(
+            "network.peer.address",
+            peer.0.ip().to_string(),
+        ));
+    }
+    otel.set_attributes(attrs);
+
+    let sc = otel.span_context();
+    if sc.is_valid() {
+        let tracestate = req.headers().get(TRACESTATE).cloned();
+        let trace = TraceContext::from_ids(
+            sc.trace_id().to_bytes(),
+            sc.span_id().to_bytes(),
+            parent_id,
+            sc.trace_flags().to_u8(),
+            tracestate,
+        );
+        req.extensions_mut().insert(trace);
+    }
+}
+
+/// The router matched `route`: the span is named `{METHOD} {route}`, gets
+/// `http.route`, and the client address through trusted proxies.
+pub(crate) fn route_matched<B>(req: &Request<B>, route: &str) {
+    let span = Span::current();
+    if !span_is_exported(&span) {
+        return;
+    }
+    let cx = span.context();
+    let otel = cx.span();
+    otel.update_name(format!("{} {route}", method_name(req.method())));
+    otel.set_attribute(KeyValue::new("http.route", route.to_owned()));
+    if let Some(ip) = req.extensions().get::<ClientIp>() {
+        otel.set_attribute(KeyValue::new("client.address", ip.0.to_string()));
+    }
+}
+
+/// The answer is ready: `http.response.status_code`, and an error status
+/// for a 5xx.
+pub(crate) fn finish_server_span(span: &Span, status: StatusCode) {
+    if !span_is_exported(span) {
+        return;
+    }
+    span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+    if status.is_server_error() {
+        span.set_attribute("error.type", status.as_str().to_owned());
+        span.set_status(Status::error(""));
+    }
+}
+
+/// `traceparent` and `tracestate` of the current span, when it is
+/// exported: what an outgoing call made inside it sends.
+pub(crate) fn current_trace_headers() -> Option<(String, Option<String>)> {
+    let span = Span::current();
+    if !span_is_exported(&span) {
+        return None;
+    }
+    let cx = span.context();
+    let otel = cx.span();
+    let sc = otel.span_context();
+    if !sc.is_valid() {
+        return None;
+    }
+    let traceparent = format!(
+        "00-{}-{}-{:02x}",
+        sc.trace_id(),
+        sc.span_id(),
+        sc.trace_flags().to_u8()
+    );
+    let state = sc.trace_state().header();
+    Some((traceparent, (!state.is_empty()).then_some(state)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_and_settings_are_checked() {
+        assert_eq!(
+            OtlpConfig::new("http://127.0.0.1:4318/").traces_endpoint(),
+            "http://127.0.0.1:4318/v1/traces"
+        );
+        assert!(check_url("x", "http://collector:4318/v1/traces").is_ok());
+        let err = check_url("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(err.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT: "), "{err}");
+        assert!(check_url("x", "collector:4318").is_err());
+        assert!(check_protocol("p", "http/protobuf").is_ok());
+        assert!(check_protocol("p", "grpc").is_err());
+        assert!(check_protocol("p", "http/json").is_err());
+        assert_eq!(
+            parse_millis("t", "250").ok(),
+            Some(Duration::from_millis(250))
+        );
+        assert!(parse_millis("t", "2s").is_err());
+    }
+
+    #[test]
+    fn methods_follow_the_conventions() {
+        assert_eq!(method_name(&http::Method::GET), "GET");
+        let custom = http::Method::from_bytes(b"PURGE").ok();
+        assert_eq!(custom.as_ref().map(method_name), Some("_OTHER"));
+    }
+
+    #[test]
+    fn the_remote_parent_is_the_callers_span() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert(
+            TRACEPARENT,
+            http::HeaderValue::from_static(
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            ),
+        );
+        headers.insert(TRACESTATE, http::HeaderValue::from_static("vendor=abc"));
+        let cx = remote_parent(&headers);
+        let sc = cx.as_ref().map(|cx| cx.span().span_context().clone());
+        let sc = sc.filter(SpanContext::is_remote);
+        assert_eq!(
+            sc.as_ref().map(|sc| sc.trace_id().to_string()),
+            Some("4bf92f3577b34da6a3ce929d0e0e4736".to_owned())
+        );
+        assert_eq!(
+            sc.as_ref().map(|sc| sc.trace_state().header()),
+            Some("vendor=abc".to_owned())
+        );
+        headers.insert(TRACEPARENT, http::HeaderValue::from_static("garbage"));
+        assert!(remote_parent(&headers).is_none());
+    }
+}
