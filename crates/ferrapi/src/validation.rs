@@ -9,7 +9,7 @@
 //! strings and always take the schema walk, which is what coerces them.
 
 use ferrapi_core::validation::{
-    self, ErrorItem, Loc, LocItem, MissingInput, Schema, Source, from_garde, json_invalid,
+    self, ErrorItem, Loc, LocItem, MissingInput, Schema, Source, from_garde_with, json_invalid,
     params_to_value,
 };
 use schemars::JsonSchema;
@@ -146,24 +146,27 @@ where
     };
     let schema = schema_of::<T>();
     let loc = Loc::source(Source::Body);
-    let original = value.clone();
+    // The body as received (the walk coerces `value` in place), for the
+    // inputs of errors found after the walk: parsed again on those rare
+    // paths rather than copied on every failure.
+    let original = || serde_json::from_slice::<Value>(bytes).unwrap_or(Value::Null);
     let mut errors = Vec::new();
     validation::validate(schema, &mut value, &loc, MissingInput::Parent, &mut errors);
     if let Some(report) = report {
-        from_garde(&report, schema, &original, &loc, &mut errors);
+        from_garde_with(&report, schema, &loc, &mut errors, original);
         return Err(errors);
     }
     if !errors.is_empty() {
         return Err(errors);
     }
-    let parsed: T = match serde_json::from_value(value) {
+    let parsed: T = match T::deserialize(&value) {
         Ok(v) => v,
-        Err(e) => return Err(vec![serde_fallback(loc, &e, original)]),
+        Err(e) => return Err(vec![serde_fallback(loc, &e, original())]),
     };
     match parsed.validate() {
         Ok(()) => Ok(parsed),
         Err(report) => {
-            from_garde(&report, schema, &original, &loc, &mut errors);
+            from_garde_with(&report, schema, &loc, &mut errors, original);
             Err(errors)
         }
     }

@@ -26,6 +26,27 @@ pub fn from_garde(
     loc: &Loc,
     errors: &mut Vec<ErrorItem>,
 ) {
+    from_garde_with(report, schema, loc, errors, || value.clone());
+}
+
+/// [`from_garde`] for callers that no longer hold the original input: it is
+/// asked of `original` only when an error is added (the common case, garde
+/// rules that the schema also expresses, needs no input at all).
+///
+/// When nothing is added, `errors` is left in the order it came in, which
+/// for the output of [`validate`](super::validate) is already declaration
+/// order.
+pub fn from_garde_with(
+    report: &garde::Report,
+    schema: &Schema,
+    loc: &Loc,
+    errors: &mut Vec<ErrorItem>,
+    original: impl FnOnce() -> Value,
+) {
+    let mut original = Some(original);
+    let mut input_root: Option<Value> = None;
+    let mut added = false;
+    let mut items: Vec<Item<'_>> = Vec::new();
     for (path, err) in report.iter() {
         // garde yields a path leaf first.
         let components: Vec<(Kind, &str)> = path
@@ -33,33 +54,32 @@ pub fn from_garde(
             .rev()
             .map(|(kind, c)| (kind, c.as_str()))
             .collect();
+        items.clear();
         let mut node: Option<&Value> = Some(schema.root());
-        let mut item_loc = loc.clone();
         for (kind, component) in components {
-            match kind {
-                Kind::None => {}
-                Kind::Index => {
-                    let item = match component.parse::<usize>() {
-                        Ok(i) => LocItem::Index(i),
-                        Err(_) => LocItem::Key(Cow::Owned(component.to_owned())),
-                    };
-                    node = node.and_then(|n| child_schema(schema, n, &item));
-                    item_loc.0.push(item);
-                }
-                Kind::Key => {
-                    let name = node
-                        .and_then(|n| map_name(schema, n, component))
-                        .unwrap_or_else(|| component.to_owned());
-                    let item = LocItem::Key(Cow::Owned(name));
-                    node = node.and_then(|n| child_schema(schema, n, &item));
-                    item_loc.0.push(item);
-                }
-            }
+            let item = match kind {
+                Kind::None => continue,
+                Kind::Index => match component.parse::<usize>() {
+                    Ok(i) => Item::Index(i),
+                    Err(_) => Item::Key(Cow::Owned(component.to_owned())),
+                },
+                Kind::Key => Item::Key(
+                    node.and_then(|n| map_name(schema, n, component))
+                        .unwrap_or_else(|| Cow::Owned(component.to_owned())),
+                ),
+            };
+            node = node.and_then(|n| child_schema(schema, n, &item.as_loc_item()));
+            items.push(item);
         }
-        if errors.iter().any(|e| e.loc == item_loc) {
+        if errors.iter().any(|e| same_loc(&e.loc, loc, &items)) {
             continue;
         }
-        let input = value_at(value, &item_loc.0[loc.0.len().min(item_loc.0.len())..]);
+        let mut item_loc = loc.clone();
+        item_loc
+            .0
+            .extend(items.iter().map(|i| i.as_loc_item().into_owned()));
+        let root = input_root.get_or_insert_with(|| original.take().map_or(Value::Null, |f| f()));
+        let input = value_at(root, &item_loc.0[loc.0.len().min(item_loc.0.len())..]);
         let message = err.message();
         errors.push(ErrorItem {
             kind: "value_error".into(),
@@ -68,8 +88,61 @@ pub fn from_garde(
             input,
             ctx: json!({ "error": message }).as_object().cloned(),
         });
+        added = true;
     }
-    sort_by_declaration(schema, loc, errors);
+    if added {
+        sort_by_declaration(schema, loc, errors);
+    }
+}
+
+/// One element of a garde error's location, mapped to the schema's names
+/// (borrowed from the schema when it has the name).
+enum Item<'s> {
+    Key(Cow<'s, str>),
+    Index(usize),
+}
+
+impl Item<'_> {
+    fn as_loc_item(&self) -> BorrowedItem<'_> {
+        match self {
+            Item::Key(k) => BorrowedItem::Key(k.as_ref()),
+            Item::Index(i) => BorrowedItem::Index(*i),
+        }
+    }
+}
+
+/// A [`LocItem`] that borrows its key.
+#[derive(Clone, Copy)]
+enum BorrowedItem<'a> {
+    Key(&'a str),
+    Index(usize),
+}
+
+impl BorrowedItem<'_> {
+    fn into_owned(self) -> LocItem {
+        match self {
+            BorrowedItem::Key(k) => LocItem::Key(Cow::Owned(k.to_owned())),
+            BorrowedItem::Index(i) => LocItem::Index(i),
+        }
+    }
+
+    fn matches(self, item: &LocItem) -> bool {
+        match (self, item) {
+            (BorrowedItem::Key(a), LocItem::Key(b)) => a == b.as_ref(),
+            (BorrowedItem::Index(a), LocItem::Index(b)) => a == *b,
+            _ => false,
+        }
+    }
+}
+
+/// Whether `loc` is `prefix` followed by `items`.
+fn same_loc(loc: &Loc, prefix: &Loc, items: &[Item<'_>]) -> bool {
+    loc.0.len() == prefix.0.len() + items.len()
+        && loc.0.starts_with(&prefix.0)
+        && loc.0[prefix.0.len()..]
+            .iter()
+            .zip(items)
+            .all(|(l, i)| i.as_loc_item().matches(l))
 }
 
 /// The value found by following `path` from `value` (`null` if absent).
@@ -91,10 +164,10 @@ fn value_at(value: &Value, path: &[LocItem]) -> Value {
 }
 
 /// The schema property that a Rust field name stands for.
-fn map_name(schema: &Schema, node: &Value, rust: &str) -> Option<String> {
+fn map_name<'s>(schema: &'s Schema, node: &'s Value, rust: &str) -> Option<Cow<'s, str>> {
     let props = schema.properties(node)?;
-    if props.contains_key(rust) {
-        return Some(rust.to_owned());
+    if let Some((key, _)) = props.get_key_value(rust) {
+        return Some(Cow::Borrowed(key.as_str()));
     }
     let words: Vec<&str> = rust.split('_').filter(|w| !w.is_empty()).collect();
     let capitalized = |w: &str| {
@@ -125,16 +198,23 @@ fn map_name(schema: &Schema, node: &Value, rust: &str) -> Option<String> {
         rust.replace('_', "").to_lowercase(),
         rust.replace('_', "").to_uppercase(),
     ];
-    candidates.into_iter().find(|c| props.contains_key(c))
+    candidates
+        .into_iter()
+        .find(|c| props.contains_key(c))
+        .map(Cow::Owned)
 }
 
 /// The schema of `item` within `node`: a property, a list item, a map
 /// value, or a tagged-union member.
-fn child_schema<'a>(schema: &'a Schema, node: &'a Value, item: &LocItem) -> Option<&'a Value> {
+fn child_schema<'a>(
+    schema: &'a Schema,
+    node: &'a Value,
+    item: &BorrowedItem<'_>,
+) -> Option<&'a Value> {
     let node = schema.resolve_nullable(node);
-    match item {
-        LocItem::Key(k) => {
-            if let Some(p) = node.kw("properties").and_then(|p| p.get(k.as_ref())) {
+    match *item {
+        BorrowedItem::Key(k) => {
+            if let Some(p) = node.kw("properties").and_then(|p| p.get(k)) {
                 return Some(p);
             }
             if let Some(s @ Value::Object(_)) = node.kw("additionalProperties") {
@@ -142,9 +222,9 @@ fn child_schema<'a>(schema: &'a Schema, node: &'a Value, item: &LocItem) -> Opti
             }
             union_member(schema, node, k).map(|(_, s)| s)
         }
-        LocItem::Index(i) => node
+        BorrowedItem::Index(i) => node
             .kw("prefixItems")
-            .and_then(|p| p.get(*i))
+            .and_then(|p| p.get(i))
             .or_else(|| node.kw("items")),
     }
 }
@@ -156,10 +236,7 @@ fn union_member<'a>(
     node: &'a Value,
     label: &str,
 ) -> Option<(usize, &'a Value)> {
-    let vars = node
-        .kw("anyOf")
-        .or_else(|| node.kw("oneOf"))?
-        .as_array()?;
+    let vars = node.kw("anyOf").or_else(|| node.kw("oneOf"))?.as_array()?;
     let non_null: Vec<&Value> = vars.iter().filter(|v| !schema.is_null_schema(v)).collect();
     if let Some((_, tags)) = schema.discriminator(&non_null) {
         return tags
@@ -197,7 +274,11 @@ fn order_key(schema: &Schema, prefix: &Loc, loc: &Loc) -> Vec<usize> {
             (LocItem::Key(_), None) => usize::MAX - 1,
         };
         key.push(position);
-        node = node.and_then(|n| child_schema(schema, n, item));
+        let item = match item {
+            LocItem::Key(k) => BorrowedItem::Key(k.as_ref()),
+            LocItem::Index(i) => BorrowedItem::Index(*i),
+        };
+        node = node.and_then(|n| child_schema(schema, n, &item));
     }
     key
 }

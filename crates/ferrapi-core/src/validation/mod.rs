@@ -31,7 +31,7 @@ mod params;
 mod walk;
 
 pub use email::validate_email;
-pub use garde_map::from_garde;
+pub use garde_map::{from_garde, from_garde_with};
 pub use json::{json_invalid, missing_body, model_attributes_type};
 pub use params::params_to_value;
 pub use walk::{MissingInput, Schema, validate};
