@@ -64,7 +64,9 @@
 //! Without the feature nothing of this is compiled. With the feature but
 //! without the layer installed, a request pays one look-up of the current
 //! subscriber (a few type-id comparisons) and its span is exactly what it
-//! is without the feature: logs do not change.
+//! is without the feature: logs do not change. With the layer, the request
+//! span's log fields gain `otel.kind = "server"`; the other attributes are
+//! set on the OpenTelemetry span only, not in the logs.
 //!
 //! # The request path never waits for the collector
 //!

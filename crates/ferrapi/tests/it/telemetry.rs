@@ -2,6 +2,7 @@
 //! receiver: a hyper server on 127.0.0.1 that decodes the protobuf the
 //! exporter posts to `/v1/traces`.
 
+use crate::middleware::Logs;
 use ferrapi::client::Client;
 use ferrapi::middleware::Stack;
 use ferrapi::prelude::*;
@@ -186,6 +187,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[get("/api/v1/users/{user_id}")]
 async fn read_user(Path(user_id): Path<u32>) -> String {
+    tracing::info!("reading a user");
     let load = tracing::info_span!("load_user", user_id);
     let _entered = load.enter();
     format!("user {user_id}")
@@ -218,8 +220,16 @@ const P: &str = "00f067aa0ba902b7";
 async fn the_server_span_joins_the_callers_trace_with_http_attributes() {
     let mut receiver = Receiver::start();
     let telemetry = telemetry_to(&receiver, "it-telemetry");
-    let _default =
-        tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let _default = tracing::subscriber::set_default(
+        tracing_subscriber::registry().with(telemetry.layer()).with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .with_current_span(true)
+                .with_writer(move || writer.clone()),
+        ),
+    );
     let server = TestServer::start(app()).await;
     let base = format!("http://{}", server.addr());
     let http = Client::new();
@@ -273,6 +283,15 @@ async fn the_server_span_joins_the_callers_trace_with_http_attributes() {
     let all = format!("{:?}", span.attributes);
     assert!(!all.contains("secret"), "{all}");
 
+    // The request's log lines carry the exported ids.
+    let line = logs
+        .lines()
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "reading a user")
+        .unwrap();
+    assert_eq!(line["span"]["trace_id"], T, "{line}");
+    assert_eq!(line["span"]["span_id"], span_id.as_str(), "{line}");
+
     // A span opened in the handler is its child.
     let child = receiver.wait_for(|s| s.name == "load_user").await.span;
     assert_eq!(hex(&child.trace_id), T);
@@ -306,6 +325,21 @@ async fn the_server_span_joins_the_callers_trace_with_http_attributes() {
         "STATUS_CODE_ERROR"
     );
 
+    // A caller that does not sample: nothing exported, the flag answered.
+    let unsampled = "11111111111111111111111111111111";
+    let res = http
+        .get(&format!("{base}/api/v1/users/7"))
+        .header("traceparent", format!("00-{unsampled}-{P}-00"))
+        .send()
+        .await
+        .unwrap();
+    let answered = res.header("traceparent").unwrap().to_owned();
+    assert!(
+        answered.starts_with(&format!("00-{unsampled}-")),
+        "{answered}"
+    );
+    assert!(answered.ends_with("-00"), "{answered}");
+
     // An unmatched path is named by its method alone (no unbounded names).
     let res = http.get(&format!("{base}/nowhere/7")).send().await.unwrap();
     assert_eq!(res.status(), 404);
@@ -315,6 +349,14 @@ async fn the_server_span_joins_the_callers_trace_with_http_attributes() {
         .span;
     assert_eq!(got.name, "GET");
     assert_eq!(attr(&got, "http.route"), None);
+    // By now the unsampled request's span would have been exported too.
+    assert!(
+        !receiver
+            .seen
+            .iter()
+            .any(|r| hex(&r.span.trace_id) == unsampled),
+        "an unsampled trace was exported"
+    );
 
     server.stop().await.unwrap();
     telemetry.shutdown().unwrap();
@@ -436,7 +478,7 @@ async fn a_collector_that_never_answers_does_not_slow_requests() {
 }
 
 #[tokio::test]
-async fn without_the_layer_requests_keep_their_plain_span() {
+async fn without_the_layer_the_trace_context_layer_works_as_before() {
     // The feature is compiled in, but no telemetry layer is installed: the
     // request span has no OpenTelemetry fields and ids come from the
     // trace-context layer as before.
