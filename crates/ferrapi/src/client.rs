@@ -5,10 +5,19 @@
 //! [`RequestBuilder::trace`]: the call goes out with `traceparent`
 //! (`00-<the trace id>-<this request's span id>-<flags>`) and the caller's
 //! `tracestate`, so the other service's spans join the same trace as
-//! children of this request. With the `otel` feature and the telemetry
-//! layer installed, a call made without [`trace`](RequestBuilder::trace)
-//! carries the current span's context (the request span, or a span opened
-//! inside it); an explicit `traceparent` header is never replaced.
+//! children of this request. An explicit `traceparent` header is never
+//! replaced.
+//!
+//! With the `otel` feature and the telemetry layer installed
+//! ([`telemetry`](crate::telemetry)), each call also gets a client span
+//! (kind client, named by its method, with `http.request.method`,
+//! `server.address`, `server.port`, `url.full` without the query,
+//! `http.response.status_code`, and `error.type` on failure), a child of
+//! the current span (the request span, or a span opened inside it), and
+//! `traceparent` names that client span; calls made without
+//! [`trace`](RequestBuilder::trace) are joined to the current trace all the
+//! same. A [`trace`](RequestBuilder::trace) of another trace than the
+//! current one is sent as given, without a client span.
 //!
 //! ```
 //! use ferrapi::client::Client;
@@ -237,23 +246,33 @@ impl RequestBuilder {
         if request.uri().scheme_str() != Some("http") {
             return Err(ClientError::UnsupportedScheme(self.url));
         }
+        // With `otel` and the telemetry layer: a client span, child of the
+        // current span, names the call in the trace.
+        #[cfg(feature = "otel")]
+        let client_span = if request.headers().contains_key(TRACEPARENT) {
+            None
+        } else {
+            let explicit = self.trace.as_ref().and_then(|(parent, _)| {
+                TraceContext::parse(parent.as_bytes()).map(|(trace_id, _, _)| trace_id)
+            });
+            crate::telemetry::client_span(request.method(), request.uri(), explicit)
+        };
         let headers = request.headers_mut();
-        if !headers.contains_key(TRACEPARENT) {
-            if let Some((parent, state)) = self.trace {
-                headers.insert(TRACEPARENT, parent);
-                if let Some(state) = state {
-                    headers.insert(TRACESTATE, state);
-                }
-            } else {
-                #[cfg(feature = "otel")]
-                if let Some((parent, state)) = crate::telemetry::current_trace_headers() {
-                    if let Ok(v) = HeaderValue::from_str(&parent) {
-                        headers.insert(TRACEPARENT, v);
-                    }
-                    if let Some(v) = state.and_then(|s| HeaderValue::from_str(&s).ok()) {
-                        headers.insert(TRACESTATE, v);
-                    }
-                }
+        #[cfg(feature = "otel")]
+        if let Some((_, parent, state)) = &client_span {
+            if let Ok(v) = HeaderValue::from_str(parent) {
+                headers.insert(TRACEPARENT, v);
+            }
+            if let Some(v) = state.as_deref().and_then(|s| HeaderValue::from_str(s).ok()) {
+                headers.insert(TRACESTATE, v);
+            }
+        }
+        if !headers.contains_key(TRACEPARENT)
+            && let Some((parent, state)) = self.trace
+        {
+            headers.insert(TRACEPARENT, parent);
+            if let Some(state) = state {
+                headers.insert(TRACESTATE, state);
             }
         }
         let limit = self.client.max_response_bytes;
@@ -280,13 +299,32 @@ impl RequestBuilder {
                     body: body.to_bytes(),
                 })
             };
-        match tokio::time::timeout(self.timeout, exchange).await {
+        #[cfg(feature = "otel")]
+        let exchange = {
+            use tracing::Instrument as _;
+            let span = client_span
+                .as_ref()
+                .map_or_else(tracing::Span::none, |(span, _, _)| span.clone());
+            exchange.instrument(span)
+        };
+        let result = match tokio::time::timeout(self.timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(ClientError::Timeout {
                 uri: url,
                 timeout: self.timeout,
             }),
+        };
+        #[cfg(feature = "otel")]
+        if let Some((span, _, _)) = &client_span {
+            let outcome = match &result {
+                Ok(res) => Ok(res.status),
+                Err(ClientError::Timeout { .. }) => Err("timeout"),
+                Err(ClientError::Send { .. }) => Err("connection"),
+                Err(_) => Err("response"),
+            };
+            crate::telemetry::finish_client_span(span, outcome);
         }
+        result
     }
 }
 

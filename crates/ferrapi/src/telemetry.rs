@@ -851,19 +851,52 @@ pub(crate) fn finish_server_span(span: &Span, status: StatusCode) {
     }
 }
 
-/// `traceparent` and `tracestate` of the current span, when it is
-/// exported: what an outgoing call made inside it sends.
-pub(crate) fn current_trace_headers() -> Option<(String, Option<String>)> {
-    let span = Span::current();
-    if !span_is_exported(&span) {
+/// An outgoing call's span (kind client), child of the current span, and
+/// the `traceparent`/`tracestate` naming it: `None` when the current span
+/// is not exported, or when the call was explicitly joined to another
+/// trace (`explicit_trace`, whose trace id differs from the current one).
+pub(crate) fn client_span(
+    method: &http::Method,
+    uri: &http::Uri,
+    explicit_trace: Option<[u8; 16]>,
+) -> Option<(Span, String, Option<String>)> {
+    let current = Span::current();
+    if !span_is_exported(&current) {
         return None;
     }
+    if let Some(trace_id) = explicit_trace {
+        let cx = current.context();
+        if cx.span().span_context().trace_id().to_bytes() != trace_id {
+            return None;
+        }
+    }
+    let span = tracing::info_span!(parent: &current, "HTTP client", otel.kind = "client");
     let cx = span.context();
     let otel = cx.span();
     let sc = otel.span_context();
     if !sc.is_valid() {
         return None;
     }
+    let name = method_name(method);
+    otel.update_name(name);
+    let mut attrs = Vec::with_capacity(5);
+    attrs.push(KeyValue::new("http.request.method", name));
+    if let Some(host) = uri.host() {
+        attrs.push(KeyValue::new("server.address", host.to_owned()));
+    }
+    let port = uri.port_u16().unwrap_or(80);
+    attrs.push(KeyValue::new("server.port", i64::from(port)));
+    // Without the query string: it may carry secrets.
+    attrs.push(KeyValue::new(
+        "url.full",
+        format!(
+            "{}://{}{}",
+            uri.scheme_str().unwrap_or("http"),
+            uri.authority().map(|a| a.as_str()).unwrap_or(""),
+            uri.path()
+        ),
+    ));
+    otel.set_attributes(attrs);
     let traceparent = format!(
         "00-{}-{}-{:02x}",
         sc.trace_id(),
@@ -871,7 +904,24 @@ pub(crate) fn current_trace_headers() -> Option<(String, Option<String>)> {
         sc.trace_flags().to_u8()
     );
     let state = sc.trace_state().header();
-    Some((traceparent, (!state.is_empty()).then_some(state)))
+    Some((span, traceparent, (!state.is_empty()).then_some(state)))
+}
+
+/// The outgoing call ended: its status, or why it failed.
+pub(crate) fn finish_client_span(span: &Span, outcome: Result<StatusCode, &'static str>) {
+    match outcome {
+        Ok(status) => {
+            span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
+            if status.is_client_error() || status.is_server_error() {
+                span.set_attribute("error.type", status.as_str().to_owned());
+                span.set_status(Status::error(""));
+            }
+        }
+        Err(kind) => {
+            span.set_attribute("error.type", kind);
+            span.set_status(Status::error(kind));
+        }
+    }
 }
 
 #[cfg(test)]

@@ -1,7 +1,7 @@
 //! `ferrapi::client`: outgoing calls carry the request's trace to another
 //! app, over real sockets.
 
-use crate::telemetry::{Receiver, telemetry_to};
+use crate::telemetry::{Receiver, attr, telemetry_to};
 use ferrapi::client::{Client, ClientError};
 use ferrapi::middleware::{Stack, TraceContext};
 use ferrapi::prelude::*;
@@ -101,7 +101,7 @@ async fn the_trace_reaches_the_next_app_with_this_request_as_parent() {
 }
 
 #[tokio::test]
-async fn with_telemetry_the_current_span_is_propagated_and_both_spans_exported() {
+async fn with_telemetry_each_call_gets_a_client_span_in_the_callers_trace() {
     let mut receiver = Receiver::start();
     let telemetry = telemetry_to(&receiver, "it-client");
     let _default =
@@ -123,19 +123,37 @@ async fn with_telemetry_the_current_span_is_propagated_and_both_spans_exported()
         .to_owned();
     let seen: Value = res.json().unwrap();
     assert_eq!(seen["trace_id"], T);
-    assert_eq!(seen["parent_id"], upstream_span.as_str());
 
-    // The collector has one trace: caller → upstream → downstream.
+    // The collector has one trace: caller → upstream server span → client
+    // span of the call → downstream server span.
     let up = receiver
         .wait_for(|s| s.name == "GET /call-implicit")
         .await
         .span;
+    let call = receiver.wait_for(|s| s.kind == 3).await.span;
     let down = receiver.wait_for(|s| s.name == "GET /echo").await.span;
     let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
     assert_eq!(hex(&up.trace_id), T);
     assert_eq!(hex(&up.parent_span_id), P);
+    assert_eq!(hex(&up.span_id), upstream_span);
+    assert_eq!(call.name, "GET");
+    assert_eq!(hex(&call.trace_id), T);
+    assert_eq!(hex(&call.parent_span_id), upstream_span);
+    assert_eq!(attr(&call, "http.request.method").as_deref(), Some("GET"));
+    assert_eq!(attr(&call, "server.address").as_deref(), Some("127.0.0.1"));
+    assert_eq!(
+        attr(&call, "url.full"),
+        Some(format!("http://{}/echo", downstream.addr()))
+    );
+    let status = call
+        .attributes
+        .iter()
+        .find(|kv| kv.key == "http.response.status_code")
+        .map(|kv| format!("{:?}", kv.value));
+    assert!(status.is_some_and(|s| s.contains("IntValue(200)")));
     assert_eq!(hex(&down.trace_id), T);
-    assert_eq!(hex(&down.parent_span_id), hex(&up.span_id));
+    assert_eq!(hex(&down.parent_span_id), hex(&call.span_id));
+    assert_eq!(seen["parent_id"], hex(&call.span_id));
     assert_eq!(hex(&down.span_id), seen["span_id"].as_str().unwrap());
 
     upstream.stop().await.unwrap();
