@@ -8,18 +8,26 @@
 //! queued, within a bounded time.
 //!
 //! ```no_run
+//! use tracing_subscriber::EnvFilter;
 //! use tracing_subscriber::layer::SubscriberExt as _;
 //! use tracing_subscriber::util::SubscriberInitExt as _;
 //!
 //! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! // `None` when OTEL_EXPORTER_OTLP_ENDPOINT is not set: nothing is exported.
+//! // A malformed variable is an error naming it.
 //! let telemetry = ferrapi::telemetry::from_env("users-api")?;
 //! tracing_subscriber::registry()
+//!     .with(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")))
 //!     .with(telemetry.as_ref().map(|t| t.layer()))
-//!     // .with(your fmt layer, with its own filter)
+//!     .with(
+//!         tracing_subscriber::fmt::layer()
+//!             .json()
+//!             .flatten_event(true)
+//!             .with_current_span(true),
+//!     )
 //!     .init();
-//! // ... serve ...
-//! drop(telemetry); // flushes the last spans
+//! // ... serve (the app needs `RequestIdLayer`, as `Stack::defaults()` has) ...
+//! drop(telemetry); // after the server stopped: flushes the last spans
 //! # Ok(()) }
 //! ```
 //!
