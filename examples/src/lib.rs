@@ -1,6 +1,9 @@
-//! The guide's examples: one module per chapter, each a runnable program
-//! (`cargo run -p ferrapi-examples --bin <chapter>`) and each tested with the
-//! in-process test client, so the guide never drifts from the code.
+//! The guide's examples, so the guide never drifts from the code: the first
+//! chapter is a runnable program (`cargo run -p ferrapi-examples --bin
+//! first_steps`) with its test, and every code block of the other chapters
+//! (`docs/guide/*.md`, included below) is compiled and run as a doctest,
+//! asserting what its chapter claims with `ferrapi::testing::TestClient` or
+//! `TestServer`.
 #![deny(missing_docs)]
 
 pub mod first_steps;
