@@ -20,8 +20,10 @@ pub static MIGRATIONS: Migrations = Migrations::new(&[
 ]);
 
 /// Opens the pool for `url` (the SQLite file and its folder are created).
+/// A request waits at most 3 s for a connection: while the database is
+/// down, requests that need it fail fast with 503 instead of piling up.
 pub async fn connect(url: &str) -> Result<DbPool, DbError> {
-    DbPool::connect(DbConfig::new(url)).await
+    DbPool::connect(DbConfig::new(url).acquire_timeout(std::time::Duration::from_secs(3))).await
 }
 
 /// Runs the embedded migrations (idempotent, safe with several instances

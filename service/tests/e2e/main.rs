@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod faults;
 mod golden;
 mod postgres;
 mod realtime;
