@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod first_steps;
+pub mod notes;
 
 /// The guide's chapters, whose code blocks run as doctests.
 pub mod guide {
