@@ -42,9 +42,9 @@ pub(crate) enum Shape {
     Other,
 }
 
-/// `TypeId`s are hashes already: the map uses them as they are.
+/// `TypeId`s are hashes already: maps keyed by them use them as they are.
 #[derive(Default)]
-struct TypeIdHasher(u64);
+pub(crate) struct TypeIdHasher(u64);
 
 impl Hasher for TypeIdHasher {
     fn finish(&self) -> u64 {
