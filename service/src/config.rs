@@ -397,7 +397,7 @@ impl Config {
             parse_url("STORAGE_URL", &storage_url, &["file", "s3"])?;
         }
         let otel_endpoint = var("OTEL_EXPORTER_OTLP_ENDPOINT")
-            .map(|v| parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", &v, &["http", "https"]))
+            .map(|v| parse_url("OTEL_EXPORTER_OTLP_ENDPOINT", &v, &["http"]))
             .transpose()?;
         let access_log = match var("ACCESS_LOG").as_deref() {
             None | Some("on" | "1" | "true") => true,

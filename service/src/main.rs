@@ -35,18 +35,30 @@ enum Command {
     OpenApi,
 }
 
-fn init_logging(format: LogFormat) {
-    use tracing_subscriber::EnvFilter;
+/// Logs (JSON or pretty) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
+/// OpenTelemetry traces over OTLP/HTTP. The returned guard flushes the last
+/// spans when dropped.
+fn init_logging(
+    format: LogFormat,
+) -> Result<Option<ferrapi::telemetry::Telemetry>, ferrapi::telemetry::TelemetryError> {
+    use tracing_subscriber::{EnvFilter, layer::SubscriberExt as _, util::SubscriberInitExt as _};
+    let telemetry = ferrapi::telemetry::from_env("ferrapi-service")?;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    let registry = tracing_subscriber::registry()
+        .with(filter)
+        .with(telemetry.as_ref().map(|t| t.layer()));
     match format {
-        LogFormat::Json => builder
-            .json()
-            .flatten_event(true)
-            .with_current_span(true)
+        LogFormat::Json => registry
+            .with(
+                tracing_subscriber::fmt::layer()
+                    .json()
+                    .flatten_event(true)
+                    .with_current_span(true),
+            )
             .init(),
-        LogFormat::Pretty => builder.init(),
+        LogFormat::Pretty => registry.with(tracing_subscriber::fmt::layer()).init(),
     }
+    Ok(telemetry)
 }
 
 fn main() -> ExitCode {
@@ -72,7 +84,13 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    init_logging(config.log_format);
+    let telemetry = match init_logging(config.log_format) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
     let serve = ferrapi::ServeConfig::from_env().unwrap_or_default();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = serve.workers {
@@ -85,14 +103,17 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(command, config)) {
+    let code = match runtime.block_on(run(command, config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             tracing::error!(error = %format!("{e:#}"), "fatal");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
-    }
+    };
+    // Flushes the spans still queued (bounded wait).
+    drop(telemetry);
+    code
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {

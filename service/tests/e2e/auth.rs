@@ -452,3 +452,90 @@ async fn access_log_lines_carry_the_request_id_and_no_secrets() {
         "a password was logged"
     );
 }
+
+/// With `OTEL_EXPORTER_OTLP_ENDPOINT` set, the request's span reaches an
+/// OTLP/HTTP receiver (a plain TCP listener here) in the caller's trace.
+#[tokio::test]
+async fn traces_are_exported_over_otlp_in_the_callers_trace() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Vec<u8>>();
+    tokio::spawn(async move {
+        for _ in 0..100 {
+            let Ok((mut conn, _)) = listener.accept().await else {
+                return;
+            };
+            let tx = tx.clone();
+            tokio::spawn(async move {
+                let mut raw = Vec::new();
+                let mut buf = [0u8; 65536];
+                // One request per connection is enough for the check.
+                for _ in 0..1000 {
+                    let Ok(Ok(n)) = tokio::time::timeout(
+                        std::time::Duration::from_millis(500),
+                        conn.read(&mut buf),
+                    )
+                    .await
+                    else {
+                        break;
+                    };
+                    if n == 0 {
+                        break;
+                    }
+                    raw.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&raw).to_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let len = text[..head_end]
+                            .lines()
+                            .find_map(|l| l.strip_prefix("content-length:"))
+                            .and_then(|v| v.trim().parse::<usize>().ok())
+                            .unwrap_or(0);
+                        if raw.len() >= head_end + 4 + len {
+                            break;
+                        }
+                    }
+                }
+                let _ = conn
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tx.send(raw);
+            });
+        }
+    });
+    let svc = Service::start(&[
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
+        ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+    ])
+    .await;
+    let trace_hex = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let res = svc
+        .request(
+            "GET",
+            "/health/live",
+            &[(
+                "traceparent",
+                "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            )],
+            "",
+        )
+        .await;
+    assert_eq!(res.status, 200);
+    let trace_id: Vec<u8> = (0..16)
+        .map(|i| u8::from_str_radix(&trace_hex[2 * i..2 * i + 2], 16).unwrap())
+        .collect();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        let raw = tokio::time::timeout(left, rx.recv())
+            .await
+            .expect("no OTLP export within 20 s")
+            .unwrap();
+        let head = String::from_utf8_lossy(&raw[..raw.len().min(400)]).to_lowercase();
+        assert!(head.starts_with("post /v1/traces"), "{head}");
+        let has = |needle: &[u8]| raw.windows(needle.len()).any(|w| w == needle);
+        if has(&trace_id) && has(b"/health/live") {
+            break;
+        }
+    }
+}
