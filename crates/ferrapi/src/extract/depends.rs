@@ -118,7 +118,12 @@ impl RequestScope {
         if let Some(scope) = parts.extensions.get::<Arc<RequestScope>>() {
             return scope.clone();
         }
-        let scope = Arc::new(RequestScope::default());
+        // Room for a typical graph's values up front: the cache does not
+        // grow (reallocate and rehash) while a chain resolves.
+        let scope = Arc::new(RequestScope {
+            cache: Mutex::new(HashMap::with_capacity_and_hasher(8, TypeIdHash::default())),
+            cleanups: Mutex::new(Vec::new()),
+        });
         parts.extensions.insert(scope.clone());
         scope
     }

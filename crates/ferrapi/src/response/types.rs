@@ -10,7 +10,16 @@ use http::{HeaderValue, StatusCode, header};
 use schemars::JsonSchema;
 use serde::Serialize;
 
-fn with_content_type(mut res: Response, content_type: &'static str) -> Response {
+/// A response with `status`, `body` and one header, `Content-Type`, set
+/// once (`into_response` on a body sets a content type of its own, which
+/// would then be replaced).
+fn typed_body(
+    status: StatusCode,
+    body: impl Into<axum::body::Body>,
+    content_type: &'static str,
+) -> Response {
+    let mut res = Response::new(body.into());
+    *res.status_mut() = status;
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     res
@@ -21,7 +30,7 @@ fn with_content_type(mut res: Response, content_type: &'static str) -> Response 
 /// logged 500, never a panic.
 fn json_body<T: Serialize>(status: StatusCode, value: &T) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => with_content_type((status, bytes).into_response(), "application/json"),
+        Ok(bytes) => typed_body(status, bytes, "application/json"),
         Err(e) => {
             tracing::error!(error = %e, "failed to serialize the response body");
             json_response(
@@ -113,10 +122,7 @@ pub struct Text<T = String>(pub T);
 
 impl<T: Into<String> + Send> Responder for Text<T> {
     fn respond(self, cx: &RequestContext) -> Response {
-        with_content_type(
-            (cx.status(), self.0.into()).into_response(),
-            "text/plain; charset=utf-8",
-        )
+        typed_body(cx.status(), self.0.into(), "text/plain; charset=utf-8")
     }
 }
 impl<T> DescribeOutput for Text<T> {
@@ -132,10 +138,7 @@ pub struct Html<T = String>(pub T);
 
 impl<T: Into<String> + Send> Responder for Html<T> {
     fn respond(self, cx: &RequestContext) -> Response {
-        with_content_type(
-            (cx.status(), self.0.into()).into_response(),
-            "text/html; charset=utf-8",
-        )
+        typed_body(cx.status(), self.0.into(), "text/html; charset=utf-8")
     }
 }
 impl<T> DescribeOutput for Html<T> {
@@ -285,10 +288,7 @@ impl<T: DescribeOutput> DescribeOutput for (StatusCode, T) {
 /// Raw bytes as `application/octet-stream` with the declared status.
 impl Responder for bytes::Bytes {
     fn respond(self, cx: &RequestContext) -> Response {
-        with_content_type(
-            (cx.status(), self).into_response(),
-            "application/octet-stream",
-        )
+        typed_body(cx.status(), self, "application/octet-stream")
     }
 }
 impl DescribeOutput for bytes::Bytes {}
@@ -314,7 +314,8 @@ impl DescribeOutput for () {
 /// A string is a `text/plain; charset=utf-8` body with the declared status.
 impl Responder for &'static str {
     fn respond(self, cx: &RequestContext) -> Response {
-        Text(self).respond(cx)
+        // The static text itself, not a copy.
+        typed_body(cx.status(), self, "text/plain; charset=utf-8")
     }
 }
 impl DescribeOutput for &'static str {
