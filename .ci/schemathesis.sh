@@ -130,7 +130,9 @@ excluded_checks="use_after_free,ensure_resource_availability,positive_data_accep
 
 step "schemathesis run $base/openapi.json (max $max_examples examples per operation, $max_time s)"
 status=0
-"$venv/bin/schemathesis" run "$base/openapi.json" \
+# From the scratch folder: schemathesis keeps a .schemathesis/ cache in its
+# working directory.
+(cd "$work" && "$venv/bin/schemathesis" run "$base/openapi.json" \
     --url "$base" \
     --header "Authorization: Bearer $token" \
     --header "X-Internal-Token: schemathesis-internal-token" \
@@ -143,7 +145,7 @@ status=0
     --workers 2 \
     --seed "${SCHEMATHESIS_SEED:-1}" \
     --suppress-health-check all \
-    --report junit --report-dir "$work/report" \
+    --report junit --report-dir "$work/report") \
     || status=$?
 
 if grep -q '"level":"ERROR"' "$work/service.log"; then

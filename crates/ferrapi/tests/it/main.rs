@@ -9,6 +9,7 @@ mod depends;
 mod docs;
 mod errors;
 mod extract;
+mod limits;
 mod metrics;
 mod middleware;
 mod observability;
