@@ -97,6 +97,7 @@ pub struct App {
     overrides: HashMap<TypeId, crate::extract::OverrideFn>,
     #[cfg(feature = "metrics")]
     metrics: Option<(String, Arc<crate::metrics::Metrics>)>,
+    pub(crate) lifespan: crate::lifespan::Lifespan,
 }
 
 impl fmt::Debug for App {
@@ -141,6 +142,7 @@ impl App {
             overrides: HashMap::new(),
             #[cfg(feature = "metrics")]
             metrics: None,
+            lifespan: crate::lifespan::Lifespan::default(),
         }
     }
 
@@ -606,6 +608,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         overrides,
         #[cfg(feature = "metrics")]
         metrics,
+        lifespan: _,
     } = app;
     #[cfg(feature = "metrics")]
     let (routes, metrics) = match metrics {

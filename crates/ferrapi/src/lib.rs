@@ -74,6 +74,7 @@ pub mod client;
 mod describe;
 pub mod docs;
 pub mod extract;
+pub mod lifespan;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod middleware;

@@ -86,6 +86,14 @@ pub enum ServeError {
     /// The route declarations have mistakes.
     #[error(transparent)]
     Build(#[from] crate::BuildError),
+    /// A startup hook ([`App::on_startup`]) failed: nothing was served.
+    #[error("startup hook `{hook}` failed: {error}")]
+    Startup {
+        /// The hook's name.
+        hook: String,
+        /// Its error.
+        error: crate::Error,
+    },
     /// Binding the listener or building the runtime failed.
     #[error("{context}: {source}")]
     Io {
@@ -195,12 +203,14 @@ impl App {
     /// stops accepting, lets in-flight requests finish within
     /// `config.grace_period`, and returns.
     pub async fn serve_with(
-        self,
+        mut self,
         listener: TcpListener,
         config: ServeConfig,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
+        let mut lifespan = std::mem::take(&mut self.lifespan);
         let built = self.build()?;
+        lifespan.start().await?;
         let app = if built.layered {
             AppService::Layered(built.router)
         } else {
@@ -275,6 +285,7 @@ impl App {
             tracing::warn!("grace period over; abandoning running background tasks");
         }
         drop(reaper);
+        lifespan.stop().await;
         Ok(())
     }
 }

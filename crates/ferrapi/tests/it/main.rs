@@ -10,6 +10,7 @@ mod docs;
 mod errors;
 mod extract;
 mod limits;
+mod lifespan;
 mod metrics;
 mod middleware;
 mod observability;
