@@ -35,6 +35,7 @@ async fn check<E: std::fmt::Display>(
 /// recover.
 #[get("/ready", tags = ["health"], responses(503 = "A dependency is down"))]
 pub async fn ready(
+    State(started): State<Startup>,
     State(pool): State<ferrapi_storage::db::DbPool>,
     State(cache): State<ferrapi_storage::cache::Cache>,
     State(bus): State<ferrapi_storage::bus::Bus>,
@@ -46,6 +47,10 @@ pub async fn ready(
     ];
     let mut checks = serde_json::Map::new();
     let mut failing = Vec::new();
+    if !started.is_done() {
+        checks.insert("startup".to_owned(), "migrations running".into());
+        failing.push("startup: migrations running".to_owned());
+    }
     for (name, outcome) in &results {
         match outcome {
             Ok(()) => {
@@ -75,11 +80,45 @@ pub async fn ready(
     }
 }
 
-/// Startup: 200 once migrations and bootstrap are done. The service only
-/// listens after them, so a reachable service has started.
-#[get("/startup", tags = ["health"])]
-pub async fn startup() -> Json<Status> {
-    Json(Status { status: "ok" })
+/// Whether migrations and the admin bootstrap are done (application
+/// state). The service listens while they run; until then `/health/startup`
+/// and `/health/ready` answer 503 and the API answers 503 `Service is
+/// starting`.
+#[derive(Debug, Clone, Default)]
+pub struct Startup(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Startup {
+    /// Not started yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Started (for apps built around an already migrated database).
+    pub fn done() -> Self {
+        let s = Self::default();
+        s.mark_done();
+        s
+    }
+    /// Migrations and bootstrap are done.
+    pub fn mark_done(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::Release);
+    }
+    /// Whether they are.
+    pub fn is_done(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Startup: 503 while migrations and the admin bootstrap run, then 200.
+#[get("/startup", tags = ["health"], responses(503 = "Still starting"))]
+pub async fn startup(State(started): State<Startup>) -> (StatusCode, Json<Status>) {
+    if started.is_done() {
+        (StatusCode::OK, Json(Status { status: "ok" }))
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(Status { status: "starting" }),
+        )
+    }
 }
 
 /// The health router.
@@ -89,4 +128,43 @@ pub fn router() -> Router {
         .route(live)
         .route(ready)
         .route(startup)
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ferrapi::testing::TestClient;
+
+    #[tokio::test]
+    async fn startup_and_the_api_answer_503_until_migrations_are_done() {
+        let pool = crate::db::connect("sqlite::memory:").await.unwrap();
+        let mut config = crate::config::Config::from_env().unwrap();
+        config.storage_url = "memory://".to_owned();
+        config.redis_url = None;
+        config.nats_url = None;
+        let resources = crate::Resources::connect(pool.clone(), &config)
+            .await
+            .unwrap();
+        let startup = resources.startup.clone();
+        let client = TestClient::new(crate::app(resources, &config));
+        let res = client.get("/health/startup").send().await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.json::<serde_json::Value>()["status"], "starting");
+        assert_eq!(client.get("/health/ready").send().await.status(), 503);
+        let res = client.get("/api/v1/users").send().await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(
+            res.json::<serde_json::Value>(),
+            serde_json::json!({"detail": "Service is starting"})
+        );
+        assert_eq!(res.header("retry-after"), Some("1"));
+        assert_eq!(client.get("/health/live").send().await.status(), 200);
+
+        crate::db::migrate(&pool).await.unwrap();
+        startup.mark_done();
+        assert_eq!(client.get("/health/startup").send().await.status(), 200);
+        assert_eq!(client.get("/health/ready").send().await.status(), 200);
+        assert_eq!(client.get("/api/v1/users").send().await.status(), 401);
+    }
 }

@@ -45,6 +45,8 @@ pub struct Resources {
     pub rate_limit_store: Option<Arc<dyn ferrapi::middleware::RateLimitStore>>,
     /// The Prometheus registry served at `/metrics`.
     pub metrics: Arc<ferrapi::metrics::Metrics>,
+    /// Whether migrations and bootstrap are done.
+    pub startup: health::Startup,
 }
 
 impl std::fmt::Debug for Resources {
@@ -114,6 +116,7 @@ impl Resources {
             files,
             rate_limit_store,
             metrics,
+            startup: health::Startup::new(),
         };
         tokio::spawn(resources.clone().record_gauges());
         Ok(resources)
@@ -230,6 +233,7 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .state(resources.hub)
         .state(resources.notifications)
         .state(resources.files)
+        .state(resources.startup.clone())
         .state(auth)
         .state(stats.clone())
         .state(admin::InternalToken(
@@ -249,7 +253,28 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .include(notifications::router())
         .include(avatars::router())
         .layer(from_fn_with_state(stats, count_request))
+        .layer(from_fn_with_state(resources.startup, starting_gate))
         .middleware(stack)
+}
+
+/// While migrations run, everything but `/health/*` and `/metrics`
+/// answers 503 `{"detail": "Service is starting"}` with `Retry-After: 1`.
+async fn starting_gate(
+    ferrapi::axum::extract::State(startup): ferrapi::axum::extract::State<health::Startup>,
+    request: ferrapi::axum::extract::Request,
+    next: Next,
+) -> ferrapi::axum::response::Response {
+    let path = request.uri().path();
+    if startup.is_done() || path.starts_with("/health/") || path == "/metrics" {
+        return next.run(request).await;
+    }
+    use ferrapi::axum::response::IntoResponse as _;
+    (
+        ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
+        [(ferrapi::http::header::RETRY_AFTER, "1")],
+        ferrapi::axum::Json(serde_json::json!({"detail": "Service is starting"})),
+    )
+        .into_response()
 }
 
 async fn count_request(

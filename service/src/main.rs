@@ -132,14 +132,6 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     let pool = db::connect(&config.database_url)
         .await
         .map_err(|e| anyhow::anyhow!("DATABASE_URL: {e}"))?;
-    db::migrate(&pool).await?;
-    tracing::info!(
-        database = %ferrapi_service::config::mask_url(&config.database_url),
-        "migrations applied"
-    );
-    if let Command::Migrate = command {
-        return Ok(());
-    }
     if config.jwt_secret_generated {
         tracing::warn!(
             "warning: JWT_SECRET is not set: tokens are signed with a random per-process key, \
@@ -153,9 +145,40 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             config.admin_email
         );
     }
+    match command {
+        Command::Migrate => {
+            migrate_and_bootstrap(&pool, &config).await?;
+            pool.close().await;
+            Ok(())
+        }
+        Command::Worker => {
+            migrate_and_bootstrap(&pool, &config).await?;
+            let resources = ferrapi_service::Resources::connect(pool.clone(), &config).await?;
+            let worker = resources.notifications.start_worker(pool.clone());
+            tracing::info!("worker running");
+            ferrapi::shutdown_signal().await;
+            worker.stop().await;
+            pool.close().await;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        Command::Serve | Command::OpenApi => serve(pool, config).await,
+    }
+}
+
+/// Migrations, then the administrator bootstrap.
+async fn migrate_and_bootstrap(
+    pool: &ferrapi_storage::db::DbPool,
+    config: &Config,
+) -> anyhow::Result<()> {
+    db::migrate(pool).await?;
+    tracing::info!(
+        database = %ferrapi_service::config::mask_url(&config.database_url),
+        "migrations applied"
+    );
     let hasher = ferrapi::middleware::password::PasswordHasher::new();
     if ferrapi_service::auth::bootstrap_admin(
-        &pool,
+        pool,
         &config.admin_email,
         config.admin_password.expose(),
         &hasher,
@@ -164,22 +187,64 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
     {
         tracing::info!(admin = %config.admin_email, "admin account created");
     }
+    Ok(())
+}
+
+/// Listens at once (`/health/startup` answers 503 meanwhile), migrates and
+/// bootstraps, then opens the API and starts the task worker; serves until
+/// SIGTERM/SIGINT, or stops if migrations fail.
+async fn serve(pool: ferrapi_storage::db::DbPool, config: Config) -> anyhow::Result<()> {
+    let serve_config = ferrapi::ServeConfig::from_env()?;
+    let addr = std::net::SocketAddr::new(serve_config.host, serve_config.port);
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .map_err(|e| anyhow::anyhow!("cannot listen on {addr}: {e}"))?;
     let resources = ferrapi_service::Resources::connect(pool.clone(), &config).await?;
-    // Welcome tasks run here too; a `worker` process adds capacity.
-    let worker = resources.notifications.start_worker(pool.clone());
-    if let Command::Worker = command {
-        tracing::info!("worker running");
-        ferrapi::shutdown_signal().await;
-        worker.stop().await;
-        pool.close().await;
-        tracing::info!("stopped");
-        return Ok(());
+    let startup = resources.startup.clone();
+    let notifications = resources.notifications.clone();
+    let worker = std::sync::Arc::new(tokio::sync::Mutex::new(None));
+    let (failed_tx, failed_rx) = tokio::sync::oneshot::channel::<anyhow::Error>();
+    {
+        let (pool, config, worker) = (pool.clone(), config.clone(), worker.clone());
+        tokio::spawn(async move {
+            match migrate_and_bootstrap(&pool, &config).await {
+                Ok(()) => {
+                    // Welcome tasks run here too; a `worker` process adds capacity.
+                    *worker.lock().await = Some(notifications.start_worker(pool));
+                    startup.mark_done();
+                    tracing::info!("started");
+                }
+                Err(e) => {
+                    let _ = failed_tx.send(e);
+                }
+            }
+        });
     }
-    ferrapi_service::app(resources, &config).serve().await?;
+    let failure = std::sync::Arc::new(std::sync::Mutex::new(None));
+    let failed = failure.clone();
+    let shutdown = async move {
+        tokio::select! {
+            () = ferrapi::shutdown_signal() => {}
+            Ok(e) = failed_rx => {
+                if let Ok(mut slot) = failed.lock() {
+                    *slot = Some(e);
+                }
+            }
+        }
+    };
+    ferrapi_service::app(resources, &config)
+        .serve_with(listener, serve_config, shutdown)
+        .await?;
     // Running tasks finish (or are left to their lease); queued ones wait
     // in the database for the next start or another instance.
-    worker.stop().await;
+    if let Some(worker) = worker.lock().await.take() {
+        worker.stop().await;
+    }
     pool.close().await;
+    let failure = failure.lock().ok().and_then(|mut f| f.take());
+    if let Some(e) = failure {
+        return Err(e.context("startup failed"));
+    }
     tracing::info!("stopped");
     Ok(())
 }

@@ -367,6 +367,29 @@ async fn internal_config_needs_the_shared_secret() {
 #[tokio::test]
 async fn startup_warns_about_a_random_secret_and_the_default_admin_password() {
     let svc = Service::start(&[]).await;
+    // It listened before migrating (startup answered 503 meanwhile).
+    let all = {
+        let mut lines = svc.startup_log.clone();
+        for _ in 0..50 {
+            if svc
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|l| l.contains("\"started\""))
+            {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        lines.extend(svc.log.lock().unwrap().iter().cloned());
+        lines
+    };
+    let at = |msg: &str| all.iter().position(|l| l.contains(msg));
+    assert!(
+        at("migrations applied") > at("listening") || at("listening").is_none(),
+        "{all:?}"
+    );
     let log = svc.startup_log.join("\n");
     let warnings: Vec<&String> = svc
         .startup_log

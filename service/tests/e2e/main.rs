@@ -91,6 +91,27 @@ impl Service {
             startup_log.push(line);
         };
         // Keep draining the log so the service never blocks on a full pipe.
+        // It listens while migrating: wait until it has started.
+        let started = Instant::now();
+        loop {
+            let probe = async {
+                let mut stream = TcpStream::connect(&addr).await.ok()?;
+                let req = format!(
+                    "GET /health/startup HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+                );
+                stream.write_all(req.as_bytes()).await.ok()?;
+                Some(read_response(&mut stream).await.status)
+            };
+            let status = probe.await;
+            if status == Some(200) {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "/health/startup still {status:?} after 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = log.clone();
         tokio::spawn(async move {
