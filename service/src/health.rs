@@ -133,7 +133,6 @@ pub fn router() -> Router {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use super::*;
     use ferrapi::testing::TestClient;
 
     #[tokio::test]
