@@ -480,8 +480,10 @@ struct Tracked {
     watch: Weak<ConnWatch>,
     /// `started` at the previous look.
     last: u64,
-    /// Consecutive looks that found the connection idle; `None` before the
-    /// first look.
+    /// Whether a request was in progress at the previous look.
+    busy: bool,
+    /// Consecutive periods between looks during which the connection was
+    /// idle throughout; `None` before the first look.
     idle: Option<u8>,
 }
 
@@ -509,6 +511,7 @@ impl Reaper {
             .push(Tracked {
                 watch: Arc::downgrade(watch),
                 last: 0,
+                busy: false,
                 idle: None,
             });
     }
@@ -522,7 +525,11 @@ impl Drop for Reaper {
 
 impl Tracked {
     /// One look: `false` once the connection is gone, HTTP/2, or closed
-    /// now for being idle two looks in a row (at least the timeout).
+    /// now for having been idle throughout the last two periods (at least
+    /// the timeout: a period is half of it).
+    ///
+    /// A period was idle throughout when no request was in progress at
+    /// either end of it and none started within it.
     fn look(&mut self) -> bool {
         let Some(watch) = self.watch.upgrade() else {
             return false;
@@ -532,19 +539,19 @@ impl Tracked {
         }
         let started = watch.started.load(Ordering::Relaxed);
         let busy = watch.active.load(Ordering::Relaxed) > 0;
-        match self.idle {
-            Some(n) if !busy && started == self.last => {
-                if n + 1 >= 2 {
-                    watch.kill();
-                    return false;
-                }
-                self.idle = Some(n + 1);
-            }
-            _ => {
-                self.idle = Some(0);
-                self.last = started;
-            }
+        let idle_period = self.idle.is_some() && !busy && !self.busy && started == self.last;
+        self.last = started;
+        self.busy = busy;
+        if !idle_period {
+            self.idle = Some(0);
+            return true;
         }
+        let n = self.idle.unwrap_or(0) + 1;
+        if n >= 2 {
+            watch.kill();
+            return false;
+        }
+        self.idle = Some(n);
         true
     }
 }

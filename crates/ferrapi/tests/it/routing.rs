@@ -253,3 +253,47 @@ fn a_route_shadowed_by_the_docs_pages_is_reported() {
             .is_ok()
     );
 }
+
+/// `App::into_router` is an axum router: it nests under a prefix of an axum
+/// app, with its path parameters, 405s and JSON 404s intact.
+#[tokio::test]
+async fn the_router_nests_into_an_axum_app() {
+    use ferrapi::axum::body::Body;
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let api = App::new()
+        .include(Router::new().prefix("/users").route(read_user))
+        .into_router()
+        .unwrap();
+    let app = ferrapi::axum::Router::new()
+        .route("/", ferrapi::axum::routing::get(|| async { "root" }))
+        .nest("/api", api);
+    let call = |method: &str, path: &str| {
+        let req = ferrapi::http::Request::builder()
+            .method(method)
+            .uri(path)
+            .body(Body::empty())
+            .unwrap();
+        let app = app.clone();
+        async move {
+            let res = app.oneshot(req).await.unwrap();
+            let status = res.status().as_u16();
+            let allow = res
+                .headers()
+                .get("allow")
+                .map(|v| v.to_str().unwrap().to_owned());
+            let body = res.into_body().collect().await.unwrap().to_bytes();
+            (status, String::from_utf8_lossy(&body).into_owned(), allow)
+        }
+    };
+    let (status, body, _) = call("GET", "/api/users/7").await;
+    assert_eq!((status, body.as_str()), (200, r#"{"user_id":7}"#));
+    let (status, body, _) = call("GET", "/").await;
+    assert_eq!((status, body.as_str()), (200, "root"));
+    let (status, body, allow) = call("DELETE", "/api/users/7").await;
+    assert_eq!(status, 405, "{body}");
+    assert_eq!(allow.as_deref(), Some("GET,HEAD"));
+    let (status, body, _) = call("GET", "/api/nowhere").await;
+    assert_eq!((status, body.as_str()), (404, r#"{"detail":"Not Found"}"#));
+}

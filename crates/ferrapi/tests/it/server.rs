@@ -156,3 +156,32 @@ async fn shutdown_finishes_the_request_in_flight_then_refuses_connections() {
         "still accepting after shutdown"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_header_timeout_spares_requests_in_progress_and_closes_idle_connections() {
+    let config = ServeConfig {
+        header_read_timeout: Duration::from_millis(300),
+        ..ServeConfig::default()
+    };
+    let server = TestServer::start_with(app(), config).await;
+    let mut stream = TcpStream::connect(server.addr()).await.unwrap();
+    // A handler that takes five times the timeout is not cut off.
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let res = read_response(&mut stream).await;
+    assert!(res.starts_with("HTTP/1.1 200"), "{res}");
+    assert!(res.ends_with("done"), "{res}");
+    // Then the connection is idle: closed within one and a half timeouts
+    // (plus scheduling slack), without a word.
+    let idle_since = Instant::now();
+    let mut rest = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+    assert!(read.is_ok(), "the idle connection was not closed");
+    assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
+    let idle = idle_since.elapsed();
+    assert!(idle >= Duration::from_millis(300), "closed too early: {idle:?}");
+    assert!(idle < Duration::from_secs(3), "closed too late: {idle:?}");
+    server.stop().await.unwrap();
+}
