@@ -116,9 +116,14 @@ pub enum UserError {
     #[error("Not enough privileges")]
     #[api(status = 403)]
     Forbidden,
+    /// The database cannot be reached (down, or no connection within the
+    /// pool's wait).
+    #[error("Database unavailable")]
+    #[api(status = 503)]
+    Unavailable,
     /// The database failed.
     #[error("database error: {0}")]
-    Database(#[from] DbError),
+    Database(DbError),
     /// A row could not be read.
     #[error("cannot read a row: {0}")]
     Row(#[from] sqlx::Error),
@@ -128,6 +133,18 @@ pub enum UserError {
     /// Password hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
+}
+
+impl From<DbError> for UserError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Unavailable(_) | DbError::Timeout(_) => {
+                tracing::warn!(error = %e, "database unavailable");
+                UserError::Unavailable
+            }
+            other => UserError::Database(other),
+        }
+    }
 }
 
 pub(crate) fn row_to_user(row: &AnyRow) -> Result<UserResponse, sqlx::Error> {

@@ -142,6 +142,8 @@ async fn postgres_outage_is_reported_and_recovered_without_restart() {
     let svc = Service::start(&[("DATABASE_URL", url.as_str())]).await;
     svc.login_admin().await;
     assert_eq!(svc.get("/health/ready").await.status, 200);
+    // Read once: the user (and the caller's principal) are now cached.
+    assert_eq!(svc.get("/api/v1/users/1").await.status, 200);
 
     pg.down();
     let (status, after) = ready_becomes(&svc, 503, 10).await;
@@ -152,6 +154,14 @@ async fn postgres_outage_is_reported_and_recovered_without_restart() {
     let res = svc.get("/health/ready").await;
     assert!(res.json()["checks"]["database"] != "ok", "{}", res.body);
     assert!(res.json()["detail"].as_str().unwrap().contains("database"));
+    // A cached read costs no database query at all: it is still answered
+    // with the database gone (the request's transaction never begins).
+    let res = svc.get("/api/v1/users/1").await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    assert_eq!(res.json()["email"], "admin@example.com");
+    // An uncached read needs the database: 503, fast.
+    let res = svc.get("/api/v1/users/2").await;
+    assert_eq!(res.status, 503, "{}", res.body);
     // A write that needs the database fails fast, as JSON, not a 500 storm.
     let start = Instant::now();
     let res = svc
