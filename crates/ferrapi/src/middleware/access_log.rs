@@ -1,6 +1,6 @@
 //! The access log: one line per request.
 
-use super::ClientIp;
+use super::{ClientIp, ClientScheme};
 use http::{Method, Request, Response, Uri};
 use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
@@ -23,8 +23,8 @@ pub(crate) fn note_route<B>(req: &Request<B>, route: &Arc<str>) {
 /// Logs one line per request, at `info` with target `ferrapi::access`,
 /// when the response head is ready: `method`, `route` (the template, such
 /// as `/api/v1/users/{user_id}`; `unmatched` for a 404 no route matched),
-/// `path`, `status`, `latency_ms`, `bytes` (when known), `client_ip` and
-/// `user_agent`. Inside [`RequestIdLayer`](super::RequestIdLayer)'s span, the
+/// `path`, `status`, `latency_ms`, `bytes` (when known), `client_ip`,
+/// `scheme` (from a trusted proxy's `X-Forwarded-Proto`) and `user_agent`. Inside [`RequestIdLayer`](super::RequestIdLayer)'s span, the
 /// line also carries `request_id` (and `trace_id` with
 /// [`TraceContextLayer`](super::TraceContextLayer)).
 ///
@@ -68,6 +68,7 @@ struct Line {
     method: Method,
     uri: Uri,
     client_ip: Option<String>,
+    scheme: &'static str,
     user_agent: Option<String>,
     route: RouteSlot,
 }
@@ -98,6 +99,10 @@ where
                     .extensions()
                     .get::<ClientIp>()
                     .map(|ip| ip.0.to_string()),
+                scheme: req
+                    .extensions()
+                    .get::<ClientScheme>()
+                    .map_or("http", |s| s.as_str()),
                 user_agent: req
                     .headers()
                     .get(http::header::USER_AGENT)
@@ -157,6 +162,7 @@ where
                 latency_ms,
                 bytes,
                 client_ip = line.client_ip.as_deref(),
+                scheme = line.scheme,
                 user_agent = line.user_agent.as_deref(),
                 "{} {} {}",
                 line.method,

@@ -224,6 +224,72 @@ impl FromRequestParts for ClientIp {
 
 impl DescribeInput for ClientIp {}
 
+/// The scheme the client used: `https` when a trusted proxy says so in
+/// `X-Forwarded-Proto` (uvicorn's `--proxy-headers`), else `http` (the
+/// server itself speaks plain HTTP). Stored by [`ClientIpLayer`]; an
+/// extractor for handlers that build absolute URLs.
+///
+/// ```
+/// use ferrapi::middleware::ClientScheme;
+/// use ferrapi::prelude::*;
+///
+/// #[get("/self")]
+/// async fn me(scheme: ClientScheme) -> String {
+///     format!("{}://example.com/self", scheme.as_str())
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ClientScheme {
+    /// Plain HTTP.
+    Http,
+    /// HTTPS, terminated by a trusted proxy.
+    Https,
+}
+
+impl ClientScheme {
+    /// `http` or `https`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ClientScheme::Http => "http",
+            ClientScheme::Https => "https",
+        }
+    }
+
+    /// The scheme of a request from `peer`: `X-Forwarded-Proto` (its first
+    /// value) when `peer` is trusted, else `http`.
+    pub fn resolve(peer: IpAddr, headers: &HeaderMap, trusted: &TrustedProxies) -> Self {
+        if !trusted.is_trusted(peer) {
+            return ClientScheme::Http;
+        }
+        let proto = headers
+            .get("x-forwarded-proto")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(',').next())
+            .map(str::trim);
+        match proto {
+            Some(p) if p.eq_ignore_ascii_case("https") || p.eq_ignore_ascii_case("wss") => {
+                ClientScheme::Https
+            }
+            _ => ClientScheme::Http,
+        }
+    }
+}
+
+impl FromRequestParts for ClientScheme {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
+        Ok(parts
+            .extensions
+            .get::<ClientScheme>()
+            .copied()
+            .unwrap_or(ClientScheme::Http))
+    }
+}
+
+impl DescribeInput for ClientScheme {}
+
 /// The client's address behind proxies: [`TrustedProxies`] says whose
 /// `X-Forwarded-For` is believed, [`ClientIpLayer`] resolves the address once
 /// per request, [`ClientIp`] hands it to handlers.
@@ -295,7 +361,9 @@ where
             .map(|c| c.0.ip());
         if let Some(peer) = peer {
             let ip = self.trusted.client_ip(peer, req.headers());
+            let scheme = ClientScheme::resolve(peer, req.headers(), &self.trusted);
             req.extensions_mut().insert(ClientIp(ip));
+            req.extensions_mut().insert(scheme);
         }
         self.inner.call(req)
     }
@@ -315,6 +383,30 @@ mod tests {
             h.insert("x-forwarded-for", v);
         }
         h
+    }
+
+    #[test]
+    fn forwarded_proto_is_believed_from_trusted_peers_only() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-forwarded-proto",
+            http::HeaderValue::from_static("https, http"),
+        );
+        let trusted: TrustedProxies = "10.0.0.0/8"
+            .parse()
+            .unwrap_or_else(|_| TrustedProxies::none());
+        assert_eq!(
+            ClientScheme::resolve(ip("10.1.2.3"), &h, &trusted),
+            ClientScheme::Https
+        );
+        assert_eq!(
+            ClientScheme::resolve(ip("192.0.2.9"), &h, &trusted),
+            ClientScheme::Http
+        );
+        assert_eq!(
+            ClientScheme::resolve(ip("10.1.2.3"), &HeaderMap::new(), &trusted),
+            ClientScheme::Http
+        );
     }
 
     #[test]

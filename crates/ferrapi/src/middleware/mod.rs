@@ -125,7 +125,7 @@ mod trace_context;
 pub(crate) use access_log::note_route;
 pub use access_log::{AccessLogFuture, AccessLogLayer, AccessLogService};
 pub use client_ip::{
-    ClientIp, ClientIpLayer, ClientIpService, TrustedProxies, TrustedProxiesError,
+    ClientIp, ClientIpLayer, ClientIpService, ClientScheme, TrustedProxies, TrustedProxiesError,
 };
 #[cfg(feature = "compression")]
 pub use compression::{CompressionFuture, CompressionLayer, CompressionLevel, CompressionService};
