@@ -562,3 +562,47 @@ async fn traces_are_exported_over_otlp_in_the_callers_trace() {
         }
     }
 }
+
+/// Behind a trusted proxy the client address and scheme come from
+/// `X-Forwarded-For` / `X-Forwarded-Proto`; from anyone else they are ignored.
+#[tokio::test]
+async fn forwarded_headers_are_believed_from_trusted_proxies_only() {
+    async fn access_line(svc: &Service, request_id: &str) -> Value {
+        for _ in 0..100 {
+            let found = svc
+                .log
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|l| l["target"] == "ferrapi::access" && l.to_string().contains(request_id));
+            if let Some(line) = found {
+                return line;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("no access line for {request_id}");
+    }
+    let headers = |id: &'static str| {
+        [
+            ("x-forwarded-for", "203.0.113.7"),
+            ("x-forwarded-proto", "https"),
+            ("x-request-id", id),
+        ]
+    };
+    let trusted = Service::start(&[("FORWARDED_ALLOW_IPS", "127.0.0.1")]).await;
+    trusted
+        .request("GET", "/health/live", &headers("fwd-1"), "")
+        .await;
+    let line = access_line(&trusted, "fwd-1").await;
+    assert_eq!(line["client_ip"], "203.0.113.7", "{line}");
+    assert_eq!(line["scheme"], "https", "{line}");
+
+    let untrusted = Service::start(&[]).await;
+    untrusted
+        .request("GET", "/health/live", &headers("fwd-2"), "")
+        .await;
+    let line = access_line(&untrusted, "fwd-2").await;
+    assert_eq!(line["client_ip"], "127.0.0.1", "{line}");
+    assert_eq!(line["scheme"], "http", "{line}");
+}
