@@ -124,6 +124,14 @@ where
     if bytes.is_empty() {
         return Err(vec![validation::missing_body()]);
     }
+    // serde's derived structs also accept a JSON array, field by field in
+    // order; pydantic refuses it (`model_attributes_type`). A body that
+    // starts with `[` for an object type goes to the schema walk.
+    if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+        && type_schema::<T>().shape == Shape::Object
+    {
+        return slow_json::<T>(bytes, None);
+    }
     let report = match serde_json::from_slice::<T>(bytes) {
         Ok(value) => match value.validate() {
             Ok(()) => return Ok(value),

@@ -480,6 +480,7 @@ impl ResponseError for MultipartError {
         self.client_error().unwrap_or_else(|| self.into())
     }
     fn describe(op: &mut OperationBuilder<'_>) {
+        op.error_response(StatusCode::BAD_REQUEST, "Malformed multipart body");
         op.error_response(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large");
         op.error_response(StatusCode::UNSUPPORTED_MEDIA_TYPE, "Unsupported media type");
     }

@@ -22,7 +22,8 @@ pub(crate) fn note_route<B>(req: &Request<B>, route: &Arc<str>) {
 
 /// Logs one line per request, at `info` with target `ferrapi::access`,
 /// when the response head is ready: `method`, `route` (the template, such
-/// as `/api/v1/users/{user_id}`; `unmatched` for a 404 no route matched),
+/// as `/api/v1/users/{user_id}`; `unmatched` for a 404 no route matched;
+/// absent for an answer given before routing, such as a 429),
 /// `path`, `status`, `latency_ms`, `bytes` (when known), `client_ip`,
 /// `scheme` (from a trusted proxy's `X-Forwarded-Proto`) and `user_agent`. Inside [`RequestIdLayer`](super::RequestIdLayer)'s span, the
 /// line also carries `request_id` (and `trace_id` with
@@ -146,17 +147,20 @@ where
         let res = std::task::ready!(this.inner.poll(cx))?;
         if let Some(line) = this.line.take() {
             let status = res.status().as_u16();
+            // No route is known for an answer given before routing (a 429,
+            // a refused preflight): the field is left out rather than
+            // filled with a raw path.
             let route = match line.route.0.get() {
-                Some(route) => route.to_string(),
-                None if status == 404 => "unmatched".to_owned(),
-                None => line.uri.path().to_owned(),
+                Some(route) => Some(route.to_string()),
+                None if status == 404 => Some("unmatched".to_owned()),
+                None => None,
             };
             let latency_ms = this.start.elapsed().as_secs_f64() * 1000.0;
             let bytes = res.body().size_hint().exact();
             tracing::info!(
                 target: "ferrapi::access",
                 method = %line.method,
-                route = %route,
+                route = route.as_deref(),
                 path = %line.uri.path(),
                 status,
                 latency_ms,

@@ -196,3 +196,31 @@ async fn unhandled_errors_are_500_and_handlers_answer_by_type() {
         (404, "custom \"Not Found\"")
     );
 }
+
+/// serde's derived structs accept an array positionally; pydantic does not.
+/// Found by schemathesis: `["text"]` must not create a `Note`.
+#[tokio::test]
+async fn a_json_array_is_not_an_object() {
+    let client = TestClient::new(app());
+    for body in [json!(["hello"]), json!([]), json!(["a", "b"])] {
+        let res = client.post("/notes").json(&body).send().await;
+        assert_eq!(res.status(), 422, "{body}");
+        assert_eq!(
+            res.json::<Value>(),
+            json!({"detail": [{
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": body
+            }]}),
+        );
+    }
+    // An object still works, whitespace before it included.
+    let res = client
+        .post("/notes")
+        .header("content-type", "application/json")
+        .body("  \n{\"text\": \"hi\"}")
+        .send()
+        .await;
+    assert_eq!(res.status(), 200);
+}
