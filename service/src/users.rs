@@ -29,6 +29,7 @@ pub struct UserCreate {
     /// created without one cannot log in.
     #[garde(inner(length(chars, min = 8, max = 128)))]
     #[serde(default)]
+    #[schemars(length(min = 8, max = 128))]
     pub password: Option<String>,
 }
 

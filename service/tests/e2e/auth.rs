@@ -158,6 +158,29 @@ async fn patch_delete_and_permissions() {
     )
     .await;
     let alice_id = alice["id"].as_i64().unwrap();
+    // The password's rules are pydantic's string rules.
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!({"name": "Short", "email": "short@example.com", "age": 30, "password": "short"}),
+        )
+        .await;
+    assert_eq!(res.status, 422);
+    assert_eq!(
+        res.json()["detail"][0],
+        json!({"type": "string_too_short", "loc": ["body", "password"],
+               "msg": "String should have at least 8 characters", "input": "short",
+               "ctx": {"min_length": 8}})
+    );
+    // A JSON array is not an object, even one serde could read positionally.
+    let res = svc
+        .post_json(
+            "/api/v1/users",
+            &json!(["Array", "array@example.com", 30, "array-password"]),
+        )
+        .await;
+    assert_eq!(res.status, 422, "{}", res.body);
+    assert_eq!(res.json()["detail"][0]["type"], "model_attributes_type");
     let bob_id = bob["id"].as_i64().unwrap();
     let alice_token = svc.login("alice@example.com", "alice-password").await;
     *svc.token.lock().unwrap() = Some(alice_token.clone());
