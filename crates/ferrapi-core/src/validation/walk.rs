@@ -172,7 +172,9 @@ impl Schema {
             return false;
         };
         if let Some(r) = m.kw("$ref") {
-            let rest_is_doc = m.keys().all(|k| k == "$ref" || DOC_KEYWORDS.contains(&k.as_str()));
+            let rest_is_doc = m
+                .keys()
+                .all(|k| k == "$ref" || DOC_KEYWORDS.contains(&k.as_str()));
             return rest_is_doc
                 && r.as_str()
                     .and_then(|r| self.lookup(r))
@@ -185,9 +187,9 @@ impl Schema {
                 (Some(only), None) => only,
                 _ => return false,
             };
-            let rest_is_doc = m.keys().all(|k| {
-                k == "anyOf" || k == "oneOf" || DOC_KEYWORDS.contains(&k.as_str())
-            });
+            let rest_is_doc = m
+                .keys()
+                .all(|k| k == "anyOf" || k == "oneOf" || DOC_KEYWORDS.contains(&k.as_str()));
             return rest_is_doc && self.plain_node(only, depth + 1);
         }
         let types: Vec<&str> = match m.kw("type") {
@@ -2037,7 +2039,9 @@ mod plain_tests {
         ));
         assert!(!plain(json!({})));
         assert!(!plain(json!(true)));
-        assert!(!plain(json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})));
+        assert!(!plain(
+            json!({"anyOf": [{"type": "string"}, {"type": "integer"}]})
+        ));
         // A reference cycle is not followed forever.
         assert!(!plain(json!({"$ref": "#"})));
     }

@@ -23,8 +23,8 @@ mod query;
 mod session;
 mod state;
 
-pub use background::{BackgroundTasks, TaskOutput};
 pub(crate) use background::with_background_queue;
+pub use background::{BackgroundTasks, TaskOutput};
 pub(crate) use body::read_body_for;
 pub use body::{Bytes, Form, RawBody};
 pub use context::RequestContext;

@@ -181,7 +181,10 @@ async fn the_header_timeout_spares_requests_in_progress_and_closes_idle_connecti
     assert!(read.is_ok(), "the idle connection was not closed");
     assert!(rest.is_empty(), "{}", String::from_utf8_lossy(&rest));
     let idle = idle_since.elapsed();
-    assert!(idle >= Duration::from_millis(300), "closed too early: {idle:?}");
+    assert!(
+        idle >= Duration::from_millis(300),
+        "closed too early: {idle:?}"
+    );
     assert!(idle < Duration::from_secs(3), "closed too late: {idle:?}");
     server.stop().await.unwrap();
 }
