@@ -358,7 +358,7 @@ impl App {
         self
     }
 
-    /// Sizes the process-wide pool that [`blocking`](crate::blocking) runs
+    /// Sizes the process-wide pool that [`blocking`](fn@crate::blocking) runs
     /// closures on (default: the number of CPU cores, or
     /// `FERRAPI_BLOCKING_THREADS`). The pool is shared by every app of the
     /// process, so this takes effect at once, for all of them.

@@ -119,8 +119,8 @@ impl Queue {
 #[derive(Clone)]
 struct Slot(Arc<Queue>);
 
-/// Tasks to run after the response has been sent (see the
-/// [module docs](self)). Cheap to clone; every clone adds to the same
+/// Tasks to run after the response has been sent (see
+/// [`BackgroundTasks::add`]). Cheap to clone; every clone adds to the same
 /// request's tasks.
 ///
 /// ```

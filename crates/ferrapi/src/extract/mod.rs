@@ -2,7 +2,7 @@
 //!
 //! Each extractor implements one trait for behaviour ([`FromRequestParts`] or
 //! [`FromRequest`]) and one that describes it for OpenAPI
-//! ([`DescribeInput`](crate::openapi::DescribeInput)).
+//! ([`crate::openapi::DescribeInput`]).
 //!
 //! Unlike axum, a failing extractor does not stop the request: every
 //! extractor of the handler runs, their validation errors are gathered

@@ -50,7 +50,7 @@
 //! 400) or [`ValidationErrors`] (422) it stands for, so exception handlers
 //! registered for those types shape it too; a failed write
 //! ([`MultipartError::Write`]) is a logged 500. A handler may also return
-//! `Result<_, MultipartError>` (it is a [`ResponseError`](crate::ResponseError)
+//! `Result<_, MultipartError>` (it is a [`crate::ResponseError`]
 //! and documents 413 and 415). Because it is a `std::error::Error`, a
 //! part's stream ([`Field::into_stream`]) can go to any storage API that
 //! takes a fallible byte stream, and the `MultipartError` can be found again
