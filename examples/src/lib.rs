@@ -15,6 +15,8 @@ pub mod guide {
     pub mod parameters {}
     #[doc = include_str!("../../docs/guide/03-bodies-and-validation.md")]
     pub mod bodies_and_validation {}
+    #[doc = include_str!("../../docs/guide/responses.md")]
+    pub mod responses {}
     #[doc = include_str!("../../docs/guide/04-errors.md")]
     pub mod errors {}
     #[doc = include_str!("../../docs/guide/05-dependencies.md")]
