@@ -77,6 +77,9 @@ pub struct Config {
     pub otel_endpoint: Option<String>,
     /// `ACCESS_LOG`: one log line per request (default on).
     pub access_log: bool,
+    /// `SHARED_NAMESPACE`: prefix of cache keys, rate-limit keys and bus
+    /// subjects in Redis and NATS (default `ferrapi`).
+    pub namespace: String,
     /// `NOTIFICATION_DELAY_MS`: the earliest a welcome task runs after the
     /// user's creation (default 0).
     pub notification_delay: std::time::Duration,
@@ -234,6 +237,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "NOTIFICATION_DELAY_MS",
         "0",
         "the earliest a welcome notification runs after the user's creation, in ms",
+    ),
+    (
+        "SHARED_NAMESPACE",
+        "ferrapi",
+        "prefix of keys and subjects in Redis and NATS: deployments sharing one server use different ones",
     ),
     (
         "ACCESS_LOG",
@@ -422,7 +430,19 @@ impl Config {
                     reason: format!("`{v}` is not a number of milliseconds up to one day"),
                 })?,
         };
+        let namespace = var("SHARED_NAMESPACE").unwrap_or_else(|| "ferrapi".to_owned());
+        if namespace.len() > 64
+            || !namespace
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+        {
+            return Err(ConfigError {
+                var: "SHARED_NAMESPACE",
+                reason: format!("`{namespace}` is not 1 to 64 of A-Z a-z 0-9 _ -"),
+            });
+        }
         Ok(Self {
+            namespace,
             notification_delay,
             access_log,
             database,

@@ -75,7 +75,7 @@ impl Resources {
                 .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?,
             None => ferrapi_storage::cache::Cache::memory(),
         }
-        .namespace("ferrapi")
+        .namespace(config.namespace.clone())
         .default_ttl(std::time::Duration::from_secs(300));
         let bus = match (&config.nats_url, &config.redis_url) {
             (Some(url), _) => ferrapi_storage::bus::Bus::connect(url)
@@ -87,8 +87,8 @@ impl Resources {
             (None, None) => ferrapi_storage::bus::Bus::in_process(),
         };
         let bus = bus
-            .namespace("ferrapi")
-            .map_err(|e| anyhow::anyhow!("bus namespace: {e}"))?;
+            .namespace(&config.namespace)
+            .map_err(|e| anyhow::anyhow!("SHARED_NAMESPACE: {e}"))?;
         let hub = ferrapi::ws::Hub::new();
         tokio::spawn(events::bridge(bus.clone(), hub.clone()));
         let notifications =
@@ -101,7 +101,7 @@ impl Resources {
                 let conn = ferrapi_storage::cache::RedisConnection::open(url)
                     .map_err(|e| anyhow::anyhow!("REDIS_URL: {e}"))?;
                 let store = ferrapi_storage::rate_limit::RedisRateLimitStore::new(conn)
-                    .namespace("ferrapi");
+                    .namespace(config.namespace.clone());
                 Some(Arc::new(store) as Arc<dyn ferrapi::middleware::RateLimitStore>)
             }
             None => None,

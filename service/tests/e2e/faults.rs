@@ -141,7 +141,8 @@ async fn postgres_outage_is_reported_and_recovered_without_restart() {
     let url = pg.url();
     let svc = Service::start(&[("DATABASE_URL", url.as_str())]).await;
     svc.login_admin().await;
-    assert_eq!(svc.get("/health/ready").await.status, 200);
+    let (status, _) = ready_becomes(&svc, 200, 10).await;
+    assert_eq!(status, 200);
     // Read once: the user (and the caller's principal) are now cached.
     assert_eq!(svc.get("/api/v1/users/1").await.status, 200);
 

@@ -34,6 +34,88 @@ pub fn temp_dir() -> PathBuf {
     dir
 }
 
+/// Shared mode (`E2E_SHARED=1` with `TEST_POSTGRES_URL`, `TEST_REDIS_URL`
+/// and `TEST_NATS_URL`): every service of the suite runs on PostgreSQL,
+/// Redis and NATS instead of SQLite and in-process backends, each test with
+/// its own database and namespace. CI runs the suite in both modes.
+pub struct Shared {
+    pub postgres: String,
+    pub redis: String,
+    pub nats: String,
+}
+
+pub fn shared_mode() -> Option<Shared> {
+    if std::env::var("E2E_SHARED").ok().as_deref() != Some("1") {
+        return None;
+    }
+    let var =
+        |name: &str| std::env::var(name).unwrap_or_else(|_| panic!("E2E_SHARED=1 needs {name}"));
+    Some(Shared {
+        postgres: var("TEST_POSTGRES_URL"),
+        redis: var("TEST_REDIS_URL"),
+        nats: var("TEST_NATS_URL"),
+    })
+}
+
+/// The namespace (and database name) of a test's folder.
+pub fn namespace_for(dir: &std::path::Path) -> String {
+    dir.file_name()
+        .map(|n| {
+            n.to_string_lossy()
+                .replace(|c: char| !c.is_ascii_alphanumeric(), "_")
+        })
+        .unwrap_or_else(|| "e2e".to_owned())
+}
+
+/// The `DATABASE_URL` of a test's folder: its SQLite file, or in shared
+/// mode a PostgreSQL database created on first use.
+pub async fn database_url_for(dir: &std::path::Path) -> String {
+    let Some(shared) = shared_mode() else {
+        return format!("sqlite://{}/app.db", dir.display());
+    };
+    use sqlx::Connection;
+    let name = namespace_for(dir);
+    let mut conn = sqlx::PgConnection::connect(&shared.postgres).await.unwrap();
+    let exists = sqlx::query("SELECT 1 FROM pg_database WHERE datname = $1")
+        .bind(&name)
+        .fetch_optional(&mut conn)
+        .await
+        .unwrap()
+        .is_some();
+    if !exists {
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    let base = shared
+        .postgres
+        .rsplit_once('/')
+        .map_or(shared.postgres.as_str(), |(b, _)| b);
+    format!("{base}/{name}")
+}
+
+/// Runs one SQL statement on a test's database behind the service's back.
+pub async fn sql_behind_the_back(dir: &std::path::Path, statement: &str) {
+    if shared_mode().is_some() {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&database_url_for(dir).await)
+            .await
+            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(statement.to_owned()))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    } else {
+        let out = std::process::Command::new("sqlite3")
+            .arg(dir.join("app.db"))
+            .arg(statement)
+            .output()
+            .expect("sqlite3 (Debian package sqlite3) runs");
+        assert!(out.status.success(), "{out:?}");
+    }
+}
+
 /// The service running on 127.0.0.1 on a free port.
 pub struct Service {
     pub child: Child,
@@ -54,9 +136,10 @@ impl Service {
         Self::start_in(temp_dir(), extra_env).await
     }
 
-    /// Starts the binary on the SQLite file in `dir` (kept between runs).
+    /// Starts the binary on the database of `dir` (kept between runs): the
+    /// SQLite file in it, or in shared mode its PostgreSQL database.
     pub async fn start_in(dir: PathBuf, extra_env: &[(&str, &str)]) -> Service {
-        let db = format!("sqlite://{}/app.db", dir.display());
+        let db = database_url_for(&dir).await;
         let mut cmd = Command::new(BIN);
         cmd.env("HOST", "127.0.0.1")
             .env("PORT", "0")
@@ -65,6 +148,11 @@ impl Service {
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .kill_on_drop(true);
+        if let Some(shared) = shared_mode() {
+            cmd.env("REDIS_URL", &shared.redis)
+                .env("NATS_URL", &shared.nats)
+                .env("SHARED_NAMESPACE", namespace_for(&dir));
+        }
         for (k, v) in extra_env {
             cmd.env(k, v);
         }
@@ -111,6 +199,24 @@ impl Service {
                 "/health/startup still {status:?} after 30 s"
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // In shared mode the Redis and NATS connections come up in the
+        // background: wait until the service reports ready (bounded).
+        if shared_mode().is_some() && !extra_env.iter().any(|(k, _)| *k == "DATABASE_URL") {
+            for _ in 0..100 {
+                let probe = async {
+                    let mut stream = TcpStream::connect(&addr).await.ok()?;
+                    let req = format!(
+                        "GET /health/ready HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
+                    );
+                    stream.write_all(req.as_bytes()).await.ok()?;
+                    Some(read_response(&mut stream).await.status)
+                };
+                if probe.await == Some(200) {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
         }
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let sink = log.clone();
@@ -245,6 +351,15 @@ impl Service {
 impl Drop for Service {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.dir);
+        if let Some(shared) = shared_mode() {
+            let _ = self.child.start_kill();
+            let name = namespace_for(&self.dir);
+            let _ = std::process::Command::new("psql")
+                .arg(&shared.postgres)
+                .arg("-qc")
+                .arg(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                .output();
+        }
     }
 }
 

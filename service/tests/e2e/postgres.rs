@@ -34,9 +34,12 @@ async fn the_contract_holds_on_postgres_and_across_two_instances() {
     let Some(db) = fresh_database().await else {
         return;
     };
+    // One namespace for both (each test gets its own in shared mode).
+    let namespace = db.rsplit('/').next().unwrap_or("e2e").to_owned();
     let env = [
         ("DATABASE_URL", db.as_str()),
         ("JWT_SECRET", "shared-secret-for-two-instances"),
+        ("SHARED_NAMESPACE", namespace.as_str()),
     ];
     // Both start and migrate at once.
     let (a, b) = tokio::join!(Service::start(&env), Service::start(&env));
@@ -153,6 +156,7 @@ async fn two_instances_share_cache_events_and_rate_limit() {
         return;
     };
     flush_redis_db(&redis, 9).await;
+    let namespace = db.rsplit('/').next().unwrap_or("e2e").to_owned();
     let redis_url = format!("{}/9", redis.trim_end_matches('/'));
     let env = [
         ("DATABASE_URL", db.as_str()),
@@ -160,6 +164,7 @@ async fn two_instances_share_cache_events_and_rate_limit() {
         ("NATS_URL", nats.as_str()),
         ("JWT_SECRET", "shared-secret-for-two-instances"),
         ("RATE_LIMIT", "30/1m"),
+        ("SHARED_NAMESPACE", namespace.as_str()),
     ];
     let (a, b) = tokio::join!(Service::start(&env), Service::start(&env));
     let token = a.login_admin().await;

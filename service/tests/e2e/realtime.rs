@@ -102,16 +102,13 @@ async fn reads_are_cached_and_writes_invalidate() {
     let id = res.json()["id"].as_i64().unwrap();
     let path = format!("/api/v1/users/{id}");
     assert_eq!(svc.get(&path).await.json()["name"], "Cached");
-    // The row changes behind the service's back (sqlite3, another
-    // process): a cached read still answers the cached value, so it made
-    // no query.
-    let db = svc.dir.join("app.db");
-    let out = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg(format!("UPDATE users SET name = 'Changed' WHERE id = {id}"))
-        .output()
-        .expect("sqlite3 (Debian package sqlite3) runs");
-    assert!(out.status.success(), "{out:?}");
+    // The row changes behind the service's back (another process): a
+    // cached read still answers the cached value, so it made no query.
+    crate::sql_behind_the_back(
+        &svc.dir,
+        &format!("UPDATE users SET name = 'Changed' WHERE id = {id}"),
+    )
+    .await;
     assert_eq!(svc.get(&path).await.json()["name"], "Cached");
     // A PATCH through the API invalidates the entry: the next read comes
     // from the database again.

@@ -81,17 +81,20 @@ async fn the_worker_subcommand_runs_pending_tasks() {
     svc.child.wait().await.unwrap();
 
     // Only a worker: it delivers the welcome once the delay has passed.
-    let mut worker = tokio::process::Command::new(crate::BIN)
+    let mut worker_cmd = tokio::process::Command::new(crate::BIN);
+    worker_cmd
         .arg("worker")
         .env("LOG_FORMAT", "json")
-        .env(
-            "DATABASE_URL",
-            format!("sqlite://{}/app.db", svc.dir.display()),
-        )
+        .env("DATABASE_URL", crate::database_url_for(&svc.dir).await)
         .stdout(std::process::Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
+        .kill_on_drop(true);
+    if let Some(shared) = crate::shared_mode() {
+        worker_cmd
+            .env("REDIS_URL", &shared.redis)
+            .env("NATS_URL", &shared.nats)
+            .env("SHARED_NAMESPACE", crate::namespace_for(&svc.dir));
+    }
+    let mut worker = worker_cmd.spawn().unwrap();
     let mut lines = tokio::io::BufReader::new(worker.stdout.take().unwrap()).lines();
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
