@@ -108,15 +108,28 @@ async fn complete_in_batches(
             "UPDATE ferrapi_tasks SET state = 2, lease = NULL, updated_at = ? WHERE state = 1 AND id IN ({})",
             placeholders(batch.len())
         );
-        let mut query = pool.query_dynamic(&sql).bind(now_ms());
-        for (id, _) in &batch {
-            query = query.bind(*id);
+        // A batch can meet a transient failure (a MySQL/MariaDB deadlock
+        // with a concurrent claim): retry it a few times before giving up
+        // (then the tasks stay leased and run again after the lease).
+        let mut result = Err(String::new());
+        for attempt in 0..5u64 {
+            let mut query = pool.query_dynamic(&sql).bind(now_ms());
+            for (id, _) in &batch {
+                query = query.bind(*id);
+            }
+            result = pool
+                .execute(query)
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string());
+            match &result {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::debug!(error = %e, attempt, "recording completions failed; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * (attempt + 1))).await;
+                }
+            }
         }
-        let result = pool
-            .execute(query)
-            .await
-            .map(|_| ())
-            .map_err(|e| e.to_string());
         for (_, reply) in batch {
             let _ = reply.send(result.clone());
         }
