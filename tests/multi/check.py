@@ -93,14 +93,15 @@ status, _ = call(args.lb, "POST", "/api/v1/users", token,
                  {"name": "Limited", "email": "limited@example.com", "age": 30, "password": "limited-pass"})
 limited = login(args.lb, "limited@example.com", "limited-pass")
 refused_at = None
-for i in range(260):
+for i in range(400):
     status, _ = call(args.a if i % 2 == 0 else args.b, "GET", "/api/v1/users/me", limited)
     if status == 429:
         refused_at = i
         break
 # 200 per minute is a burst of 200 plus one more every 0.3 s while the
-# loop runs (about a second): separate buckets per instance would allow 400.
-check(refused_at is not None and 195 <= refused_at <= 215,
+# loop runs (a second or a few on a loaded machine): separate buckets per
+# instance would allow 400 or more.
+check(refused_at is not None and 195 <= refused_at < 300,
       f"one limit across A and B: request {refused_at} (0-based) refused, quota 200/min")
 
 # 4. SIGKILL of A under light load through nginx: no acknowledged write is
