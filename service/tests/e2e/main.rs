@@ -182,15 +182,7 @@ impl Service {
         // It listens while migrating: wait until it has started.
         let started = Instant::now();
         loop {
-            let probe = async {
-                let mut stream = TcpStream::connect(&addr).await.ok()?;
-                let req = format!(
-                    "GET /health/startup HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-                );
-                stream.write_all(req.as_bytes()).await.ok()?;
-                Some(read_response(&mut stream).await.status)
-            };
-            let status = probe.await;
+            let status = probe_status(&addr, "/health/startup").await;
             if status == Some(200) {
                 break;
             }
@@ -204,15 +196,7 @@ impl Service {
         // background: wait until the service reports ready (bounded).
         if shared_mode().is_some() && !extra_env.iter().any(|(k, _)| *k == "DATABASE_URL") {
             for _ in 0..100 {
-                let probe = async {
-                    let mut stream = TcpStream::connect(&addr).await.ok()?;
-                    let req = format!(
-                        "GET /health/ready HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n"
-                    );
-                    stream.write_all(req.as_bytes()).await.ok()?;
-                    Some(read_response(&mut stream).await.status)
-                };
-                if probe.await == Some(200) {
+                if probe_status(&addr, "/health/ready").await == Some(200) {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
@@ -381,6 +365,14 @@ impl Response {
     pub fn json(&self) -> Value {
         serde_json::from_str(&self.body).unwrap_or_else(|e| panic!("not JSON ({e}): {}", self.body))
     }
+}
+
+/// The status of `GET path`, or `None` while nothing answers.
+async fn probe_status(addr: &str, path: &str) -> Option<u16> {
+    let mut stream = TcpStream::connect(addr).await.ok()?;
+    let req = format!("GET {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\n\r\n");
+    stream.write_all(req.as_bytes()).await.ok()?;
+    Some(read_response(&mut stream).await.status)
 }
 
 pub async fn read_response(stream: &mut TcpStream) -> Response {
