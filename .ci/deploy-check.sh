@@ -7,14 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/target/debug/ferrapi-service"
 [ -x "$bin" ] || (cd "$root" && cargo build -p ferrapi-service)
-venv="$root/.ci/.venv-deploy"
-if [ ! -f "$venv/.pyyaml-6.0.2" ]; then
-    echo "== installing PyYAML into .ci/.venv-deploy"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "PyYAML==6.0.2"
-    touch "$venv/.pyyaml-6.0.2"
-fi
+source "$root/.ci/lib.sh"
+venv="$(pip_venv deploy PyYAML==6.0.2)"
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 "$bin" --help >"$work/help.txt"

@@ -7,15 +7,8 @@ set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bin="$root/target/debug/ferrapi-service"
 [ -x "$bin" ] || (cd "$root" && cargo build -p ferrapi-service)
-venv="$root/.ci/.venv-metrics"
-version="0.26.0"
-if [ ! -f "$venv/.prometheus-client-$version" ]; then
-    echo "== installing prometheus-client $version into .ci/.venv-metrics"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "prometheus-client==$version"
-    touch "$venv/.prometheus-client-$version"
-fi
+source "$root/.ci/lib.sh"
+venv="$(pip_venv metrics prometheus-client==0.26.0)"
 work="$(mktemp -d)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
 password="metrics-admin-password"

@@ -23,14 +23,8 @@ if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
 fi
 nginx_bin="$(command -v nginx || echo /usr/sbin/nginx)"
 
-venv="$root/.ci/.venv-multi"
-if [ ! -f "$venv/.websockets-13.1" ]; then
-    echo "== installing websockets into .ci/.venv-multi"
-    rm -rf "$venv"
-    python3 -m venv "$venv"
-    "$venv/bin/python" -m pip install --quiet --disable-pip-version-check "websockets==13.1"
-    touch "$venv/.websockets-13.1"
-fi
+source "$root/.ci/lib.sh"
+venv="$(pip_venv multi websockets==13.1)"
 
 work="$(mktemp -d)"
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
