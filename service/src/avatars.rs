@@ -51,16 +51,6 @@ fn store_error(e: FileError) -> ferrapi::Error {
     }
 }
 
-async fn user_exists(pool: &DbPool, user_id: i64) -> Result<bool, UserError> {
-    Ok(pool
-        .fetch_optional(
-            pool.query("SELECT id FROM users WHERE id = ?")
-                .bind(user_id),
-        )
-        .await?
-        .is_some())
-}
-
 /// Set a user's avatar (PNG or JPEG, at most 5 MiB).
 ///
 /// A user may set only their own avatar unless they are an administrator.
@@ -80,7 +70,7 @@ pub async fn put_avatar(
     if caller.id != user_id && !caller.is_admin {
         return Err(UserError::Forbidden.into_error());
     }
-    if !user_exists(&pool, user_id)
+    if !crate::users::user_exists(&pool, user_id)
         .await
         .map_err(ResponseError::into_error)?
     {

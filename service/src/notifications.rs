@@ -82,13 +82,7 @@ impl Notifications {
 
 /// Records the welcome notification (once, whatever the retries).
 async fn deliver_welcome(pool: &DbPool, user_id: i64, info: &TaskInfo) -> Result<(), DbError> {
-    let user = pool
-        .fetch_optional(
-            pool.query("SELECT id FROM users WHERE id = ?")
-                .bind(user_id),
-        )
-        .await?;
-    if user.is_none() {
+    if !crate::users::user_exists(pool, user_id).await? {
         // Deleted before its welcome: nothing to do.
         return Ok(());
     }
@@ -127,14 +121,7 @@ pub async fn list_notifications(
     State(pool): State<DbPool>,
     Path(user_id): Path<i64>,
 ) -> Result<Json<Vec<Notification>>, UserError> {
-    let exists = pool
-        .fetch_optional(
-            pool.query("SELECT id FROM users WHERE id = ?")
-                .bind(user_id),
-        )
-        .await?
-        .is_some();
-    if !exists {
+    if !crate::users::user_exists(&pool, user_id).await? {
         return Err(UserError::NotFound);
     }
     let rows = pool

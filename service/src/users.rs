@@ -148,6 +148,17 @@ impl From<DbError> for UserError {
     }
 }
 
+/// Whether user `user_id` exists (outside a request's transaction).
+pub(crate) async fn user_exists(pool: &DbPool, user_id: i64) -> Result<bool, DbError> {
+    Ok(pool
+        .fetch_optional(
+            pool.query("SELECT id FROM users WHERE id = ?")
+                .bind(user_id),
+        )
+        .await?
+        .is_some())
+}
+
 pub(crate) fn row_to_user(row: &AnyRow) -> Result<UserResponse, sqlx::Error> {
     let created: String = row.try_get("created_at")?;
     let created_at = Timestamp::parse(&created)?;
