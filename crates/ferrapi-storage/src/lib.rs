@@ -22,6 +22,7 @@
 //! | `nats` | NATS bus and task queue (async-nats, ring TLS) |
 //! | `s3` | S3 file storage (object_store, rustls with ring) |
 //! | `metrics` | pool and task-queue gauges in ferrapi's Prometheus registry |
+//! | `otel` | database and cache spans in the request's exported trace (ferrapi's `otel`) |
 #![deny(missing_docs)]
 
 pub mod bus;
@@ -31,3 +32,4 @@ pub mod files;
 pub mod queue;
 #[cfg(feature = "redis")]
 pub mod rate_limit;
+mod telemetry;

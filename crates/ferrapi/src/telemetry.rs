@@ -1,7 +1,7 @@
-//! OpenTelemetry traces over OTLP/HTTP (feature `otel`).
+//! OpenTelemetry traces over OTLP, HTTP/protobuf or gRPC (feature `otel`).
 //!
 //! [`from_env`] (or [`OtlpConfig`] for explicit settings) builds a
-//! [`Telemetry`]: an OTLP/HTTP protobuf exporter behind the SDK's batch span
+//! [`Telemetry`]: an OTLP exporter behind the SDK's batch span
 //! processor, and a `tracing_subscriber` layer ([`Telemetry::layer`]) that
 //! turns `tracing` spans into OpenTelemetry spans. The [`Telemetry`] value is
 //! the guard: dropping it (or [`Telemetry::shutdown`]) flushes what is
@@ -58,8 +58,9 @@
 //!   request are the exported span's, and outgoing calls through
 //!   [`client`](crate::client) become its children.
 //!
-//! Spans opened inside the request (`#[tracing::instrument]`, database
-//! spans) are exported as its children. The query string, headers other
+//! Spans opened inside the request (`#[tracing::instrument]`, and the
+//! database and cache spans of ferrapi-storage's `otel` feature, which are
+//! opened only when [`exporting`] says so) are exported as its children. The query string, headers other
 //! than `User-Agent` and bodies are never exported.
 //!
 //! Why the request span and not a layer of its own: one span per request
@@ -90,22 +91,40 @@
 //!
 //! # Transport
 //!
-//! OTLP over HTTP with protobuf bodies, `POST {endpoint}/v1/traces`, sent
-//! by ferrapi's own hyper client on a one-thread runtime of its own (so it
-//! works whether or not the application's runtime is still running, and a
-//! flush at exit does not depend on it). Plain `http://` only: a collector
-//! is normally a local agent or sidecar; for TLS, export to a local
-//! collector that forwards. This keeps reqwest, a second TLS stack and gRPC
-//! (tonic, about ten more crates) out of the build. `grpc` and `http/json`
-//! in `OTEL_EXPORTER_OTLP_PROTOCOL` are refused with a clear error.
+//! Both OTLP transports send the same protobuf `ExportTraceServiceRequest`,
+//! through ferrapi's own hyper client on a one-thread runtime of its own (so
+//! it works whether or not the application's runtime is still running, and a
+//! flush at exit does not depend on it):
+//!
+//! - **HTTP/protobuf** (the default, collector port 4318):
+//!   `POST {endpoint}/v1/traces`, `content-type: application/x-protobuf`.
+//! - **gRPC** (`OTEL_EXPORTER_OTLP_PROTOCOL=grpc`, [`OtlpProtocol::Grpc`],
+//!   collector port 4317): HTTP/2 with prior knowledge over plain TCP,
+//!   `POST /opentelemetry.proto.collector.trace.v1.TraceService/Export`,
+//!   `content-type: application/grpc`, the message in gRPC's frame (a
+//!   compressed flag of 0, a big-endian 32-bit length, the protobuf), a
+//!   `grpc-timeout` of the export timeout, and the answer's `grpc-status`
+//!   read from the trailers (or the headers of a trailers-only answer). The
+//!   endpoint is the collector's `http://host:port`; its path, if any, is
+//!   not used. A status other than `OK` fails the export, and the statuses
+//!   OTLP calls retryable (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, …) are
+//!   reported to the SDK as retryable.
+//!
+//! gRPC is spoken directly over hyper's HTTP/2 client (already in the
+//! build through hyper), not through tonic, which would add about ten
+//! crates for one unary call. Plain `http://` only: a collector is normally
+//! a local agent or sidecar; for TLS, export to a local collector that
+//! forwards. This keeps reqwest and a second TLS stack out of the build.
+//! `http/json` in `OTEL_EXPORTER_OTLP_PROTOCOL` is refused with a clear
+//! error.
 //!
 //! # Environment
 //!
 //! | variable | effect |
 //! |---|---|
-//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`http://collector:4318`); `/v1/traces` is appended. Unset: [`from_env`] returns `None` |
-//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full URL of the traces endpoint, used as is (wins over the above) |
-//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `http/protobuf` (the default); anything else is an error |
+//! | `OTEL_EXPORTER_OTLP_ENDPOINT` | base URL (`http://collector:4318`, or `http://collector:4317` for gRPC); over HTTP `/v1/traces` is appended. Unset: [`from_env`] returns `None`, unless `OTEL_TRACES_EXPORTER=otlp` is set explicitly: then the specification's default, `http://localhost:4318` (`http://localhost:4317` for gRPC) |
+//! | `OTEL_EXPORTER_OTLP_TRACES_ENDPOINT` | full URL of the traces endpoint, used as is over HTTP (its host and port over gRPC); wins over the above |
+//! | `OTEL_EXPORTER_OTLP_PROTOCOL`, `OTEL_EXPORTER_OTLP_TRACES_PROTOCOL` | `http/protobuf` (the default) or `grpc`; anything else is an error |
 //! | `OTEL_EXPORTER_OTLP_TIMEOUT`, `OTEL_EXPORTER_OTLP_TRACES_TIMEOUT` | export timeout in ms (10000) |
 //! | `OTEL_EXPORTER_OTLP_HEADERS` | `key=value,…` sent with every export |
 //! | `OTEL_SERVICE_NAME` | `service.name` (else the default given to [`from_env`]) |
@@ -150,6 +169,40 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The largest collector answer read (the OTLP answer is a few bytes).
 const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// The gRPC method of OTLP trace export.
+pub const GRPC_TRACE_EXPORT_PATH: &str =
+    "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+
+/// The collector the specification names when no endpoint is given, over
+/// HTTP/protobuf.
+pub const DEFAULT_HTTP_ENDPOINT: &str = "http://localhost:4318";
+
+/// The collector the specification names when no endpoint is given, over
+/// gRPC.
+pub const DEFAULT_GRPC_ENDPOINT: &str = "http://localhost:4317";
+
+/// How spans travel to the collector (`OTEL_EXPORTER_OTLP_PROTOCOL`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum OtlpProtocol {
+    /// `http/protobuf`: `POST {endpoint}/v1/traces` (collector port 4318).
+    #[default]
+    HttpProtobuf,
+    /// `grpc`: the `TraceService/Export` call over HTTP/2 (collector port
+    /// 4317).
+    Grpc,
+}
+
+impl OtlpProtocol {
+    /// The specification's default endpoint for this protocol.
+    pub fn default_endpoint(self) -> &'static str {
+        match self {
+            OtlpProtocol::HttpProtobuf => DEFAULT_HTTP_ENDPOINT,
+            OtlpProtocol::Grpc => DEFAULT_GRPC_ENDPOINT,
+        }
+    }
+}
 
 /// Telemetry could not be set up. Each names the setting at fault.
 #[derive(Debug, thiserror::Error)]
@@ -197,7 +250,11 @@ fn config_error(setting: &'static str, message: impl Into<String>) -> TelemetryE
 /// ```
 #[derive(Debug, Clone)]
 pub struct OtlpConfig {
-    traces_endpoint: String,
+    /// The base URL, or (`signal_endpoint`) the full URL of the traces
+    /// endpoint.
+    endpoint: String,
+    signal_endpoint: bool,
+    protocol: OtlpProtocol,
     service_name: Option<String>,
     timeout: Duration,
     headers: HashMap<String, String>,
@@ -215,6 +272,20 @@ fn var(name: &str) -> Option<String> {
 /// The traces URL for a base endpoint: `/v1/traces` appended to its path.
 fn traces_url(base: &str) -> String {
     format!("{}/v1/traces", base.trim_end_matches('/'))
+}
+
+/// The gRPC URL for an endpoint: its scheme and authority, and the
+/// method's path.
+fn grpc_url(endpoint: &str) -> String {
+    match endpoint.parse::<http::Uri>() {
+        Ok(uri) => match (uri.scheme_str(), uri.authority()) {
+            (Some(scheme), Some(authority)) => {
+                format!("{scheme}://{authority}{GRPC_TRACE_EXPORT_PATH}")
+            }
+            _ => endpoint.to_owned(),
+        },
+        Err(_) => endpoint.to_owned(),
+    }
 }
 
 fn check_url(setting: &'static str, url: &str) -> Result<(), TelemetryError> {
@@ -236,12 +307,13 @@ fn check_url(setting: &'static str, url: &str) -> Result<(), TelemetryError> {
     }
 }
 
-fn check_protocol(setting: &'static str, value: &str) -> Result<(), TelemetryError> {
+fn parse_protocol(setting: &'static str, value: &str) -> Result<OtlpProtocol, TelemetryError> {
     match value.trim() {
-        "http/protobuf" => Ok(()),
+        "http/protobuf" => Ok(OtlpProtocol::HttpProtobuf),
+        "grpc" => Ok(OtlpProtocol::Grpc),
         other => Err(config_error(
             setting,
-            format!("`{other}` is not supported: only `http/protobuf` is built in"),
+            format!("`{other}` is not supported: `http/protobuf` and `grpc` are built in"),
         )),
     }
 }
@@ -261,15 +333,22 @@ fn parse_millis(setting: &'static str, value: &str) -> Result<Duration, Telemetr
 
 impl OtlpConfig {
     /// Exports to the collector at `endpoint` (its base URL, such as
-    /// `http://127.0.0.1:4318`; `/v1/traces` is appended).
-    pub fn new(endpoint: impl AsRef<str>) -> Self {
-        Self::with_traces_endpoint(traces_url(endpoint.as_ref()))
+    /// `http://127.0.0.1:4318`; over HTTP `/v1/traces` is appended).
+    pub fn new(endpoint: impl Into<String>) -> Self {
+        Self::with_endpoint(endpoint.into(), false)
     }
 
-    /// Exports to exactly this URL (`http://collector:4318/v1/traces`).
+    /// Exports to exactly this URL (`http://collector:4318/v1/traces`; over
+    /// gRPC only its host and port are used).
     pub fn with_traces_endpoint(url: impl Into<String>) -> Self {
+        Self::with_endpoint(url.into(), true)
+    }
+
+    fn with_endpoint(endpoint: String, signal_endpoint: bool) -> Self {
         Self {
-            traces_endpoint: url.into(),
+            endpoint,
+            signal_endpoint,
+            protocol: OtlpProtocol::HttpProtobuf,
             service_name: None,
             timeout: DEFAULT_TIMEOUT,
             headers: HashMap::new(),
@@ -287,29 +366,48 @@ impl OtlpConfig {
     /// # Errors
     /// A malformed variable, named in the error.
     pub fn from_env() -> Result<Option<Self>, TelemetryError> {
-        if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
-            || var("OTEL_TRACES_EXPORTER").is_some_and(|v| v.trim() == "none")
-        {
+        Self::from_vars(var)
+    }
+
+    /// [`from_env`](Self::from_env) over any source of variables (`var`
+    /// answers `None` for unset or empty ones).
+    fn from_vars(var: impl Fn(&str) -> Option<String>) -> Result<Option<Self>, TelemetryError> {
+        if var("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true")) {
             return Ok(None);
         }
-        let mut config = if let Some(url) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
-            check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
-            Self::with_traces_endpoint(url.trim())
-        } else if let Some(base) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
-            check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
-            Self::new(base.trim())
-        } else {
+        // A comma-separated list; only `otlp` and `none` mean something here.
+        let exporters = var("OTEL_TRACES_EXPORTER").unwrap_or_default();
+        let mut exporters = exporters.split(',').map(str::trim);
+        if exporters.clone().any(|e| e == "none") {
             return Ok(None);
-        };
+        }
+        let explicit_otlp = exporters.any(|e| e == "otlp");
+        let mut protocol = OtlpProtocol::HttpProtobuf;
         for name in [
             "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
             "OTEL_EXPORTER_OTLP_PROTOCOL",
         ] {
             if let Some(value) = var(name) {
-                check_protocol(name, &value)?;
+                protocol = parse_protocol(name, &value)?;
                 break;
             }
         }
+        let config = if let Some(url) = var("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", &url)?;
+            Self::with_traces_endpoint(url.trim())
+        } else if let Some(base) = var("OTEL_EXPORTER_OTLP_ENDPOINT") {
+            check_url("OTEL_EXPORTER_OTLP_ENDPOINT", &base)?;
+            Self::new(base.trim())
+        } else if explicit_otlp {
+            // `OTEL_TRACES_EXPORTER=otlp` asked for export explicitly: the
+            // specification's default collector. Without it, no endpoint
+            // means no export (a service does not start sending spans to
+            // localhost because a protocol variable was set globally).
+            Self::new(protocol.default_endpoint())
+        } else {
+            return Ok(None);
+        };
+        let mut config = config.protocol(protocol);
         for name in [
             "OTEL_EXPORTER_OTLP_TRACES_TIMEOUT",
             "OTEL_EXPORTER_OTLP_TIMEOUT",
@@ -339,6 +437,13 @@ impl OtlpConfig {
         // The headers, the batch settings and the resource variables are
         // read by the exporter and the SDK themselves.
         Ok(Some(config))
+    }
+
+    /// The transport: HTTP/protobuf (the default) or gRPC.
+    #[must_use]
+    pub fn protocol(mut self, protocol: OtlpProtocol) -> Self {
+        self.protocol = protocol;
+        self
     }
 
     /// `service.name` of the resource (`OTEL_SERVICE_NAME` wins when set
@@ -395,9 +500,14 @@ impl OtlpConfig {
         self
     }
 
-    /// The traces URL spans are posted to.
-    pub fn traces_endpoint(&self) -> &str {
-        &self.traces_endpoint
+    /// The URL spans are posted to: `…/v1/traces` over HTTP, the
+    /// `TraceService/Export` method over gRPC.
+    pub fn traces_endpoint(&self) -> String {
+        match (self.protocol, self.signal_endpoint) {
+            (OtlpProtocol::HttpProtobuf, true) => self.endpoint.clone(),
+            (OtlpProtocol::HttpProtobuf, false) => traces_url(&self.endpoint),
+            (OtlpProtocol::Grpc, _) => grpc_url(&self.endpoint),
+        }
     }
 
     /// Starts the exporter: its thread, the batch processor, the tracer.
@@ -405,7 +515,9 @@ impl OtlpConfig {
     /// # Errors
     /// An invalid endpoint, or the export thread cannot start.
     pub fn build(self) -> Result<Telemetry, TelemetryError> {
-        check_url("endpoint", &self.traces_endpoint)?;
+        let url = self.traces_endpoint();
+        check_url("endpoint", &url)?;
+        let grpc = self.protocol == OtlpProtocol::Grpc;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .thread_name("ferrapi-otlp")
@@ -419,15 +531,18 @@ impl OtlpConfig {
         let client = ExportClient {
             inner: HyperClient::builder(hyper_util::rt::TokioExecutor::new())
                 .pool_idle_timeout(Duration::from_secs(30))
+                // gRPC: HTTP/2 with prior knowledge on plain TCP.
+                .http2_only(grpc)
                 .build(connector),
             runtime: Arc::new(OwnedRuntime(Some(runtime))),
             timeout: self.timeout,
             health: failures.clone(),
+            grpc,
         };
         let mut exporter = opentelemetry_otlp::SpanExporter::builder()
             .with_http()
             .with_http_client(client)
-            .with_endpoint(self.traces_endpoint.clone())
+            .with_endpoint(url)
             .with_protocol(Protocol::HttpBinary)
             .with_timeout(self.timeout);
         if !self.headers.is_empty() {
@@ -627,12 +742,18 @@ impl ExportHealth {
 /// `opentelemetry_http::HttpClient` over hyper-util. The batch processor
 /// calls it from its own thread, outside any runtime: the request runs on
 /// this client's runtime and the processor waits for its result.
+///
+/// Over gRPC the exporter still hands over its OTLP/HTTP request (the same
+/// protobuf body, posted to the gRPC method's URL): [`grpc::request`] turns
+/// it into the gRPC call and [`grpc::response`] turns the answer back into
+/// what the exporter understands.
 #[derive(Debug, Clone)]
 struct ExportClient {
     inner: HyperClient<HttpConnector, Full<Bytes>>,
     runtime: Arc<OwnedRuntime>,
     timeout: Duration,
     health: Arc<ExportHealth>,
+    grpc: bool,
 }
 
 type ExportResult = Result<Response<Bytes>, opentelemetry_http::HttpError>;
@@ -642,19 +763,43 @@ impl ExportClient {
         inner: HyperClient<HttpConnector, Full<Bytes>>,
         request: Request<Bytes>,
         timeout: Duration,
+        grpc: bool,
     ) -> ExportResult {
+        let request = if grpc {
+            grpc::request(request, timeout)?
+        } else {
+            request
+        };
         let (parts, body) = request.into_parts();
         let request = Request::from_parts(parts, Full::new(body));
         let exchange = async {
             let res = inner.request(request).await?;
             let (parts, body) = res.into_parts();
             let body = Limited::new(body, MAX_RESPONSE_BYTES).collect().await?;
-            Ok::<_, opentelemetry_http::HttpError>(Response::from_parts(parts, body.to_bytes()))
+            if grpc {
+                let trailers = body.trailers().cloned();
+                Ok(grpc::response(parts, body.to_bytes(), trailers.as_ref()))
+            } else {
+                Ok::<_, opentelemetry_http::HttpError>(Response::from_parts(parts, body.to_bytes()))
+            }
         };
         match tokio::time::timeout(timeout, exchange).await {
             Ok(result) => result,
             Err(_) => Err(format!("no answer from the collector within {timeout:?}").into()),
         }
+    }
+}
+
+/// What a failed answer says, for the log: the HTTP status, and the gRPC
+/// status and message when there are.
+fn describe_failure(res: &Response<Bytes>) -> String {
+    let header = |name| res.headers().get(name).and_then(|v| v.to_str().ok());
+    match header(grpc::STATUS) {
+        Some(code) => format!(
+            "the collector answered gRPC status {code} ({})",
+            header(grpc::MESSAGE).unwrap_or("no message")
+        ),
+        None => format!("the collector answered {}", res.status()),
     }
 }
 
@@ -669,11 +814,14 @@ impl opentelemetry_http::HttpClient for ExportClient {
         'life0: 'async_trait,
         Self: 'async_trait,
     {
-        let spawned = self
-            .runtime
-            .0
-            .as_ref()
-            .map(|rt| rt.spawn(Self::send(self.inner.clone(), request, self.timeout)));
+        let spawned = self.runtime.0.as_ref().map(|rt| {
+            rt.spawn(Self::send(
+                self.inner.clone(),
+                request,
+                self.timeout,
+                self.grpc,
+            ))
+        });
         let health = self.health.clone();
         Box::pin(async move {
             let result = match spawned {
@@ -685,11 +833,209 @@ impl opentelemetry_http::HttpClient for ExportClient {
             };
             match &result {
                 Ok(res) if res.status().is_success() => health.succeeded(),
-                Ok(res) => health.failed(&format!("the collector answered {}", res.status())),
+                Ok(res) => health.failed(&describe_failure(res)),
                 Err(e) => health.failed(&e.to_string()),
             }
             result
         })
+    }
+}
+
+/// OTLP over gRPC without tonic: one unary call, framed by hand.
+mod grpc {
+    use bytes::{BufMut as _, Bytes, BytesMut};
+    use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+    use std::time::Duration;
+
+    /// The trailer (or, in a trailers-only answer, the header) with the
+    /// call's status.
+    pub(super) const STATUS: &str = "grpc-status";
+    /// The status's message (percent-encoded).
+    pub(super) const MESSAGE: &str = "grpc-message";
+
+    /// The exporter's OTLP/HTTP request as the gRPC call: the protobuf body
+    /// in one uncompressed frame, gRPC's content type, `te: trailers`, and
+    /// the export timeout as `grpc-timeout`. The exporter's other headers
+    /// (`OTEL_EXPORTER_OTLP_HEADERS`) go along as metadata.
+    pub(super) fn request(
+        request: Request<Bytes>,
+        timeout: Duration,
+    ) -> Result<Request<Bytes>, opentelemetry_http::HttpError> {
+        let (mut parts, body) = request.into_parts();
+        let len = u32::try_from(body.len())
+            .map_err(|_| format!("an export of {} bytes is too large for gRPC", body.len()))?;
+        let mut framed = BytesMut::with_capacity(5 + body.len());
+        framed.put_u8(0);
+        framed.put_u32(len);
+        framed.put_slice(&body);
+        parts.version = http::Version::HTTP_2;
+        let headers = &mut parts.headers;
+        headers.remove(http::header::CONTENT_LENGTH);
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        // At most eight digits: milliseconds up to a day, then seconds.
+        let millis = timeout.as_millis();
+        let value = if millis < 100_000_000 {
+            format!("{millis}m")
+        } else {
+            format!("{}S", timeout.as_secs().min(99_999_999))
+        };
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert("grpc-timeout", value);
+        }
+        Ok(Request::from_parts(parts, framed.freeze()))
+    }
+
+    /// The HTTP status the exporter gets for a gRPC status: 200 for `OK`;
+    /// 503 for the statuses OTLP calls retryable, so that the exporter
+    /// retries them; a client or server error for the others.
+    fn http_status(code: u32) -> StatusCode {
+        match code {
+            0 => StatusCode::OK,
+            // CANCELLED, DEADLINE_EXCEEDED, ABORTED, OUT_OF_RANGE,
+            // UNAVAILABLE, DATA_LOSS
+            1 | 4 | 10 | 11 | 14 | 15 => StatusCode::SERVICE_UNAVAILABLE,
+            8 => StatusCode::TOO_MANY_REQUESTS,
+            3 => StatusCode::BAD_REQUEST,
+            16 => StatusCode::UNAUTHORIZED,
+            7 => StatusCode::FORBIDDEN,
+            5 | 12 => StatusCode::NOT_FOUND,
+            _ => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The collector's gRPC answer as the exporter's HTTP answer: the
+    /// status from the trailers (or the headers, in a trailers-only
+    /// answer), the `ExportTraceServiceResponse` taken out of its frame. An
+    /// answer that is not gRPC (a proxy's error page, an HTTP/2 server that
+    /// is not a collector) keeps its HTTP status, or becomes a 500.
+    pub(super) fn response(
+        mut parts: http::response::Parts,
+        body: Bytes,
+        trailers: Option<&HeaderMap>,
+    ) -> Response<Bytes> {
+        if !parts.status.is_success() {
+            return Response::from_parts(parts, body);
+        }
+        let status = trailers
+            .and_then(|t| t.get(STATUS))
+            .or_else(|| parts.headers.get(STATUS))
+            .cloned();
+        let message = trailers
+            .and_then(|t| t.get(MESSAGE))
+            .or_else(|| parts.headers.get(MESSAGE))
+            .cloned();
+        let code = status
+            .as_ref()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u32>().ok());
+        // No status at all: gRPC says UNKNOWN.
+        let code = code.unwrap_or(2);
+        parts.status = http_status(code);
+        parts.headers.insert(STATUS, HeaderValue::from(code));
+        if let Some(message) = message {
+            parts.headers.insert(MESSAGE, message);
+        }
+        let payload = if code == 0 {
+            unframe(&body).unwrap_or_default()
+        } else {
+            Bytes::new()
+        };
+        Response::from_parts(parts, payload)
+    }
+
+    /// The message of a body holding one uncompressed frame.
+    fn unframe(body: &Bytes) -> Option<Bytes> {
+        let header = body.get(..5)?;
+        if header[0] != 0 {
+            return None;
+        }
+        let len = u32::from_be_bytes([header[1], header[2], header[3], header[4]]);
+        let end = 5usize.checked_add(usize::try_from(len).ok()?)?;
+        (end <= body.len()).then(|| body.slice(5..end))
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn requests_are_framed_with_the_grpc_headers() {
+            let req = Request::post("http://127.0.0.1:4317/x")
+                .header("content-type", "application/x-protobuf")
+                .header("content-length", "3")
+                .header("api-key", "k")
+                .body(Bytes::from_static(b"abc"))
+                .unwrap_or_default();
+            let req = request(req, Duration::from_secs(2)).ok();
+            let req = req.as_ref();
+            assert_eq!(
+                req.map(|r| r.body().as_ref()),
+                Some(&[0u8, 0, 0, 0, 3, b'a', b'b', b'c'][..])
+            );
+            let header = |name| req.and_then(|r| r.headers().get(name)?.to_str().ok());
+            assert_eq!(header("content-type"), Some("application/grpc"));
+            assert_eq!(header("te"), Some("trailers"));
+            assert_eq!(header("grpc-timeout"), Some("2000m"));
+            assert_eq!(header("api-key"), Some("k"));
+            assert_eq!(header("content-length"), None);
+            assert_eq!(req.map(|r| r.version()), Some(http::Version::HTTP_2));
+        }
+
+        fn answer(
+            headers: &[(&str, &str)],
+            body: &'static [u8],
+            trailers: &[(&'static str, &'static str)],
+        ) -> Response<Bytes> {
+            let mut res = Response::builder().status(200);
+            for (k, v) in headers {
+                res = res.header(*k, *v);
+            }
+            let (parts, ()) = res.body(()).unwrap_or_default().into_parts();
+            let mut map = HeaderMap::new();
+            for (k, v) in trailers {
+                map.insert(*k, HeaderValue::from_static(v));
+            }
+            let trailers = (!trailers.is_empty()).then_some(&map);
+            response(parts, Bytes::from_static(body), trailers)
+        }
+
+        #[test]
+        fn answers_map_to_what_the_exporter_understands() {
+            // OK, with the (empty) response message in its frame.
+            let ok = answer(&[], &[0, 0, 0, 0, 2, 0x12, 0x00], &[("grpc-status", "0")]);
+            assert_eq!(ok.status(), 200);
+            assert_eq!(ok.body().as_ref(), &[0x12, 0x00]);
+            // A trailers-only refusal, retryable.
+            let down = answer(&[("grpc-status", "14"), ("grpc-message", "busy")], b"", &[]);
+            assert_eq!(down.status(), 503);
+            assert_eq!(
+                down.headers().get("grpc-message").map(|v| v.as_bytes()),
+                Some(&b"busy"[..])
+            );
+            assert_eq!(
+                super::super::describe_failure(&down),
+                "the collector answered gRPC status 14 (busy)"
+            );
+            // Not retryable.
+            let bad = answer(&[], b"", &[("grpc-status", "3")]);
+            assert_eq!(bad.status(), 400);
+            let unimplemented = answer(&[], b"", &[("grpc-status", "12")]);
+            assert_eq!(unimplemented.status(), 404);
+            // No status: UNKNOWN, a failure.
+            let none = answer(&[], b"", &[]);
+            assert_eq!(none.status(), 500);
+            assert_eq!(
+                none.headers().get("grpc-status").map(|v| v.as_bytes()),
+                Some(&b"2"[..])
+            );
+            // A truncated frame gives an empty message, not a panic.
+            assert_eq!(unframe(&Bytes::from_static(&[0, 0, 0, 9, 1])), None);
+            assert_eq!(unframe(&Bytes::from_static(&[1, 0, 0, 0, 0])), None);
+        }
     }
 }
 
@@ -704,6 +1050,23 @@ pub(crate) fn active() -> bool {
 
 fn span_is_exported(span: &Span) -> bool {
     !span.is_disabled() && span.with_subscriber(|(_, d)| d.is::<OtelMarker>()) == Some(true)
+}
+
+/// Whether the current span is exported through [`Telemetry::layer`].
+///
+/// Libraries that open client spans inside requests (ferrapi-storage's
+/// database and cache spans) open them only when this is true: a child of
+/// an exported span is exported in its trace, while outside a traced
+/// request (no layer, a background worker's poll) a span would cost its
+/// creation and show up in log lines for nothing. Costs a look-up of the
+/// current span and its subscriber.
+///
+/// ```
+/// // No subscriber with the telemetry layer: nothing is exported.
+/// assert!(!ferrapi::telemetry::exporting());
+/// ```
+pub fn exporting() -> bool {
+    span_is_exported(&Span::current())
 }
 
 /// The semantic-convention name of a method: the known ones as they are,
@@ -942,6 +1305,20 @@ mod tests {
             OtlpConfig::new("http://127.0.0.1:4318/").traces_endpoint(),
             "http://127.0.0.1:4318/v1/traces"
         );
+        assert_eq!(
+            OtlpConfig::with_traces_endpoint("http://c:4318/custom").traces_endpoint(),
+            "http://c:4318/custom"
+        );
+        // gRPC: the authority of either form, the method's path.
+        for config in [
+            OtlpConfig::new("http://c:4317/"),
+            OtlpConfig::with_traces_endpoint("http://c:4317/v1/traces"),
+        ] {
+            assert_eq!(
+                config.protocol(OtlpProtocol::Grpc).traces_endpoint(),
+                "http://c:4317/opentelemetry.proto.collector.trace.v1.TraceService/Export"
+            );
+        }
         assert!(check_url("x", "http://collector:4318/v1/traces").is_ok());
         let err = check_url("OTEL_EXPORTER_OTLP_ENDPOINT", "https://collector:4318")
             .err()
@@ -949,9 +1326,80 @@ mod tests {
             .unwrap_or_default();
         assert!(err.starts_with("OTEL_EXPORTER_OTLP_ENDPOINT: "), "{err}");
         assert!(check_url("x", "collector:4318").is_err());
-        assert!(check_protocol("p", "http/protobuf").is_ok());
-        assert!(check_protocol("p", "grpc").is_err());
-        assert!(check_protocol("p", "http/json").is_err());
+        assert_eq!(
+            parse_protocol("p", "http/protobuf").ok(),
+            Some(OtlpProtocol::HttpProtobuf)
+        );
+        assert_eq!(parse_protocol("p", " grpc").ok(), Some(OtlpProtocol::Grpc));
+        assert!(parse_protocol("p", "http/json").is_err());
+    }
+
+    fn from_vars(vars: &[(&str, &str)]) -> Result<Option<OtlpConfig>, TelemetryError> {
+        OtlpConfig::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    fn endpoint_of(vars: &[(&str, &str)]) -> Option<String> {
+        from_vars(vars).ok().flatten().map(|c| c.traces_endpoint())
+    }
+
+    #[test]
+    fn the_protocol_and_endpoint_variables_follow_the_specification() {
+        const EXPORT: &str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+        // No endpoint: nothing is exported, whatever the protocol.
+        assert_eq!(endpoint_of(&[]), None);
+        assert_eq!(
+            endpoint_of(&[("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")]),
+            None
+        );
+        // Export asked for explicitly: the specification's default
+        // collector, port 4318 over HTTP and 4317 over gRPC.
+        assert_eq!(
+            endpoint_of(&[("OTEL_TRACES_EXPORTER", "otlp")]).as_deref(),
+            Some("http://localhost:4318/v1/traces")
+        );
+        assert_eq!(
+            endpoint_of(&[
+                ("OTEL_TRACES_EXPORTER", "otlp"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+            ]),
+            Some(format!("http://localhost:4317{EXPORT}"))
+        );
+        // gRPC to a given collector; the traces protocol wins over the
+        // general one.
+        assert_eq!(
+            endpoint_of(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317"),
+                ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+                ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "grpc"),
+            ]),
+            Some(format!("http://collector:4317{EXPORT}"))
+        );
+        assert_eq!(
+            endpoint_of(&[("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318")]).as_deref(),
+            Some("http://collector:4318/v1/traces")
+        );
+        assert_eq!(
+            endpoint_of(&[
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+                ("OTEL_TRACES_EXPORTER", "otlp,none")
+            ]),
+            None
+        );
+        let err = from_vars(&[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4318"),
+            ("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json"),
+        ])
+        .err()
+        .map(|e| e.to_string())
+        .unwrap_or_default();
+        assert!(
+            err.starts_with("OTEL_EXPORTER_OTLP_PROTOCOL: `http/json`"),
+            "{err}"
+        );
         assert_eq!(
             parse_millis("t", "250").ok(),
             Some(Duration::from_millis(250))

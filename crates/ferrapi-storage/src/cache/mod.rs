@@ -79,6 +79,14 @@
 //! let app = App::new().state(Cache::memory()).route(square);
 //! ```
 //!
+//! Traces: with the `otel` feature, inside a request whose span ferrapi's
+//! telemetry layer exports, each backend call is a client span, child of
+//! the request's: `cache get` (with `cache.hit`), `cache set`,
+//! `cache delete`, with `cache.backend`, and for Redis `db.system = redis`,
+//! the command as `db.operation.name`, `server.address`, `server.port` and
+//! the database number as `db.namespace` (see [`CacheBackend::server`]).
+//! Keys and values are not exported (keys often carry user data).
+//!
 //! Choices: values are JSON (readable in `redis-cli`, stable across
 //! releases of the program; a value that fails to decode is a miss, so a
 //! change of type heals itself). A missing value can be cached too: compute
@@ -93,12 +101,14 @@ mod memory;
 mod redis_cache;
 #[cfg(feature = "redis")]
 pub(crate) mod redis_conn;
+mod trace;
 
 pub use memory::MemoryCache;
 #[cfg(feature = "redis")]
 pub use redis_cache::RedisCache;
 #[cfg(feature = "redis")]
 pub use redis_conn::{RedisConnection, RedisOptions};
+pub use trace::CacheServer;
 
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
@@ -111,6 +121,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
+use trace::Op;
+use tracing::Instrument as _;
 
 /// A cache operation that failed.
 #[derive(Debug, thiserror::Error)]
@@ -163,6 +175,12 @@ pub trait CacheBackend: Send + Sync + 'static {
     fn health(&self) -> BoxFuture<'_, Result<(), CacheError>>;
     /// A short name for logs and health reports (`memory`, `redis`).
     fn name(&self) -> &'static str;
+    /// The server behind the backend, for the attributes of cache spans
+    /// (`db.system`, `server.address`, …); `None` (the default) for an
+    /// in-process backend.
+    fn server(&self) -> Option<&CacheServer> {
+        None
+    }
 }
 
 /// Counters since the cache was built (shared by its clones).
@@ -392,31 +410,37 @@ impl Cache {
     /// # Errors
     /// The backend failed, or the value does not decode as `T`.
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, CacheError> {
-        let full = self.full_key(key);
+        self.fetch(&self.full_key(key), key).await
+    }
+
+    /// Reads and decodes the value under `full` (errors name `key`),
+    /// counting a hit, a miss or a failure, in a span when one is exported.
+    async fn fetch<T: DeserializeOwned>(
+        &self,
+        full: &str,
+        key: &str,
+    ) -> Result<Option<T>, CacheError> {
         let c = &self.inner.counters;
-        match self.inner.backend.get(&full).await {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(v) => {
-                    self.count(&c.hits);
-                    Ok(Some(v))
-                }
-                Err(source) => {
-                    self.count(&c.errors);
-                    Err(CacheError::Decode {
+        let span = trace::span(&*self.inner.backend, Op::Get);
+        let result = match self.inner.backend.get(full).instrument(span.clone()).await {
+            Ok(Some(bytes)) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| CacheError::Decode {
                         key: key.to_owned(),
                         source,
                     })
-                }
-            },
-            Ok(None) => {
-                self.count(&c.misses);
-                Ok(None)
             }
-            Err(e) => {
-                self.count(&c.errors);
-                Err(e)
-            }
-        }
+            Ok(None) => Ok(None),
+            Err(e) => Err(e),
+        };
+        self.count(match &result {
+            Ok(Some(_)) => &c.hits,
+            Ok(None) => &c.misses,
+            Err(_) => &c.errors,
+        });
+        trace::record(&span, &result, Some(matches!(result, Ok(Some(_)))));
+        result
     }
 
     /// Stores `value` under `key` with the default TTL.
@@ -457,10 +481,17 @@ impl Cache {
         bytes: Bytes,
         ttl: Option<Duration>,
     ) -> Result<(), CacheError> {
+        let backend = &*self.inner.backend;
         let result = if ttl.is_some_and(|t| t.is_zero()) {
-            self.inner.backend.delete(full).await.map(drop)
+            let span = trace::span(backend, Op::Delete);
+            let result = backend.delete(full).instrument(span.clone()).await;
+            trace::record(&span, &result, None);
+            result.map(drop)
         } else {
-            self.inner.backend.set(full, bytes, ttl).await
+            let span = trace::span(backend, Op::Set);
+            let result = backend.set(full, bytes, ttl).instrument(span.clone()).await;
+            trace::record(&span, &result, None);
+            result
         };
         if result.is_err() {
             self.count(&self.inner.counters.errors);
@@ -476,7 +507,14 @@ impl Cache {
     /// then lives until its TTL, which is why cached entries should have
     /// one.
     pub async fn delete(&self, key: &str) -> Result<bool, CacheError> {
-        let result = self.inner.backend.delete(&self.full_key(key)).await;
+        let span = trace::span(&*self.inner.backend, Op::Delete);
+        let result = self
+            .inner
+            .backend
+            .delete(&self.full_key(key))
+            .instrument(span.clone())
+            .await;
+        trace::record(&span, &result, None);
         if result.is_err() {
             self.count(&self.inner.counters.errors);
         }
@@ -523,26 +561,14 @@ impl Cache {
     /// A lookup that never fails: errors and undecodable values are logged,
     /// counted and reported as a miss.
     async fn lookup<T: DeserializeOwned>(&self, full: &str) -> Option<T> {
-        let c = &self.inner.counters;
-        match self.inner.backend.get(full).await {
-            Ok(Some(bytes)) => match serde_json::from_slice(&bytes) {
-                Ok(v) => {
-                    self.count(&c.hits);
-                    Some(v)
-                }
-                Err(e) => {
-                    self.count(&c.errors);
-                    tracing::warn!(key = %full, error = %e,
-                        "cached value does not decode: treated as a miss");
-                    None
-                }
-            },
-            Ok(None) => {
-                self.count(&c.misses);
+        match self.fetch(full, full).await {
+            Ok(v) => v,
+            Err(CacheError::Decode { source, .. }) => {
+                tracing::warn!(key = %full, error = %source,
+                    "cached value does not decode: treated as a miss");
                 None
             }
             Err(e) => {
-                self.count(&c.errors);
                 tracing::warn!(key = %full, backend = self.inner.backend.name(), error = %e,
                     "cache lookup failed: computing from the source");
                 None

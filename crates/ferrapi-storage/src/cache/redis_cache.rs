@@ -84,4 +84,8 @@ impl CacheBackend for RedisCache {
     fn name(&self) -> &'static str {
         "redis"
     }
+
+    fn server(&self) -> Option<&super::CacheServer> {
+        Some(self.conn.server())
+    }
 }

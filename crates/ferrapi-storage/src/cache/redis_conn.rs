@@ -2,9 +2,9 @@
 //! bus's publisher: redis-rs's connection manager plus timeouts and a
 //! fail-fast window while the server is down.
 
-use super::{CacheError, mask_password};
+use super::{CacheError, CacheServer, mask_password};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{Client, FromRedisValue, RedisError};
+use redis::{Client, ConnectionAddr, FromRedisValue, RedisError};
 use std::fmt;
 use std::future::Future;
 use std::sync::Arc;
@@ -64,6 +64,8 @@ impl From<RedisFailure> for CacheError {
 struct Inner {
     manager: ConnectionManager,
     url: String,
+    /// The server, for the attributes of cache spans.
+    server: CacheServer,
     options: RedisOptions,
     epoch: Instant,
     /// Milliseconds since `epoch` before which commands fail fast.
@@ -151,6 +153,7 @@ impl RedisConnection {
                 reason: "a Redis connection must be opened inside a Tokio runtime".into(),
             });
         }
+        let server = server_of(&client);
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(options.connect_timeout))
             .set_response_timeout(Some(options.command_timeout))
@@ -168,6 +171,7 @@ impl RedisConnection {
             inner: Arc::new(Inner {
                 manager,
                 url: masked,
+                server,
                 options,
                 epoch: Instant::now(),
                 down_until: AtomicU64::new(0),
@@ -184,6 +188,12 @@ impl RedisConnection {
     /// The options in force.
     pub fn options(&self) -> RedisOptions {
         self.inner.options
+    }
+
+    /// The server, as the spans of cache operations describe it
+    /// (`db.system = "redis"`, host, port, database number).
+    pub fn server(&self) -> &CacheServer {
+        &self.inner.server
     }
 
     /// `PING`, bypassing the fail-fast window (a probe): the health check.
@@ -264,6 +274,24 @@ pub(crate) fn client(url: &str) -> Result<Client, CacheError> {
         url: mask_password(url),
         reason: e.to_string(),
     })
+}
+
+/// The span attributes of the server `client` talks to.
+fn server_of(client: &Client) -> CacheServer {
+    let info = client.get_connection_info();
+    let (address, port) = match info.addr() {
+        ConnectionAddr::Tcp(host, port) => (host.clone(), Some(*port)),
+        ConnectionAddr::TcpTls { host, port, .. } => (host.clone(), Some(*port)),
+        ConnectionAddr::Unix(path) => (path.display().to_string(), None),
+        _ => ("unknown".to_owned(), None),
+    };
+    CacheServer {
+        system: "redis",
+        address,
+        port,
+        namespace: Some(info.redis_settings().db().to_string()),
+        commands: ["GET", "SET", "DEL"],
+    }
 }
 
 /// Reads a command's reply as `T` (a helper for callers' closures).

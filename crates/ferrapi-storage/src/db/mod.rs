@@ -110,6 +110,23 @@
 //! run happens in one `BEGIN IMMEDIATE` transaction — the second process
 //! waits for the first to commit, then finds nothing to do.
 //!
+//! ## Traces
+//!
+//! With the `otel` feature, inside a request whose span ferrapi's telemetry
+//! layer exports, every query run through [`Db`] or [`DbPool`]'s helpers
+//! (`execute`, `fetch_*`) and every `BEGIN`, `COMMIT` and `ROLLBACK` is a
+//! client span, child of the request's: named by operation and table
+//! (`SELECT users`), with OpenTelemetry's database attributes —
+//! `db.system` (`sqlite`, `postgresql`, `mysql`), `db.operation.name`,
+//! `db.collection.name`, `db.query.text` (the SQL with its placeholders:
+//! bound values are never exported), `db.namespace`, `server.address`,
+//! `server.port`, `db.response.returned_rows`, and on failure `error.type`
+//! and `db.response.status_code` (the SQLSTATE). `BEGIN`'s span includes
+//! the wait for a pooled connection. Outside an exported span (no
+//! collector, a worker's poll) no span is opened and nothing is paid but a
+//! look-up of the current span. Queries run on a raw connection
+//! ([`Db::conn`], [`DbPool::pool`]) are not traced one by one.
+//!
 //! ## Coming from FastAPI / axum
 //!
 //! FastAPI's `get_db` dependency that yields a session and commits or rolls
@@ -125,6 +142,7 @@ mod error;
 mod migrate;
 mod pool;
 mod request;
+mod trace;
 
 pub use config::{Backend, DbConfig};
 pub use error::DbError;

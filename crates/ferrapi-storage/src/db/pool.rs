@@ -1,6 +1,7 @@
 //! The application's pool.
 
 use super::config::{SqliteTarget, mask_url, sqlite_target};
+use super::trace::{self, Target};
 use super::{Backend, DbConfig, DbError, Migrations, Query};
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Transaction};
@@ -29,6 +30,8 @@ struct Inner {
     backend: Backend,
     sqlite_immediate: bool,
     acquire_timeout: Duration,
+    /// The attributes of this pool's spans.
+    target: Target,
 }
 
 /// The pool's numbers, for metrics and the readiness check.
@@ -117,6 +120,7 @@ impl DbPool {
                 backend,
                 sqlite_immediate: config.sqlite_immediate,
                 acquire_timeout: config.acquire_timeout,
+                target: Target::new(backend, &config.url),
             }),
         })
     }
@@ -155,45 +159,58 @@ impl DbPool {
 
     /// Runs `query` on a pooled connection, outside any transaction.
     pub async fn execute(&self, query: Query) -> Result<sqlx::any::AnyQueryResult, DbError> {
-        Ok(query.execute(&self.inner.pool).await?)
+        let pool = &self.inner.pool;
+        trace::run(&self.inner.target, query, |q| pool.execute(q)).await
     }
 
     /// Runs `query` and returns its rows.
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<AnyRow>, DbError> {
-        Ok(query.fetch_all(&self.inner.pool).await?)
+        let pool = &self.inner.pool;
+        trace::run(&self.inner.target, query, |q| pool.fetch_all(q)).await
     }
 
     /// Runs `query` and returns its first row, if any.
     pub async fn fetch_optional(&self, query: Query) -> Result<Option<AnyRow>, DbError> {
-        Ok(query.fetch_optional(&self.inner.pool).await?)
+        let pool = &self.inner.pool;
+        trace::run(&self.inner.target, query, |q| pool.fetch_optional(q)).await
     }
 
     /// Runs `query` and returns its first row (an error if none).
     pub async fn fetch_one(&self, query: Query) -> Result<AnyRow, DbError> {
-        Ok(query.fetch_one(&self.inner.pool).await?)
+        let pool = &self.inner.pool;
+        trace::run(&self.inner.target, query, |q| pool.fetch_one(q)).await
+    }
+
+    /// The attributes of this pool's spans.
+    pub(crate) fn target(&self) -> &Target {
+        &self.inner.target
     }
 
     /// Begins a transaction (`BEGIN IMMEDIATE` on SQLite when
     /// [`DbConfig::sqlite_immediate`] is set).
     pub async fn begin(&self) -> Result<Transaction<'static, Any>, DbError> {
-        let tx = if self.inner.sqlite_immediate && self.inner.backend == Backend::Sqlite {
-            self.inner.pool.begin_with("BEGIN IMMEDIATE").await?
-        } else {
-            self.inner.pool.begin().await?
-        };
-        Ok(tx)
+        let immediate = self.inner.sqlite_immediate && self.inner.backend == Backend::Sqlite;
+        self.begin_in_span(immediate).await
     }
 
     /// Begins a transaction that holds the write lock from its start on
     /// SQLite (`BEGIN IMMEDIATE`; a plain `BEGIN` elsewhere): for
     /// read-then-write work, such as claiming a queued task.
     pub async fn begin_write(&self) -> Result<Transaction<'static, Any>, DbError> {
-        let tx = if self.inner.backend == Backend::Sqlite {
-            self.inner.pool.begin_with("BEGIN IMMEDIATE").await?
+        self.begin_in_span(self.inner.backend == Backend::Sqlite)
+            .await
+    }
+
+    /// `BEGIN` (or `BEGIN IMMEDIATE`) in a span when one is exported; the
+    /// span covers the wait for a pooled connection too.
+    async fn begin_in_span(&self, immediate: bool) -> Result<Transaction<'static, Any>, DbError> {
+        let pool = &self.inner.pool;
+        let span = self.inner.target.tx_span("BEGIN");
+        if immediate {
+            trace::in_span(span, pool.begin_with("BEGIN IMMEDIATE")).await
         } else {
-            self.inner.pool.begin().await?
-        };
-        Ok(tx)
+            trace::in_span(span, pool.begin()).await
+        }
     }
 
     /// Applies the migrations not applied yet; idempotent, and safe when

@@ -1,12 +1,12 @@
 //! `Db`: the request-scoped transaction dependency.
 
-use super::{Backend, DbError, DbPool, Query};
+use super::{Backend, DbError, DbPool, Query, trace};
 use ferrapi::HttpError;
 use ferrapi::extract::{Dependency, Rejection, RequestContext, defer};
 use ferrapi::http::request::Parts;
-use sqlx::AnyConnection;
 use sqlx::any::{AnyQueryResult, AnyRow};
 use sqlx::{Any, Transaction};
+use sqlx::{AnyConnection, Executor as _};
 use std::sync::Arc;
 use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 
@@ -51,15 +51,15 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 #[derive(Clone, Debug)]
 pub struct Db {
     tx: Arc<Mutex<Tx>>,
-    backend: Backend,
+    pool: DbPool,
     after_commit: AfterCommit,
 }
 
 /// Where the transaction is in its life.
 #[derive(Debug)]
 enum Tx {
-    /// Not begun yet: begun on `pool` at the first query.
-    Lazy(DbPool),
+    /// Not begun yet: begun on the pool at the first query.
+    Lazy,
     /// Begun.
     Open(Transaction<'static, Any>),
     /// Committed or rolled back.
@@ -93,10 +93,10 @@ impl AfterCommit {
 pub type DbConn<'a> = MappedMutexGuard<'a, AnyConnection>;
 
 impl Db {
-    fn with(tx: Tx, backend: Backend) -> Db {
+    fn with(tx: Tx, pool: &DbPool) -> Db {
         Db {
             tx: Arc::new(Mutex::new(tx)),
-            backend,
+            pool: pool.clone(),
             after_commit: AfterCommit::default(),
         }
     }
@@ -104,7 +104,7 @@ impl Db {
     /// A transaction on `pool` begun at its first query (what `Depends<Db>`
     /// gives a handler).
     pub fn lazy(pool: &DbPool) -> Db {
-        Self::with(Tx::Lazy(pool.clone()), pool.backend())
+        Self::with(Tx::Lazy, pool)
     }
 
     /// Begins a transaction on `pool` outside a request (a worker, a
@@ -112,7 +112,7 @@ impl Db {
     /// (dropped unfinished, it rolls back).
     pub async fn begin(pool: &DbPool) -> Result<Db, DbError> {
         let tx = pool.begin().await?;
-        Ok(Self::with(Tx::Open(tx), pool.backend()))
+        Ok(Self::with(Tx::Open(tx), pool))
     }
 
     /// [`Db::begin`] holding the write lock from the start on SQLite
@@ -120,17 +120,17 @@ impl Db {
     /// work outside requests.
     pub async fn begin_write(pool: &DbPool) -> Result<Db, DbError> {
         let tx = pool.begin_write().await?;
-        Ok(Self::with(Tx::Open(tx), pool.backend()))
+        Ok(Self::with(Tx::Open(tx), pool))
     }
 
     /// The engine behind the transaction.
     pub fn backend(&self) -> Backend {
-        self.backend
+        self.pool.backend()
     }
 
     /// A query written with `?` placeholders, in the backend's style.
     pub fn query(&self, sql: &'static str) -> Query {
-        sqlx::query(self.backend.sql(sql))
+        sqlx::query(self.backend().sql(sql))
     }
 
     /// A query built at run time (an `IN (?, ?, …)` list of variable
@@ -139,42 +139,48 @@ impl Db {
     /// no untrusted input was pasted into `sql`: values still go through
     /// `.bind(…)`.
     pub fn query_dynamic(&self, sql: &str) -> Query {
-        sqlx::query(sqlx::AssertSqlSafe(self.backend.rewrite(sql).into_owned()))
+        sqlx::query(sqlx::AssertSqlSafe(
+            self.backend().rewrite(sql).into_owned(),
+        ))
     }
 
     /// Locks the transaction's connection, for sqlx calls this type does
     /// not wrap: `query.fetch_one(&mut *db.conn().await?)`.
     pub async fn conn(&self) -> Result<DbConn<'_>, DbError> {
         let mut guard = self.tx.lock().await;
-        if let Tx::Lazy(pool) = &*guard {
-            let tx = pool.begin().await?;
+        if let Tx::Lazy = &*guard {
+            let tx = self.pool.begin().await?;
             *guard = Tx::Open(tx);
         }
         MutexGuard::try_map(guard, |tx| match tx {
             Tx::Open(tx) => Some(&mut **tx),
-            Tx::Lazy(_) | Tx::Finished => None,
+            Tx::Lazy | Tx::Finished => None,
         })
         .map_err(|_| DbError::Finished)
     }
 
     /// Runs `query` in the transaction.
     pub async fn execute(&self, query: Query) -> Result<AnyQueryResult, DbError> {
-        Ok(query.execute(&mut *self.conn().await?).await?)
+        let mut conn = self.conn().await?;
+        trace::run(self.pool.target(), query, |q| conn.execute(q)).await
     }
 
     /// Runs `query` and returns its rows.
     pub async fn fetch_all(&self, query: Query) -> Result<Vec<AnyRow>, DbError> {
-        Ok(query.fetch_all(&mut *self.conn().await?).await?)
+        let mut conn = self.conn().await?;
+        trace::run(self.pool.target(), query, |q| conn.fetch_all(q)).await
     }
 
     /// Runs `query` and returns its first row, if any.
     pub async fn fetch_optional(&self, query: Query) -> Result<Option<AnyRow>, DbError> {
-        Ok(query.fetch_optional(&mut *self.conn().await?).await?)
+        let mut conn = self.conn().await?;
+        trace::run(self.pool.target(), query, |q| conn.fetch_optional(q)).await
     }
 
     /// Runs `query` and returns its first row (an error if none).
     pub async fn fetch_one(&self, query: Query) -> Result<AnyRow, DbError> {
-        Ok(query.fetch_one(&mut *self.conn().await?).await?)
+        let mut conn = self.conn().await?;
+        trace::run(self.pool.target(), query, |q| conn.fetch_one(q)).await
     }
 
     /// Commits now (a request's transaction is committed for you; this is
@@ -183,9 +189,12 @@ impl Db {
     pub async fn commit(&self) -> Result<(), DbError> {
         let taken = std::mem::replace(&mut *self.tx.lock().await, Tx::Finished);
         match taken {
-            Tx::Open(tx) => tx.commit().await?,
+            Tx::Open(tx) => {
+                let span = self.pool.target().tx_span("COMMIT");
+                trace::in_span(span, tx.commit()).await?;
+            }
             // Never begun: nothing to write.
-            Tx::Lazy(_) => {}
+            Tx::Lazy => {}
             Tx::Finished => return Err(DbError::Finished),
         }
         self.after_commit.run();
@@ -208,8 +217,11 @@ impl Db {
     pub async fn rollback(&self) -> Result<(), DbError> {
         let taken = std::mem::replace(&mut *self.tx.lock().await, Tx::Finished);
         match taken {
-            Tx::Open(tx) => Ok(tx.rollback().await?),
-            Tx::Lazy(_) => Ok(()),
+            Tx::Open(tx) => {
+                let span = self.pool.target().tx_span("ROLLBACK");
+                trace::in_span(span, tx.rollback()).await
+            }
+            Tx::Lazy => Ok(()),
             Tx::Finished => Err(DbError::Finished),
         }
     }

@@ -1,189 +1,22 @@
-//! OpenTelemetry export (feature `otel`), checked by a real OTLP/HTTP
-//! receiver: a hyper server on 127.0.0.1 that decodes the protobuf the
-//! exporter posts to `/v1/traces`.
+//! OpenTelemetry export (feature `otel`), checked by a real OTLP receiver
+//! (`tests/support/otlp.rs`): a hyper server on 127.0.0.1 that decodes the
+//! protobuf the exporter sends, over HTTP/protobuf or gRPC.
 
 use crate::middleware::Logs;
 use ferrapi::client::Client;
 use ferrapi::middleware::Stack;
 use ferrapi::prelude::*;
-use ferrapi::telemetry::{OtlpConfig, Telemetry};
+use ferrapi::telemetry::{OtlpConfig, OtlpProtocol};
 use ferrapi::testing::TestServer;
-use http_body_util::BodyExt as _;
-use opentelemetry_proto::tonic::collector::trace::v1::ExportTraceServiceRequest;
-use opentelemetry_proto::tonic::common::v1::KeyValue;
-use opentelemetry_proto::tonic::common::v1::any_value::Value as AnyValue;
-use opentelemetry_proto::tonic::trace::v1::Span as ProtoSpan;
-use prost::Message as _;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tracing_subscriber::layer::SubscriberExt as _;
 
-/// One span as received, with its resource's `service.name`.
-#[derive(Debug, Clone)]
-pub(crate) struct Received {
-    pub(crate) span: ProtoSpan,
-    pub(crate) service: Option<String>,
-}
-
-/// An OTLP/HTTP receiver on its own thread and runtime (the exporter's
-/// flush may block the test's thread).
-pub(crate) struct Receiver {
-    pub(crate) addr: std::net::SocketAddr,
-    spans: mpsc::Receiver<Received>,
-    stop: Option<tokio::sync::oneshot::Sender<()>>,
-    thread: Option<std::thread::JoinHandle<()>>,
-    pub(crate) seen: Vec<Received>,
-}
-
-fn string_attr(attrs: &[KeyValue], key: &str) -> Option<String> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(AnyValue::StringValue(s)) => Some(s.clone()),
-            _ => None,
-        }
-    })
-}
-
-fn int_attr(attrs: &[KeyValue], key: &str) -> Option<i64> {
-    attrs.iter().find(|kv| kv.key == key).and_then(|kv| {
-        match kv.value.as_ref().and_then(|v| v.value.as_ref()) {
-            Some(AnyValue::IntValue(i)) => Some(*i),
-            _ => None,
-        }
-    })
-}
-
-pub(crate) fn attr(span: &ProtoSpan, key: &str) -> Option<String> {
-    string_attr(&span.attributes, key)
-}
-
-impl Receiver {
-    pub(crate) fn start() -> Self {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        listener.set_nonblocking(true).unwrap();
-        let addr = listener.local_addr().unwrap();
-        let (tx, spans) = mpsc::channel();
-        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-        let thread = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .unwrap();
-            rt.block_on(async move {
-                let listener = tokio::net::TcpListener::from_std(listener).unwrap();
-                let mut stopped = stopped;
-                loop {
-                    let stream = tokio::select! {
-                        _ = &mut stopped => break,
-                        accepted = listener.accept() => match accepted {
-                            Ok((stream, _)) => stream,
-                            Err(_) => continue,
-                        },
-                    };
-                    let tx = tx.clone();
-                    tokio::spawn(async move {
-                        let service = hyper::service::service_fn(move |req| {
-                            let tx = tx.clone();
-                            async move { Ok::<_, hyper::Error>(collect(req, tx).await) }
-                        });
-                        let _ = hyper::server::conn::http1::Builder::new()
-                            .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                            .await;
-                    });
-                }
-            });
-        });
-        Self {
-            addr,
-            spans,
-            stop: Some(stop),
-            thread: Some(thread),
-            seen: Vec::new(),
-        }
-    }
-
-    pub(crate) fn endpoint(&self) -> String {
-        format!("http://{}", self.addr)
-    }
-
-    /// Waits (at most 10 s, without blocking the test's runtime) until a
-    /// span received so far satisfies `pred`.
-    pub(crate) async fn wait_for(&mut self, pred: impl Fn(&ProtoSpan) -> bool) -> Received {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            while let Ok(span) = self.spans.try_recv() {
-                self.seen.push(span);
-            }
-            if let Some(found) = self.seen.iter().find(|r| pred(&r.span)) {
-                return found.clone();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no such span; received: {:?}",
-                self.seen.iter().map(|r| &r.span.name).collect::<Vec<_>>()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        if let Some(stop) = self.stop.take() {
-            let _ = stop.send(());
-        }
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
-}
-
-/// Decodes one export; answers as a collector does.
-async fn collect(
-    req: http::Request<hyper::body::Incoming>,
-    tx: mpsc::Sender<Received>,
-) -> http::Response<http_body_util::Full<bytes::Bytes>> {
-    let answer = |status: u16| {
-        http::Response::builder()
-            .status(status)
-            .header("content-type", "application/x-protobuf")
-            .body(http_body_util::Full::new(bytes::Bytes::new()))
-            .unwrap()
-    };
-    let protobuf = req
-        .headers()
-        .get("content-type")
-        .is_some_and(|v| v == "application/x-protobuf");
-    if req.method() != http::Method::POST || req.uri().path() != "/v1/traces" || !protobuf {
-        return answer(404);
-    }
-    let Ok(body) = req.into_body().collect().await else {
-        return answer(400);
-    };
-    let Ok(export) = ExportTraceServiceRequest::decode(body.to_bytes()) else {
-        return answer(400);
-    };
-    for resource_spans in export.resource_spans {
-        let service = resource_spans
-            .resource
-            .as_ref()
-            .and_then(|r| string_attr(&r.attributes, "service.name"));
-        for scope in resource_spans.scope_spans {
-            for span in scope.spans {
-                let _ = tx.send(Received {
-                    span,
-                    service: service.clone(),
-                });
-            }
-        }
-    }
-    answer(200)
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+#[path = "../support/otlp.rs"]
+mod otlp;
+pub(crate) use otlp::{Receiver, attr, telemetry_to};
+use otlp::{grpc_telemetry_to, hex, int_attr};
 
 #[get("/api/v1/users/{user_id}")]
 async fn read_user(Path(user_id): Path<u32>) -> String {
@@ -203,14 +36,6 @@ fn app() -> App {
         .route(read_user)
         .route(broken)
         .middleware(Stack::defaults())
-}
-
-pub(crate) fn telemetry_to(receiver: &Receiver, service: &str) -> Telemetry {
-    OtlpConfig::new(receiver.endpoint())
-        .service_name(service)
-        .scheduled_delay(Duration::from_millis(50))
-        .build()
-        .unwrap()
 }
 
 const T: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
@@ -420,9 +245,19 @@ impl Drop for Blackhole {
 
 #[tokio::test]
 async fn a_collector_that_never_answers_does_not_slow_requests() {
+    never_answering_collector(OtlpProtocol::HttpProtobuf).await;
+}
+
+#[tokio::test]
+async fn a_grpc_collector_that_never_answers_does_not_slow_requests() {
+    never_answering_collector(OtlpProtocol::Grpc).await;
+}
+
+async fn never_answering_collector(protocol: OtlpProtocol) {
     let collector = Blackhole::start();
     let export_timeout = Duration::from_secs(2);
     let telemetry = OtlpConfig::new(format!("http://{}", collector.addr))
+        .protocol(protocol)
         .timeout(export_timeout)
         .max_queue_size(4)
         .max_export_batch_size(2)
@@ -475,6 +310,94 @@ async fn a_collector_that_never_answers_does_not_slow_requests() {
         "shutdown took {:?}",
         t.elapsed()
     );
+}
+
+#[tokio::test]
+async fn spans_are_exported_over_grpc() {
+    let mut receiver = Receiver::start_grpc();
+    let telemetry = OtlpConfig::new(receiver.endpoint())
+        .protocol(OtlpProtocol::Grpc)
+        .service_name("it-grpc")
+        .header("x-collector-key", "k1")
+        .timeout(Duration::from_secs(3))
+        .scheduled_delay(Duration::from_millis(50))
+        .build()
+        .unwrap();
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    let server = TestServer::start(app()).await;
+    let res = Client::new()
+        .get(&format!("http://{}/api/v1/users/42", server.addr()))
+        .header("traceparent", format!("00-{T}-{P}-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let answered = res.header("traceparent").unwrap().to_owned();
+    let span_id = answered.split('-').nth(2).unwrap().to_owned();
+
+    let got = receiver
+        .wait_for(|s| s.name == "GET /api/v1/users/{user_id}")
+        .await;
+    assert_eq!(got.service.as_deref(), Some("it-grpc"));
+    assert_eq!(hex(&got.span.trace_id), T);
+    assert_eq!(hex(&got.span.parent_span_id), P);
+    assert_eq!(hex(&got.span.span_id), span_id);
+    assert_eq!(
+        attr(&got.span, "http.route").as_deref(),
+        Some("/api/v1/users/{user_id}")
+    );
+    let child = receiver.wait_for(|s| s.name == "load_user").await.span;
+    assert_eq!(hex(&child.parent_span_id), span_id);
+
+    // On the wire: a gRPC call over HTTP/2 (the receiver checked the
+    // frame before decoding it).
+    let calls = receiver.calls();
+    let call = calls.first().expect("a gRPC call");
+    assert_eq!(call.path, otlp::GRPC_PATH);
+    assert_eq!(call.version, http::Version::HTTP_2);
+    assert_eq!(call.content_type.as_deref(), Some("application/grpc"));
+    assert_eq!(call.te.as_deref(), Some("trailers"));
+    assert_eq!(call.grpc_timeout.as_deref(), Some("3000m"));
+    assert_eq!(
+        call.headers.get("x-collector-key").map(|v| v.as_bytes()),
+        Some(&b"k1"[..])
+    );
+    // The OK status in the trailers counted as a success.
+    assert_eq!(telemetry.failed_exports(), 0);
+
+    server.stop().await.unwrap();
+    telemetry.shutdown().unwrap();
+}
+
+#[tokio::test]
+async fn a_grpc_error_status_fails_the_export() {
+    // INVALID_ARGUMENT: not retryable, so the failure is counted at once.
+    let mut receiver = Receiver::start_grpc_answering(3);
+    let telemetry = grpc_telemetry_to(&receiver, "it-grpc-refused");
+    let _default =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(telemetry.layer()));
+    let server = TestServer::start(app()).await;
+    let res = Client::new()
+        .get(&format!("http://{}/api/v1/users/1", server.addr()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // The receiver decoded the export, then refused it.
+    receiver
+        .wait_for(|s| s.name == "GET /api/v1/users/{user_id}")
+        .await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while telemetry.failed_exports() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the refused export was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    server.stop().await.unwrap();
+    let _ = telemetry.shutdown();
 }
 
 #[tokio::test]
