@@ -24,6 +24,27 @@
 //! head, and polls the socket once more after every request. Here one task
 //! per server looks at every connection once per half timeout instead, and
 //! a request costs three relaxed atomic operations.
+//!
+//! A request whose body is being read is not idle, so the reaper leaves a
+//! slow *body* alone; [`ServeConfig::body_read_timeout`] bounds it instead
+//! (nginx's `client_body_timeout`): every request body is wrapped so that a
+//! read waiting longer than the timeout for the next bytes fails with
+//! [`BodyTimeout::Idle`]. The extractors (`Json`, `Form`, `Bytes`,
+//! `String`, `Multipart`) answer it `408 Request Timeout` as
+//! `{"detail": "…"}`, and the server adds `Connection: close` to the
+//! HTTP/1 answer, whatever the handler made of the error: the rest of the
+//! body is never read. The clock starts only when a read has to wait, so
+//! a body that arrives with its head costs no timer.
+//! [`ServeConfig::body_total_timeout`] (off by default, as in nginx) also
+//! caps the whole body, against a client trickling one byte per interval.
+//!
+//! # Header limits
+//!
+//! An HTTP/1 request head with more than [`ServeConfig::max_headers`]
+//! fields (default 100) or larger than [`ServeConfig::max_header_bytes`]
+//! (default 408 KiB) is answered `431 Request Header Fields Too Large` and
+//! the connection closed, before the application sees it (hyper's limits;
+//! HTTP/2 keeps hyper's 16 KiB header list limit).
 
 use crate::App;
 use axum::extract::ConnectInfo;
@@ -55,10 +76,36 @@ pub struct ServeConfig {
     /// this time, give or take half of it (default 10 s): a slowloris client
     /// cannot hold a connection open. Zero disables it.
     pub header_read_timeout: Duration,
+    /// A read of a request body that waits this long for the next bytes
+    /// fails with [`BodyTimeout::Idle`]: the extractors answer `408` JSON
+    /// and the connection is closed (`BODY_READ_TIMEOUT` in seconds,
+    /// default 30 s, as nginx's `client_body_timeout`). Zero disables it.
+    pub body_read_timeout: Duration,
+    /// The whole request body must have arrived this long after the
+    /// request head, else [`BodyTimeout::Total`] and a `408`
+    /// (`BODY_TOTAL_TIMEOUT` in seconds). Zero, the default, sets no total
+    /// (nginx sets none either): a client trickling bytes more often than
+    /// [`body_read_timeout`](Self::body_read_timeout) may take as long as
+    /// it likes, and a large upload over a slow link is not cut.
+    pub body_total_timeout: Duration,
+    /// HTTP/1 requests with more header fields than this are answered
+    /// `431` (default 100, hyper's; another value costs hyper a heap
+    /// allocation per request).
+    pub max_headers: usize,
+    /// HTTP/1 request heads (request line and header fields) larger than
+    /// this many bytes are answered `431` (default 408 KiB, hyper's read
+    /// buffer limit; values under 8 KiB count as 8 KiB).
+    pub max_header_bytes: usize,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish
     /// (default 30 s).
     pub grace_period: Duration,
 }
+
+/// hyper's default limit on the number of HTTP/1 header fields.
+const HYPER_MAX_HEADERS: usize = 100;
+/// hyper's default (and smallest) HTTP/1 read buffer limits.
+const HYPER_MAX_BUF: usize = 8192 + 4096 * 100;
+const HYPER_MIN_BUF: usize = 8192;
 
 impl Default for ServeConfig {
     fn default() -> Self {
@@ -67,6 +114,10 @@ impl Default for ServeConfig {
             port: 8000,
             workers: None,
             header_read_timeout: Duration::from_secs(10),
+            body_read_timeout: Duration::from_secs(30),
+            body_total_timeout: Duration::ZERO,
+            max_headers: HYPER_MAX_HEADERS,
+            max_header_bytes: HYPER_MAX_BUF,
             grace_period: Duration::from_secs(30),
         }
     }
@@ -105,8 +156,10 @@ pub enum ServeError {
 }
 
 impl ServeConfig {
-    /// Defaults overridden by `HOST`, `PORT` and `WORKERS` from the
-    /// environment; a malformed value is an error naming the variable.
+    /// Defaults overridden by `HOST`, `PORT`, `WORKERS`,
+    /// `BODY_READ_TIMEOUT` and `BODY_TOTAL_TIMEOUT` (seconds, decimals
+    /// allowed, `0` disables) from the environment; a malformed value is an
+    /// error naming the variable.
     pub fn from_env() -> Result<Self, ServeError> {
         let mut config = Self::default();
         if let Some(v) = env("HOST") {
@@ -132,12 +185,36 @@ impl ServeConfig {
                 }
             }
         }
+        if let Some(t) = env_seconds("BODY_READ_TIMEOUT")? {
+            config.body_read_timeout = t;
+        }
+        if let Some(t) = env_seconds("BODY_TOTAL_TIMEOUT")? {
+            config.body_total_timeout = t;
+        }
         Ok(config)
     }
 }
 
 fn env(name: &str) -> Option<String> {
     std::env::var(name).ok().filter(|v| !v.is_empty())
+}
+
+/// A duration in seconds (`30`, `0.5`) from the environment.
+fn env_seconds(var: &'static str) -> Result<Option<Duration>, ServeError> {
+    let Some(v) = env(var) else {
+        return Ok(None);
+    };
+    parse_seconds(&v)
+        .map(Some)
+        .ok_or_else(|| ServeError::Config {
+            var,
+            reason: format!("`{v}` is not a number of seconds (0 or more)"),
+        })
+}
+
+fn parse_seconds(v: &str) -> Option<Duration> {
+    let secs: f64 = v.trim().parse().ok()?;
+    Duration::try_from_secs_f64(secs).ok()
 }
 
 /// Resolves when the process receives SIGTERM or SIGINT.
@@ -217,7 +294,17 @@ impl App {
             AppService::Direct(built.dispatch)
         };
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().keep_alive(true);
+        builder
+            .http1()
+            .keep_alive(true)
+            .max_buf_size(config.max_header_bytes.max(HYPER_MIN_BUF));
+        if config.max_headers != HYPER_MAX_HEADERS {
+            builder.http1().max_headers(config.max_headers);
+        }
+        let body_timeouts = BodyTimeouts {
+            idle: config.body_read_timeout,
+            total: config.body_total_timeout,
+        };
         builder.http2().timer(TokioTimer::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         if let Ok(addr) = listener.local_addr() {
@@ -248,6 +335,7 @@ impl App {
                 app: app.clone(),
                 peer,
                 watch: watch.clone(),
+                body_timeouts,
             };
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -305,6 +393,7 @@ struct ConnService {
     app: AppService,
     peer: SocketAddr,
     watch: Arc<ConnWatch>,
+    body_timeouts: BodyTimeouts,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
@@ -314,7 +403,13 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> ServeFuture {
         self.watch.begin(req.version());
-        let mut req = req.map(axum::body::Body::new);
+        let mut req = if self.body_timeouts.is_off() {
+            req.map(axum::body::Body::new)
+        } else {
+            req.map(|body| {
+                axum::body::Body::new(TimedBody::new(body, self.body_timeouts, self.watch.clone()))
+            })
+        };
         req.extensions_mut().insert(ConnectInfo(self.peer));
         let inner = match &self.app {
             AppService::Direct(dispatch) => Inner::Direct {
@@ -358,8 +453,19 @@ impl Future for ServeFuture {
             InnerProj::Direct { fut } => ready!(fut.poll(cx)),
             InnerProj::Layered { fut } => ready!(fut.poll(cx)),
         };
-        let Ok(res) = res;
+        let Ok(mut res) = res;
         let guard = this.guard.take();
+        if let Some(RequestGuard(watch)) = &guard
+            && watch.body_timed_out.swap(false, Ordering::Relaxed)
+            && !watch.http2.load(Ordering::Relaxed)
+        {
+            // The rest of the body was never read: the connection cannot
+            // carry another request.
+            res.headers_mut().insert(
+                http::header::CONNECTION,
+                http::HeaderValue::from_static("close"),
+            );
+        }
         Poll::Ready(Ok(res.map(|body| WatchedBody {
             body,
             _guard: guard,
@@ -404,6 +510,167 @@ impl http_body::Body for WatchedBody {
     }
 }
 
+/// Why reading a request body failed on the server's clock (see
+/// [`ServeConfig::body_read_timeout`]). The extractors answer it
+/// `408 Request Timeout`; a handler streaming the body itself
+/// ([`RawBody`](crate::extract::RawBody)) finds it in the body's error:
+///
+/// ```
+/// use ferrapi::BodyTimeout;
+/// use ferrapi::extract::RawBody;
+/// use ferrapi::prelude::*;
+/// use std::error::Error as _;
+///
+/// #[post("/upload")]
+/// async fn upload(RawBody(body): RawBody) -> Result<Text, HttpError> {
+///     let mut stream = body.into_data_stream();
+///     let mut n = 0;
+///     while let Some(chunk) = futures_util::StreamExt::next(&mut stream).await {
+///         match chunk {
+///             Ok(bytes) => n += bytes.len(),
+///             Err(e) if e.source().is_some_and(|s| s.is::<BodyTimeout>()) => {
+///                 return Err(HttpError::new(ferrapi::http::StatusCode::REQUEST_TIMEOUT, "too slow"));
+///             }
+///             Err(_) => return Err(HttpError::bad_request("Failed to read request body")),
+///         }
+///     }
+///     Ok(Text(n.to_string()))
+/// }
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum BodyTimeout {
+    /// No bytes of the body arrived for this long while the application
+    /// waited for them.
+    #[error("no request body data received for {0:?}")]
+    Idle(Duration),
+    /// The body was not complete this long after the request head.
+    #[error("request body not complete within {0:?} of the request head")]
+    Total(Duration),
+}
+
+/// The body timeouts of [`ServeConfig`]; zero is off.
+#[derive(Debug, Clone, Copy)]
+struct BodyTimeouts {
+    idle: Duration,
+    total: Duration,
+}
+
+impl BodyTimeouts {
+    fn is_off(&self) -> bool {
+        self.idle.is_zero() && self.total.is_zero()
+    }
+}
+
+/// A request body whose reads time out (see the module docs).
+///
+/// The clock is read and the timer armed only when a read has to wait: a
+/// body already in the socket buffer with its head (most JSON bodies)
+/// costs no timer. The idle deadline restarts at the first wait after each
+/// chunk received.
+struct TimedBody {
+    inner: hyper::body::Incoming,
+    timeouts: BodyTimeouts,
+    /// When the whole body must be in (`total` non-zero).
+    total_deadline: Option<tokio::time::Instant>,
+    /// Armed at the first read that waits, with what its firing means.
+    timer: Option<(Pin<Box<tokio::time::Sleep>>, BodyTimeout)>,
+    /// Data arrived since the timer was last armed.
+    progressed: bool,
+    /// The timeout fired: the body is over.
+    failed: bool,
+    watch: Arc<ConnWatch>,
+}
+
+impl TimedBody {
+    fn new(inner: hyper::body::Incoming, timeouts: BodyTimeouts, watch: Arc<ConnWatch>) -> Self {
+        let total_deadline =
+            (!timeouts.total.is_zero()).then(|| tokio::time::Instant::now() + timeouts.total);
+        Self {
+            inner,
+            timeouts,
+            total_deadline,
+            timer: None,
+            progressed: false,
+            failed: false,
+            watch,
+        }
+    }
+
+    /// The deadline of a read starting to wait now (the earlier of the idle
+    /// and the total one), and what passing it means.
+    fn deadline(&self) -> Option<(tokio::time::Instant, BodyTimeout)> {
+        let idle = (!self.timeouts.idle.is_zero()).then(|| {
+            (
+                tokio::time::Instant::now() + self.timeouts.idle,
+                BodyTimeout::Idle(self.timeouts.idle),
+            )
+        });
+        let total = self
+            .total_deadline
+            .map(|at| (at, BodyTimeout::Total(self.timeouts.total)));
+        match (idle, total) {
+            (Some(i), Some(t)) => Some(if t.0 <= i.0 { t } else { i }),
+            (i, t) => i.or(t),
+        }
+    }
+}
+
+impl http_body::Body for TimedBody {
+    type Data = bytes::Bytes;
+    type Error = axum::BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => {
+                this.progressed = true;
+                return Poll::Ready(Some(Ok(frame)));
+            }
+            Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => return Poll::Ready(None),
+            Poll::Pending => {}
+        }
+        if this.timer.is_none() || this.progressed {
+            this.progressed = false;
+            let Some((at, kind)) = this.deadline() else {
+                return Poll::Pending;
+            };
+            match &mut this.timer {
+                Some((timer, k)) => {
+                    timer.as_mut().reset(at);
+                    *k = kind;
+                }
+                None => this.timer = Some((Box::pin(tokio::time::sleep_until(at)), kind)),
+            }
+        }
+        let Some((timer, kind)) = this.timer.as_mut() else {
+            return Poll::Pending;
+        };
+        if timer.as_mut().poll(cx).is_pending() {
+            return Poll::Pending;
+        }
+        let kind = *kind;
+        this.failed = true;
+        this.watch.body_timed_out.store(true, Ordering::Relaxed);
+        tracing::debug!(error = %kind, "request body read timed out");
+        Poll::Ready(Some(Err(Box::new(kind))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
 /// One connection's activity, shared by its requests (which count
 /// themselves in and out) and the [`Reaper`] (which reads it).
 #[derive(Default)]
@@ -416,6 +683,9 @@ struct ConnWatch {
     http2: AtomicBool,
     /// Set by the reaper: the connection closes at its next poll.
     killed: AtomicBool,
+    /// Set when a request body read timed out: the answer to that request
+    /// closes the (HTTP/1) connection.
+    body_timed_out: AtomicBool,
     /// Wakes the connection's task to close it.
     waker: AtomicWaker,
 }
@@ -553,5 +823,21 @@ impl Tracked {
         }
         self.idle = Some(n);
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_seconds;
+    use std::time::Duration;
+
+    #[test]
+    fn timeouts_from_the_environment_are_seconds() {
+        assert_eq!(parse_seconds("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_seconds(" 0.5 "), Some(Duration::from_millis(500)));
+        assert_eq!(parse_seconds("0"), Some(Duration::ZERO));
+        for bad in ["", "-1", "thirty", "NaN", "inf", "1e30", "30s"] {
+            assert_eq!(parse_seconds(bad), None, "{bad:?}");
+        }
     }
 }

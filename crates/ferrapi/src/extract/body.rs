@@ -15,9 +15,58 @@ pub(crate) fn too_large() -> HttpError {
     HttpError::new(StatusCode::PAYLOAD_TOO_LARGE, "Request body too large")
 }
 
+/// The 408 answered for a body that did not arrive in time (the server
+/// closes the connection after it).
+pub(crate) fn timed_out() -> HttpError {
+    HttpError::new(
+        StatusCode::REQUEST_TIMEOUT,
+        "Timed out reading the request body",
+    )
+}
+
+/// The error of type `T` in `e` or its sources (through `io::Error`s,
+/// whose `source` skips the error they wrap), if any.
+pub(crate) fn find_in<'a, T: std::error::Error + 'static>(
+    mut e: &'a (dyn std::error::Error + 'static),
+) -> Option<&'a T> {
+    // Bounded: error chains are short; a cycle would be a bug elsewhere.
+    for _ in 0..16 {
+        if let Some(found) = e.downcast_ref::<T>() {
+            return Some(found);
+        }
+        let wrapped = e
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+            .map(|inner| inner as &(dyn std::error::Error + 'static));
+        e = wrapped.or_else(|| e.source())?;
+    }
+    None
+}
+
+/// Why a request body could not be read, when the answer is the
+/// framework's: a server timeout (408), a refused compressed body (413 or
+/// 400), the body limit (413). `None` for the client going away or
+/// breaking the protocol, which nobody will read an answer to.
+pub(crate) fn body_failure(e: &(dyn std::error::Error + 'static)) -> Option<HttpError> {
+    if find_in::<crate::BodyTimeout>(e).is_some() {
+        return Some(timed_out());
+    }
+    #[cfg(feature = "decompression")]
+    if let Some(refused) = find_in::<crate::middleware::DecompressionError>(e) {
+        return Some(refused.into());
+    }
+    if find_in::<http_body_util::LengthLimitError>(e).is_some() {
+        return Some(too_large());
+    }
+    None
+}
+
 /// Reads the whole body, refusing more than `limit` bytes with 413 — up
 /// front when `Content-Length` already says so, else as soon as the limit
-/// is crossed while reading.
+/// is crossed while reading. A read that times out on the server's clock
+/// ([`ServeConfig::body_read_timeout`](crate::ServeConfig::body_read_timeout))
+/// is a 408; a compressed body refused by `middleware::DecompressionLayer`
+/// its 413 or 400.
 pub(crate) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes, Rejection> {
     let declared = req
         .headers()
@@ -30,12 +79,14 @@ pub(crate) async fn read_body(req: Request, limit: usize) -> Result<bytes::Bytes
     let limited = http_body_util::Limited::new(req.into_body(), limit);
     match limited.collect().await {
         Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(too_large().into()),
-        Err(e) => {
-            // The client went away or sent a broken body: nothing to answer.
-            tracing::debug!(error = %e, "failed to read request body");
-            Err(HttpError::bad_request("Failed to read request body").into())
-        }
+        Err(e) => match body_failure(&*e) {
+            Some(answer) => Err(answer.into()),
+            None => {
+                // The client went away or sent a broken body: nothing to answer.
+                tracing::debug!(error = %e, "failed to read request body");
+                Err(HttpError::bad_request("Failed to read request body").into())
+            }
+        },
     }
 }
 

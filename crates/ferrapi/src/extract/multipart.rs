@@ -364,6 +364,17 @@ pub enum MultipartError {
     /// Writing a part out failed (disk full, permissions): a logged 500.
     #[error("failed to store an uploaded part: {0}")]
     Write(#[source] std::io::Error),
+    /// The body stopped arriving
+    /// ([`ServeConfig::body_read_timeout`](crate::ServeConfig::body_read_timeout)):
+    /// 408, and the connection is closed.
+    #[error("Timed out reading the request body")]
+    Timeout(#[source] crate::BodyTimeout),
+    /// A compressed body was refused
+    /// ([`DecompressionLayer`](crate::middleware::DecompressionLayer)):
+    /// 413, or 400 for invalid compressed data.
+    #[cfg(feature = "decompression")]
+    #[error(transparent)]
+    Decompression(crate::middleware::DecompressionError),
 }
 
 fn unsupported_message(part: &str, content_type: Option<&str>, accepted: &[&str]) -> String {
@@ -387,6 +398,9 @@ impl MultipartError {
             Self::Missing { .. } | Self::InvalidText { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Malformed(_) => StatusCode::BAD_REQUEST,
             Self::Write(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Timeout(_) => StatusCode::REQUEST_TIMEOUT,
+            #[cfg(feature = "decompression")]
+            Self::Decompression(e) => e.status(),
         }
     }
 
@@ -440,8 +454,22 @@ impl MultipartError {
                 part: field_name.unwrap_or_default(),
                 limit,
             },
+            multer::Error::StreamReadFailed(e) => Self::from_body_error(&*e),
             other => Self::Malformed(other.to_string()),
         }
+    }
+
+    /// A failed read of the body itself: timed out, refused by the
+    /// decompression layer, or the client went (malformed, as before).
+    fn from_body_error(e: &(dyn std::error::Error + 'static)) -> Self {
+        if let Some(t) = super::body::find_in::<crate::BodyTimeout>(e) {
+            return Self::Timeout(*t);
+        }
+        #[cfg(feature = "decompression")]
+        if let Some(d) = super::body::find_in::<crate::middleware::DecompressionError>(e) {
+            return Self::Decompression(d.clone());
+        }
+        Self::Malformed(e.to_string())
     }
 }
 

@@ -10,6 +10,7 @@
 //! | [`CorsLayer`] (from [`CorsConfig`]) | CORS over tower-http; insecure set-ups refused when built |
 //! | [`ClientIpLayer`] | the client address through trusted proxies, as [`ClientIp`] |
 //! | `CompressionLayer` (feature `compression`) | gzip/brotli for bodies of 1 KiB and more |
+//! | `DecompressionLayer` (feature `decompression`) | gzip/deflate/brotli request bodies decoded; bombs refused 413, unknown encodings 415 |
 //! | `jwt::JwtLayer` (feature `jwt`) | verifies `Authorization: Bearer` tokens; claims as `jwt::Claims<T>` |
 //! | [`RateLimitLayer`] | GCRA per key, `RateLimit-*` headers, 429 with `Retry-After`; [`RateLimitStore`] |
 //! | [`catch_panic`] | a panic answered 500 JSON, logged within the request's span |
@@ -109,6 +110,8 @@ mod client_ip;
 #[cfg(feature = "compression")]
 mod compression;
 mod cors;
+#[cfg(feature = "decompression")]
+mod decompression;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod panic;
@@ -130,6 +133,10 @@ pub use client_ip::{
 #[cfg(feature = "compression")]
 pub use compression::{CompressionFuture, CompressionLayer, CompressionLevel, CompressionService};
 pub use cors::{CorsConfig, CorsConfigError, CorsLayer, CorsService};
+#[cfg(feature = "decompression")]
+pub use decompression::{
+    DecompressionError, DecompressionFuture, DecompressionLayer, DecompressionService, RATIO_FLOOR,
+};
 pub use panic::{CatchPanicLayer, CatchPanicService, catch_panic};
 pub use rate_limit::{FailMode, Quota, QuotaError, RateLimitKey, RateLimitLayer, RateLimitService};
 pub use rate_limit_store::{Decision, MemoryStore, RateLimitStore, RateLimitStoreError};

@@ -15,6 +15,7 @@ mod metrics;
 mod middleware;
 mod observability;
 mod openapi;
+mod resource_bounds;
 mod responses;
 mod routing;
 mod security;
