@@ -403,7 +403,8 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> ServeFuture {
         self.watch.begin(req.version());
-        let mut req = if self.body_timeouts.is_off() {
+        // A request without a body (most GETs) has nothing to time out.
+        let mut req = if self.body_timeouts.is_off() || http_body::Body::is_end_stream(req.body()) {
             req.map(axum::body::Body::new)
         } else {
             req.map(|body| {
