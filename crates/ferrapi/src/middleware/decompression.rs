@@ -520,7 +520,10 @@ mod tests {
     fn headers(values: &[&str]) -> http::HeaderMap {
         let mut h = http::HeaderMap::new();
         for v in values {
-            h.append(header::CONTENT_ENCODING, HeaderValue::from_str(v).expect("a valid test header"));
+            h.append(
+                header::CONTENT_ENCODING,
+                HeaderValue::from_str(v).expect("a valid test header"),
+            );
         }
         h
     }

@@ -664,3 +664,73 @@ async fn header_count_and_size_limits_are_configurable() {
     assert_eq!(get_with_headers(addr, 8, 64 * 1024).await, 431);
     server.stop().await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_stalled_stream_is_answered_408_and_the_connection_kept() {
+    let (calls, seen) = (Calls::default(), Streamed::default());
+    let timeout = Duration::from_millis(300);
+    let server =
+        TestServer::start_with(app(&calls, &seen), body_timeouts(timeout, Duration::ZERO)).await;
+    let stream = TcpStream::connect(server.addr()).await.unwrap();
+    let (mut sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await
+    .unwrap();
+    tokio::spawn(conn);
+    // A body that sends one chunk and then nothing (the sender is kept).
+    let (tx, rx) = tokio::sync::mpsc::channel::<
+        Result<http_body::Frame<bytes::Bytes>, std::convert::Infallible>,
+    >(1);
+    tx.send(Ok(http_body::Frame::data(bytes::Bytes::from_static(
+        b"0123456789",
+    ))))
+    .await
+    .unwrap();
+    let body = http_body_util::StreamBody::new(channel_stream(rx));
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/bytes", server.addr()))
+        .header("content-length", "100")
+        .body(http_body_util::combinators::UnsyncBoxBody::new(body))
+        .unwrap();
+    let started = Instant::now();
+    let res = sender.send_request(req).await.unwrap();
+    let took = started.elapsed();
+    assert_eq!(res.status(), 408);
+    assert_eq!(res.version(), http::Version::HTTP_2);
+    assert!(res.headers().get("connection").is_none());
+    assert!(
+        took >= timeout && took < timeout + Duration::from_millis(1500),
+        "{took:?}"
+    );
+    let text = http_body_util::BodyExt::collect(res.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    assert_eq!(
+        &text[..],
+        br#"{"detail":"Timed out reading the request body"}"#
+    );
+    // The connection still serves other streams.
+    let req = http::Request::builder()
+        .method("POST")
+        .uri(format!("http://{}/bytes", server.addr()))
+        .body(http_body_util::combinators::UnsyncBoxBody::new(
+            http_body_util::Full::new(bytes::Bytes::from_static(b"abc")),
+        ))
+        .unwrap();
+    let res = sender.send_request(req).await.unwrap();
+    assert_eq!(res.status(), 200);
+    drop(tx);
+    println!("HTTP/2 stalled stream: 408 after {took:?} (timeout {timeout:?}), connection kept");
+    server.stop().await.unwrap();
+}
+
+/// An mpsc receiver as a `Stream`.
+fn channel_stream<T: Send + 'static>(
+    rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send {
+    futures_util::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|v| (v, rx)) })
+}
