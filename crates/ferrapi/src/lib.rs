@@ -56,6 +56,7 @@
 //! |---|---|---|
 //! | `macros` | yes | `#[get]`, `#[post]`, `#[put]`, `#[patch]`, `#[delete]` route attributes |
 //! | `metrics` | no | Prometheus metrics (`App::metrics`) |
+//! | `statsd` | no | the metrics also pushed to a StatsD agent over UDP (`statsd`, `metrics::Metrics::statsd`); implies `metrics` |
 //! | `docs-ui` | yes | Swagger UI at `/docs`, Scalar at `/redoc`, served offline |
 //! | `compression` | no | gzip and brotli responses (`middleware::CompressionLayer`) |
 //! | `jwt` | no | JWT verification and issuing (`middleware::jwt`) |
@@ -64,7 +65,7 @@
 //! | `ws` | no | WebSocket routes (`ws`): typed JSON messages, keep-alive, bounded send buffers, broadcast `Hub`; `TestServer::websocket` |
 //! | `multipart` | no | streaming `multipart/form-data` uploads (`extract::Multipart`) with per-part limits |
 //! | `client` | no | outgoing HTTP client (`client::Client`) propagating W3C `traceparent`/`tracestate` |
-//! | `otel` | no | OpenTelemetry traces over OTLP/HTTP (`telemetry`): a server span per request named by its route template; implies `client` |
+//! | `otel` | no | OpenTelemetry traces over OTLP, HTTP/protobuf or gRPC (`telemetry`): a server span per request named by its route template; implies `client` |
 #![deny(missing_docs)]
 
 mod app;
@@ -85,6 +86,8 @@ mod server;
 pub mod sse;
 #[cfg(feature = "static-files")]
 pub mod static_files;
+#[cfg(feature = "statsd")]
+pub mod statsd;
 #[cfg(feature = "otel")]
 pub mod telemetry;
 pub mod testing;

@@ -12,6 +12,9 @@
 //! request costs a map lookup and a few atomic increments. `route` is
 //! always the route template; requests that match no route share the value
 //! `unmatched`, so label cardinality is bounded by the routes.
+//!
+//! With the `statsd` feature, [`Metrics::statsd`] also pushes every metric
+//! to a StatsD agent over UDP (see [`statsd`](crate::statsd)).
 
 use http::Method;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
@@ -57,11 +60,49 @@ struct Series {
 /// assert!(metrics.render().contains("jobs_done_total{kind=\"email\"} 1"));
 /// ```
 pub struct Metrics {
-    recorder: Arc<PrometheusRecorder>,
+    recorder: Registry,
     handle: PrometheusHandle,
     in_flight: Gauge,
     series: RwLock<HashMap<SeriesKey, Series>>,
     started: std::time::SystemTime,
+}
+
+/// Where handles come from: the Prometheus recorder, and with a StatsD push
+/// the push's cells too (each handle then records into both).
+#[derive(Clone)]
+struct Registry {
+    prometheus: Arc<PrometheusRecorder>,
+    #[cfg(feature = "statsd")]
+    statsd: Option<Arc<crate::statsd::Statsd>>,
+}
+
+impl Registry {
+    fn counter(&self, key: &Key) -> Counter {
+        let counter = self.prometheus.register_counter(key, &META);
+        #[cfg(feature = "statsd")]
+        if let Some(statsd) = &self.statsd {
+            return statsd.counter(key, counter);
+        }
+        counter
+    }
+
+    fn gauge(&self, key: &Key) -> Gauge {
+        let gauge = self.prometheus.register_gauge(key, &META);
+        #[cfg(feature = "statsd")]
+        if let Some(statsd) = &self.statsd {
+            return statsd.gauge(key, gauge);
+        }
+        gauge
+    }
+
+    fn histogram(&self, key: &Key) -> Histogram {
+        let histogram = self.prometheus.register_histogram(key, &META);
+        #[cfg(feature = "statsd")]
+        if let Some(statsd) = &self.statsd {
+            return statsd.histogram(key, histogram);
+        }
+        histogram
+    }
 }
 
 impl std::fmt::Debug for Metrics {
@@ -77,6 +118,8 @@ impl Default for Metrics {
 }
 
 static META: Metadata<'static> = Metadata::new("ferrapi", metrics::Level::INFO, Some("ferrapi"));
+
+static IN_FLIGHT: Key = Key::from_static_name("http_requests_in_flight");
 
 impl Metrics {
     /// A registry with the HTTP metrics' buckets.
@@ -96,10 +139,14 @@ impl Metrics {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = recorder.handle();
-        let in_flight =
-            recorder.register_gauge(&Key::from_static_name("http_requests_in_flight"), &META);
+        let recorder = Registry {
+            prometheus: Arc::new(recorder),
+            #[cfg(feature = "statsd")]
+            statsd: None,
+        };
+        let in_flight = recorder.gauge(&IN_FLIGHT);
         Self {
-            recorder: Arc::new(recorder),
+            recorder,
             handle,
             in_flight,
             series: RwLock::new(HashMap::new()),
@@ -115,29 +162,63 @@ impl Metrics {
         Key::from_parts(name.to_owned(), labels)
     }
 
+    /// Also pushes every metric of this registry to a StatsD agent (see
+    /// [`statsd`](crate::statsd)): starts the push thread. Call it on a new
+    /// registry, before handles are taken: a handle taken earlier records
+    /// for Prometheus only.
+    ///
+    /// ```
+    /// use ferrapi::metrics::Metrics;
+    /// use ferrapi::statsd::StatsdConfig;
+    ///
+    /// # fn main() -> Result<(), ferrapi::statsd::StatsdError> {
+    /// let metrics = Metrics::new().statsd(StatsdConfig::new("127.0.0.1", 8125).prefix("api"))?;
+    /// metrics.counter("jobs_done_total", &[("kind", "email")]).increment(1);
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    /// The push thread cannot be started.
+    #[cfg(feature = "statsd")]
+    pub fn statsd(
+        mut self,
+        config: crate::statsd::StatsdConfig,
+    ) -> Result<Self, crate::statsd::StatsdError> {
+        let datagrams = |result: &'static str| {
+            let key = Key::from_parts("statsd_datagrams_total", vec![Label::new("result", result)]);
+            // Prometheus only: the push does not report on itself.
+            self.recorder.prometheus.register_counter(&key, &META)
+        };
+        let (sent, failed) = (datagrams("sent"), datagrams("failed"));
+        self.recorder.statsd = Some(Arc::new(config.start(sent, failed)?));
+        self.in_flight = self.recorder.gauge(&IN_FLIGHT);
+        self.series
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        Ok(self)
+    }
+
     /// A custom counter (resolve it once, keep the handle).
     pub fn counter(&self, name: &str, labels: &[(&str, &str)]) -> Counter {
-        self.recorder
-            .register_counter(&Self::key(name, labels), &META)
+        self.recorder.counter(&Self::key(name, labels))
     }
 
     /// A custom gauge.
     pub fn gauge(&self, name: &str, labels: &[(&str, &str)]) -> Gauge {
-        self.recorder
-            .register_gauge(&Self::key(name, labels), &META)
+        self.recorder.gauge(&Self::key(name, labels))
     }
 
     /// A custom histogram.
     pub fn histogram(&self, name: &str, labels: &[(&str, &str)]) -> Histogram {
-        self.recorder
-            .register_histogram(&Self::key(name, labels), &META)
+        self.recorder.histogram(&Self::key(name, labels))
     }
 
     /// Makes this registry the process's global recorder, so that the
     /// `metrics::counter!` family of macros records into it. Only the first
     /// call in a process succeeds.
     pub fn install_global(&self) -> bool {
-        struct Shared(Arc<PrometheusRecorder>);
+        struct Shared(Registry);
         impl Recorder for Shared {
             fn describe_counter(
                 &self,
@@ -145,7 +226,7 @@ impl Metrics {
                 u: Option<metrics::Unit>,
                 d: metrics::SharedString,
             ) {
-                self.0.describe_counter(k, u, d)
+                self.0.prometheus.describe_counter(k, u, d)
             }
             fn describe_gauge(
                 &self,
@@ -153,7 +234,7 @@ impl Metrics {
                 u: Option<metrics::Unit>,
                 d: metrics::SharedString,
             ) {
-                self.0.describe_gauge(k, u, d)
+                self.0.prometheus.describe_gauge(k, u, d)
             }
             fn describe_histogram(
                 &self,
@@ -161,16 +242,16 @@ impl Metrics {
                 u: Option<metrics::Unit>,
                 d: metrics::SharedString,
             ) {
-                self.0.describe_histogram(k, u, d)
+                self.0.prometheus.describe_histogram(k, u, d)
             }
-            fn register_counter(&self, k: &Key, m: &Metadata<'_>) -> Counter {
-                self.0.register_counter(k, m)
+            fn register_counter(&self, k: &Key, _: &Metadata<'_>) -> Counter {
+                self.0.counter(k)
             }
-            fn register_gauge(&self, k: &Key, m: &Metadata<'_>) -> Gauge {
-                self.0.register_gauge(k, m)
+            fn register_gauge(&self, k: &Key, _: &Metadata<'_>) -> Gauge {
+                self.0.gauge(k)
             }
-            fn register_histogram(&self, k: &Key, m: &Metadata<'_>) -> Histogram {
-                self.0.register_histogram(k, m)
+            fn register_histogram(&self, k: &Key, _: &Metadata<'_>) -> Histogram {
+                self.0.histogram(k)
             }
         }
         metrics::set_global_recorder(Shared(self.recorder.clone())).is_ok()

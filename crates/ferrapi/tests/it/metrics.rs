@@ -3,6 +3,7 @@
 
 use ferrapi::metrics::Metrics;
 use ferrapi::prelude::*;
+use ferrapi::statsd::StatsdConfig;
 use ferrapi::testing::TestClient;
 use std::sync::Arc;
 
@@ -109,5 +110,193 @@ async fn http_metrics_use_route_templates() {
             sample(&text, process).is_some(),
             "{process} missing:\n{text}"
         );
+    }
+}
+
+/// A StatsD agent: a UDP socket on 127.0.0.1 keeping every datagram.
+struct Agent {
+    socket: std::net::UdpSocket,
+    datagrams: Vec<Vec<u8>>,
+}
+
+impl Agent {
+    fn start() -> Self {
+        let socket = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        socket
+            .set_read_timeout(Some(std::time::Duration::from_millis(50)))
+            .unwrap();
+        Agent {
+            socket,
+            datagrams: Vec::new(),
+        }
+    }
+
+    fn port(&self) -> u16 {
+        self.socket.local_addr().unwrap().port()
+    }
+
+    /// The lines received so far.
+    fn lines(&self) -> Vec<String> {
+        self.datagrams
+            .iter()
+            .flat_map(|d| {
+                String::from_utf8_lossy(d)
+                    .lines()
+                    .map(str::to_owned)
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// The sum of the counter lines named `name` with exactly `tags`.
+    fn count(&self, name: &str, tags: &str) -> u64 {
+        self.lines()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&format!("{name}:")))
+            .filter_map(|l| l.strip_suffix(&format!("|c|#{tags}")))
+            .filter_map(|v| v.parse::<u64>().ok())
+            .sum()
+    }
+
+    /// Receives (on a blocking thread, at most 10 s) until `done` holds.
+    async fn wait_until(mut self, done: impl Fn(&Agent) -> bool + Send + 'static) -> Self {
+        tokio::task::spawn_blocking(move || {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            let mut buf = [0u8; 65_536];
+            while !done(&self) {
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "not received; lines: {:?}",
+                    self.lines()
+                );
+                if let Ok(n) = self.socket.recv(&mut buf) {
+                    self.datagrams.push(buf[..n].to_vec());
+                }
+            }
+            self
+        })
+        .await
+        .unwrap()
+    }
+}
+
+#[tokio::test]
+async fn metrics_are_pushed_to_statsd() {
+    let agent = Agent::start();
+    let metrics = Metrics::new()
+        .statsd(
+            StatsdConfig::new("127.0.0.1", agent.port())
+                .prefix("it")
+                .interval(std::time::Duration::from_millis(50)),
+        )
+        .unwrap();
+    let metrics = Arc::new(metrics);
+    let client = TestClient::new(
+        App::new()
+            .metrics("/metrics", metrics.clone())
+            .route(read_user)
+            .route(work),
+    );
+    for id in [1, 2, 3] {
+        assert_eq!(
+            client.get(&format!("/users/{id}")).send().await.status(),
+            200
+        );
+    }
+    client.get("/nowhere").send().await;
+    client.get("/work").send().await;
+
+    let ok = "method:GET,route:/users/{user_id},status:200";
+    let agent = agent
+        .wait_until(move |a| {
+            a.count("it.http_requests_total", ok) == 3
+                && a.count(
+                    "it.http_requests_total",
+                    "method:GET,route:unmatched,status:404",
+                ) == 1
+                && a.count("it.jobs_total", "kind:email") == 2
+        })
+        .await;
+    // Pushed again and again, the counters still add up to the requests
+    // made (deltas, not totals).
+    let agent = agent
+        .wait_until(|a| a.datagrams.len() >= 3 && a.lines().iter().any(|l| l.contains("|g")))
+        .await;
+    assert_eq!(agent.count("it.http_requests_total", ok), 3);
+    let lines = agent.lines();
+    // One histogram sample per request, in seconds, tagged by route.
+    let durations: Vec<f64> = lines
+        .iter()
+        .filter_map(|l| l.strip_prefix("it.http_request_duration_seconds:"))
+        .filter_map(|l| l.strip_suffix("|h|#method:GET,route:/users/{user_id}"))
+        .map(|v| v.parse::<f64>().unwrap())
+        .collect();
+    assert_eq!(durations.len(), 3, "{lines:?}");
+    assert!(
+        durations.iter().all(|d| (0.0..1.0).contains(d)),
+        "{durations:?}"
+    );
+    // The in-flight gauge, as a gauge.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.starts_with("it.http_requests_in_flight:") && l.ends_with("|g")),
+        "{lines:?}"
+    );
+    assert!(agent.datagrams.iter().all(|d| d.len() <= 1432));
+    // Prometheus still sees everything, and the datagrams sent.
+    let text = client.get("/metrics").send().await.text();
+    assert!(
+        text.contains(
+            r#"http_requests_total{method="GET",route="/users/{user_id}",status="200"} 3"#
+        ),
+        "{text}"
+    );
+    assert!(
+        sample(&text, r#"statsd_datagrams_total{result="sent"}"#).is_some_and(|n| n >= 3.0),
+        "{text}"
+    );
+}
+
+#[tokio::test]
+async fn an_absent_statsd_agent_does_not_slow_requests() {
+    // A port nobody listens on: every push is refused.
+    let port = Agent::start().port();
+    let metrics = Metrics::new()
+        .statsd(StatsdConfig::new("127.0.0.1", port).interval(std::time::Duration::from_millis(10)))
+        .unwrap();
+    let client = TestClient::new(
+        App::new()
+            .metrics("/metrics", Arc::new(metrics))
+            .route(read_user),
+    );
+    let failed = r#"statsd_datagrams_total{result="failed"}"#;
+    let start = std::time::Instant::now();
+    for i in 0..200 {
+        assert_eq!(
+            client.get(&format!("/users/{i}")).send().await.status(),
+            200
+        );
+        if i % 50 == 0 {
+            // Let several pushes fail meanwhile.
+            tokio::time::sleep(std::time::Duration::from_millis(30)).await;
+        }
+    }
+    assert!(
+        start.elapsed() < std::time::Duration::from_secs(5),
+        "200 requests took {:?}",
+        start.elapsed()
+    );
+    // The pushes were made, and refused (the kernel reports the refusal of
+    // a datagram to a closed port on a later send).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        let text = client.get("/metrics").send().await.text();
+        if sample(&text, failed).is_some_and(|n| n >= 1.0) {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "{text}");
+        client.get("/users/1").send().await;
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
