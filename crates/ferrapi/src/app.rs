@@ -91,6 +91,9 @@ pub struct App {
     exception_handlers: ExceptionHandlers,
     body_limit: usize,
     layers: Vec<LayerFn>,
+    /// The fused outer layers of a [`Stack`](crate::middleware::Stack), and
+    /// how many layers were added before them (see `build`).
+    fused: Option<(usize, crate::middleware::stack::FusedLayer)>,
     tags: Vec<Tag>,
     openapi_url: Option<String>,
     dependencies: Vec<crate::routing::RouteDependency>,
@@ -136,6 +139,7 @@ impl App {
             exception_handlers: ExceptionHandlers::default(),
             body_limit: DEFAULT_BODY_LIMIT,
             layers: Vec::new(),
+            fused: None,
             tags: Vec::new(),
             openapi_url: Some("/openapi.json".into()),
             dependencies: Vec::new(),
@@ -413,6 +417,21 @@ impl App {
         self
     }
 
+    /// The fused outer layers of a [`Stack`](crate::middleware::Stack), at
+    /// this point of the layer order. They stay the outermost layer, served
+    /// without axum's router in front, unless a layer is added after them.
+    pub(crate) fn fused_layer(mut self, fused: crate::middleware::stack::Fused) -> Self {
+        if let Some((at, earlier)) = self.fused.take() {
+            self.layers
+                .insert(at, Box::new(move |router| router.layer(earlier)));
+        }
+        self.fused = Some((
+            self.layers.len(),
+            crate::middleware::stack::FusedLayer::new(fused),
+        ));
+        self
+    }
+
     /// Installs a middleware [`Stack`](crate::middleware::Stack) (request id,
     /// timing, security headers, CORS, client IP, compression, JWT, rate
     /// limits) in its documented order, as one layer.
@@ -443,8 +462,12 @@ pub struct BuiltApp {
     pub(crate) router: axum::Router,
     /// The routes themselves: what the server calls when no layer wraps them.
     pub(crate) dispatch: crate::routing::Dispatch,
-    /// Whether `router` wraps `dispatch` in layers (`App::layer`, `App::middleware`).
+    /// `dispatch` in the app's layers, without the fused ones.
+    pub(crate) inner: axum::Router,
+    /// Whether `inner` wraps `dispatch` in layers (`App::layer`, `App::middleware`).
     pub(crate) layered: bool,
+    /// A [`Stack`](crate::middleware::Stack)'s fused layers, outermost.
+    pub(crate) fused: Option<crate::middleware::stack::FusedLayer>,
     openapi: Arc<OpenApi>,
 }
 
@@ -601,7 +624,8 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         state,
         exception_handlers,
         body_limit,
-        layers,
+        mut layers,
+        fused,
         tags,
         openapi_url,
         dependencies: app_dependencies,
@@ -907,6 +931,17 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     // The axum router of the app (`App::into_router`, the test client, and
     // the server when layers wrap the routes): the dispatcher as the one
     // service of an empty router, so that tower layers apply to it.
+    // A stack's fused layers stay outermost, called by the server over the
+    // rest directly, unless layers were added after them: then they take
+    // their place among the layers.
+    let fused = match fused {
+        Some((at, fused)) if at == layers.len() => Some(fused),
+        Some((at, fused)) => {
+            layers.insert(at, Box::new(move |router| router.layer(fused)));
+            None
+        }
+        None => None,
+    };
     let layered = !layers.is_empty();
     let mut router = axum::Router::new().fallback_service(dispatch.clone());
     for layer in layers {
@@ -918,10 +953,20 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             crate::routing::panic_response,
         ));
     }
+    let inner = router.clone();
+    if let Some(fused) = &fused {
+        router = if layered {
+            axum::Router::new().fallback_service(tower::Layer::layer(fused, router))
+        } else {
+            axum::Router::new().fallback_service(tower::Layer::layer(fused, dispatch.clone()))
+        };
+    }
     Ok(BuiltApp {
         router,
+        inner,
         dispatch,
         layered,
+        fused,
         openapi,
     })
 }

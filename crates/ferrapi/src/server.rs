@@ -288,10 +288,15 @@ impl App {
         let mut lifespan = std::mem::take(&mut self.lifespan);
         let built = self.build()?;
         lifespan.start().await?;
-        let app = if built.layered {
-            AppService::Layered(built.router)
-        } else {
-            AppService::Direct(built.dispatch)
+        let app = match (built.fused, built.layered) {
+            (None, false) => AppService::Direct(built.dispatch),
+            (None, true) => AppService::Layered(built.inner),
+            (Some(fused), false) => {
+                AppService::FusedDirect(tower::Layer::layer(&fused, built.dispatch))
+            }
+            (Some(fused), true) => {
+                AppService::FusedLayered(tower::Layer::layer(&fused, built.inner))
+            }
         };
         let mut builder = auto::Builder::new(TokioExecutor::new());
         builder
@@ -385,7 +390,14 @@ enum AppService {
     Direct(crate::routing::Dispatch),
     /// The axum router wrapping the dispatcher in the app's layers.
     Layered(axum::Router),
+    /// A [`Stack`](crate::middleware::Stack)'s fused layers over the dispatcher.
+    FusedDirect(FusedService<crate::routing::Dispatch>),
+    /// A [`Stack`](crate::middleware::Stack)'s fused layers over the layered router.
+    FusedLayered(FusedService<axum::Router>),
 }
+
+type FusedService<S> = crate::middleware::stack::FusedService<S>;
+type FusedFuture<F> = crate::middleware::stack::FusedFuture<F>;
 
 /// One connection's requests: each gets the peer address and is counted
 /// for the idle reaper.
@@ -419,6 +431,12 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
             AppService::Layered(router) => Inner::Layered {
                 fut: tower::Service::call(&mut router.clone(), req),
             },
+            AppService::FusedDirect(service) => Inner::FusedDirect {
+                fut: service.call_direct(req),
+            },
+            AppService::FusedLayered(service) => Inner::FusedLayered {
+                fut: tower::Service::call(&mut service.clone(), req),
+            },
         };
         ServeFuture {
             inner,
@@ -432,6 +450,8 @@ pin_project_lite::pin_project! {
     enum Inner {
         Direct { #[pin] fut: crate::routing::DispatchFuture },
         Layered { #[pin] fut: axum::routing::future::RouteFuture<Infallible> },
+        FusedDirect { #[pin] fut: FusedFuture<crate::routing::DispatchFuture> },
+        FusedLayered { #[pin] fut: FusedFuture<axum::routing::future::RouteFuture<Infallible>> },
     }
 }
 
@@ -453,6 +473,8 @@ impl Future for ServeFuture {
         let res = match this.inner.project() {
             InnerProj::Direct { fut } => ready!(fut.poll(cx)),
             InnerProj::Layered { fut } => ready!(fut.poll(cx)),
+            InnerProj::FusedDirect { fut } => ready!(fut.poll(cx)),
+            InnerProj::FusedLayered { fut } => ready!(fut.poll(cx)),
         };
         let Ok(mut res) = res;
         let guard = this.guard.take();

@@ -121,7 +121,7 @@ mod rate_limit;
 mod rate_limit_store;
 mod request_id;
 mod security_headers;
-mod stack;
+pub(crate) mod stack;
 mod timing;
 mod trace_context;
 

@@ -47,8 +47,9 @@ impl RequestId {
     /// layer). They are identifiers, not secrets.
     pub fn generate() -> Self {
         let text = uuid_v4_text(random_bytes());
-        // A UUID's text is always a valid header value.
-        match HeaderValue::from_bytes(&text) {
+        // A UUID's text is always a valid header value. Shared bytes: the
+        // clones for the request header and extension are reference counts.
+        match HeaderValue::from_maybe_shared(bytes::Bytes::from_owner(text)) {
             Ok(v) => RequestId(v),
             Err(_) => RequestId(HeaderValue::from_static(
                 "00000000-0000-4000-8000-000000000000",
@@ -76,19 +77,33 @@ impl RequestId {
 }
 
 thread_local! {
-    static ID_SOURCE: (std::hash::RandomState, std::cell::Cell<u64>) =
-        (std::hash::RandomState::new(), std::cell::Cell::new(0));
+    /// Two splitmix64 streams per thread, each started at a random point
+    /// (the process's SipHash keys, drawn from the OS).
+    static ID_SOURCE: std::cell::Cell<(u64, u64)> = std::cell::Cell::new({
+        use std::hash::BuildHasher as _;
+        let keys = std::hash::RandomState::new();
+        (keys.hash_one(0u8), keys.hash_one(1u8))
+    });
 }
 
-/// 16 bytes from a keyed pseudo-random function of a per-thread counter.
+/// 16 bytes from two per-thread splitmix64 streams. Each stream is a
+/// bijection of its counter, so a thread never repeats an id within 2^64
+/// ids, and threads start at independent random points. Request ids need
+/// uniqueness, not secrecy; this costs a few instructions where a keyed
+/// hash per id cost a few hundred.
 fn random_bytes() -> [u8; 16] {
-    use std::hash::BuildHasher as _;
-    ID_SOURCE.with(|(keys, counter)| {
-        let n = counter.get();
-        counter.set(n.wrapping_add(1));
-        let high = keys.hash_one((n, 0u8));
-        let low = keys.hash_one((n, 1u8));
-        (u128::from(high) << 64 | u128::from(low)).to_be_bytes()
+    fn splitmix64(state: u64) -> u64 {
+        let mut z = state;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
+    ID_SOURCE.with(|source| {
+        let (a, b) = source.get();
+        let (a, b) = (a.wrapping_add(GAMMA), b.wrapping_add(GAMMA));
+        source.set((a, b));
+        (u128::from(splitmix64(a)) << 64 | u128::from(splitmix64(b))).to_be_bytes()
     })
 }
 
@@ -237,17 +252,38 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let incoming = if self.layer.trust_incoming {
-            req.headers()
-                .get(&self.layer.header)
-                .and_then(RequestId::parse)
+        let (id, span) = self.layer.begin(&mut req);
+        let inner = {
+            let _entered = span.enter();
+            self.inner.call(req)
+        };
+        future::ResponseFuture {
+            inner: inner.instrument(span),
+            header: self.layer.header.clone(),
+            id: Some(id),
+        }
+    }
+}
+
+impl RequestIdLayer {
+    /// The header the id is read from and answered in.
+    pub(crate) fn header_name(&self) -> &HeaderName {
+        &self.header
+    }
+
+    /// The request half: picks the id (the incoming one if sane and
+    /// trusted, else a new one), sets it on the request's header and
+    /// extensions, and makes the request's span. Shared by
+    /// [`RequestIdService`] and the fused [`Stack`](super::Stack).
+    pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> (RequestId, tracing::Span) {
+        let incoming = if self.trust_incoming {
+            req.headers().get(&self.header).and_then(RequestId::parse)
         } else {
             None
         };
         let id = incoming.unwrap_or_else(RequestId::generate);
         // Downstream code (and proxied calls) see the id that was chosen.
-        req.headers_mut()
-            .insert(self.layer.header.clone(), id.0.clone());
+        req.headers_mut().insert(self.header.clone(), id.0.clone());
         // With the `otel` feature and `telemetry`'s layer installed, this
         // span is the exported server span (`otel.kind`); see `telemetry`.
         #[cfg(feature = "otel")]
@@ -277,19 +313,26 @@ where
         };
         #[cfg(feature = "otel")]
         if otel {
-            crate::telemetry::start_server_span(&span, &mut req);
+            crate::telemetry::start_server_span(&span, req);
         }
         req.extensions_mut().insert(id.clone());
-        let inner = {
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
-        future::ResponseFuture {
-            inner: inner.instrument(span),
-            header: self.layer.header.clone(),
-            id: Some(id),
-        }
+        (id, span)
     }
+}
+
+/// The response half of [`RequestIdLayer`]: the id on the response under
+/// `header` (and, with `otel`, the server span's status).
+pub(crate) fn finish<B>(
+    header: &HeaderName,
+    id: RequestId,
+    span: &tracing::Span,
+    res: &mut Response<B>,
+) {
+    #[cfg(feature = "otel")]
+    crate::telemetry::finish_server_span(span, res.status());
+    #[cfg(not(feature = "otel"))]
+    let _ = span;
+    res.headers_mut().insert(header.clone(), id.0);
 }
 
 mod future {
@@ -319,10 +362,8 @@ mod future {
         fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
             let mut this = self.project();
             let mut res = ready!(this.inner.as_mut().poll(cx))?;
-            #[cfg(feature = "otel")]
-            crate::telemetry::finish_server_span(this.inner.span(), res.status());
             if let Some(id) = this.id.take() {
-                res.headers_mut().insert(this.header.clone(), id.0);
+                super::finish(this.header, id, this.inner.span(), &mut res);
             }
             Poll::Ready(Ok(res))
         }

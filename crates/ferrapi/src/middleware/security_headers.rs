@@ -82,7 +82,7 @@ pub struct SecurityHeadersLayer {
 }
 
 #[derive(Debug, Clone)]
-struct Config {
+pub(crate) struct Config {
     nosniff: bool,
     frame: Option<FrameOptions>,
     referrer: Option<ReferrerPolicy>,
@@ -245,11 +245,38 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let path = req.uri().path();
-        let exempt = self.config.exempt.iter().any(|p| path_under(path, p));
         SecurityHeadersFuture {
+            config: begin(&self.config, &req),
             inner: self.inner.call(req),
-            config: (!exempt).then(|| self.config.clone()),
+        }
+    }
+}
+
+impl SecurityHeadersLayer {
+    /// The request half: the headers to add, unless the path is exempt.
+    /// Shared by [`SecurityHeadersService`] and the fused
+    /// [`Stack`](super::Stack).
+    pub(crate) fn begin<B>(&self, req: &Request<B>) -> Option<Arc<Config>> {
+        begin(&self.inner, req)
+    }
+}
+
+fn begin<B>(config: &Arc<Config>, req: &Request<B>) -> Option<Arc<Config>> {
+    let path = req.uri().path();
+    let exempt = config.exempt.iter().any(|p| path_under(path, p));
+    (!exempt).then(|| config.clone())
+}
+
+/// The response half of [`SecurityHeadersLayer`]: each header the
+/// response does not set itself.
+pub(crate) fn finish<B>(config: Option<Arc<Config>>, res: &mut Response<B>) {
+    if let Some(config) = config {
+        let headers = res.headers_mut();
+        headers.reserve(config.headers.len());
+        for (name, value) in &config.headers {
+            if let http::header::Entry::Vacant(slot) = headers.entry(name) {
+                slot.insert(value.clone());
+            }
         }
     }
 }
@@ -272,14 +299,7 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(config) = this.config.take() {
-            let headers = res.headers_mut();
-            for (name, value) in &config.headers {
-                if !headers.contains_key(name) {
-                    headers.insert(name.clone(), value.clone());
-                }
-            }
-        }
+        finish(this.config.take(), &mut res);
         Poll::Ready(Ok(res))
     }
 }

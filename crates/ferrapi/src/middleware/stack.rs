@@ -1,10 +1,18 @@
 //! [`Stack`]: the middleware layers, installed in the documented order.
 
+use super::RequestId;
 use super::{
     AccessLogLayer, ClientIpLayer, CorsLayer, RateLimitLayer, RequestIdLayer, SecurityHeadersLayer,
     TimingLayer, TraceContextLayer, catch_panic,
 };
 use crate::App;
+use http::{HeaderValue, Request, Response};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+use tower::{Layer, Service};
+use tracing::Instrument as _;
 
 /// A set of middleware layers that [`apply`](Self::apply) installs on an
 /// [`App`] in the [default order](super#the-default-order), whatever order
@@ -141,10 +149,22 @@ impl Stack {
         self
     }
 
-    /// Installs the layers on `app` as one layer (one [`App::layer`]), in
-    /// the default order. Layers added to `app` before run inside the
-    /// stack, layers added after run outside it.
+    /// Installs the layers on `app` in the default order. Layers added to
+    /// `app` before run inside the stack, layers added after run outside it.
+    ///
+    /// The four outer layers (request id, trace context, timing, security
+    /// headers) are fused into one service: one future, no boxing, no
+    /// per-layer copy of the request's future. When nothing else wraps the
+    /// routes the server calls that service over the routes directly,
+    /// without axum's router in between. CORS, client IP, access log,
+    /// compression, JWT and rate limits stay tower layers inside it.
     pub fn apply(self, app: App) -> App {
+        let fused = Fused {
+            request_id: self.request_id,
+            trace_context: self.trace_context.is_some(),
+            timing: self.timing,
+            security_headers: self.security_headers,
+        };
         #[cfg(feature = "compression")]
         let compression = self.compression;
         #[cfg(not(feature = "compression"))]
@@ -153,23 +173,209 @@ impl Stack {
         let jwt = self.jwt;
         #[cfg(not(feature = "jwt"))]
         let jwt: Option<tower::layer::util::Identity> = None;
-        let rate_limits = (!self.rate_limits.is_empty())
-            .then(|| super::rate_limit::RateLimits::new(self.rate_limits));
-        // One layer, not one per piece: each `App::layer` boxes every route
-        // once more, and boxed services are cloned per request.
-        let layer = tower::ServiceBuilder::new()
-            .option_layer(self.request_id)
-            .option_layer(self.trace_context)
-            .option_layer(self.timing)
-            .option_layer(self.security_headers)
-            .option_layer(self.cors)
-            .option_layer(self.client_ip)
-            .option_layer(self.access_log)
-            .option_layer(compression)
-            .option_layer(jwt)
-            .option_layer(rate_limits)
-            .option_layer(self.catch_panic.then(catch_panic))
-            .into_inner();
-        app.layer(layer)
+        let inner_layers = self.cors.is_some()
+            || self.client_ip.is_some()
+            || self.access_log.is_some()
+            || compression.is_some()
+            || jwt.is_some()
+            || !self.rate_limits.is_empty();
+        let mut app = app;
+        // The panic catcher guards the inner layers; without them it would
+        // guard nothing the dispatcher (and, with other layers, the app's
+        // outer catcher) does not already.
+        if inner_layers {
+            let rate_limits = (!self.rate_limits.is_empty())
+                .then(|| super::rate_limit::RateLimits::new(self.rate_limits));
+            let layer = tower::ServiceBuilder::new()
+                .option_layer(self.cors)
+                .option_layer(self.client_ip)
+                .option_layer(self.access_log)
+                .option_layer(compression)
+                .option_layer(jwt)
+                .option_layer(rate_limits)
+                .option_layer(self.catch_panic.then(catch_panic))
+                .into_inner();
+            app = app.layer(layer);
+        }
+        if fused.is_empty() {
+            app
+        } else {
+            app.fused_layer(fused)
+        }
+    }
+}
+
+/// The outer layers of a [`Stack`], run as one service ([`FusedLayer`]).
+#[derive(Debug, Clone)]
+pub(crate) struct Fused {
+    request_id: Option<RequestIdLayer>,
+    trace_context: bool,
+    timing: Option<TimingLayer>,
+    security_headers: Option<SecurityHeadersLayer>,
+}
+
+impl Fused {
+    fn is_empty(&self) -> bool {
+        self.request_id.is_none()
+            && !self.trace_context
+            && self.timing.is_none()
+            && self.security_headers.is_none()
+    }
+
+    /// The request halves, outermost first, then `call` (the inner
+    /// service), in the request id's span.
+    fn begin<B, F>(
+        &self,
+        mut req: Request<B>,
+        call: impl FnOnce(Request<B>) -> F,
+    ) -> (Pending, F, tracing::Span) {
+        let (id, span) = match &self.request_id {
+            Some(layer) => {
+                let (id, span) = layer.begin(&mut req);
+                (Some(id), span)
+            }
+            None => (None, tracing::Span::none()),
+        };
+        let timing = self.timing.as_ref().map(|t| t.begin(&req));
+        let security = self.security_headers.as_ref().and_then(|s| s.begin(&req));
+        let _entered = span.enter();
+        // The trace context records its ids on the request's span.
+        let traceparent = if self.trace_context {
+            super::trace_context::begin(&mut req)
+        } else {
+            None
+        };
+        let future = call(req);
+        drop(_entered);
+        let pending = Pending {
+            id,
+            traceparent,
+            timing,
+            security,
+        };
+        (pending, future, span)
+    }
+
+    /// The response halves, innermost first.
+    fn finish<B>(&self, pending: Pending, span: &tracing::Span, res: &mut Response<B>) {
+        let Pending {
+            id,
+            traceparent,
+            timing,
+            security,
+        } = pending;
+        // One growth of the header map for all that is added.
+        res.headers_mut().reserve(6);
+        super::security_headers::finish(security, res);
+        if let (Some(layer), Some(started)) = (&self.timing, &timing) {
+            layer.finish(started, res);
+        }
+        super::trace_context::finish(traceparent, res);
+        if let (Some(layer), Some(id)) = (&self.request_id, id) {
+            super::request_id::finish(layer.header_name(), id, span, res);
+        }
+    }
+}
+
+/// What the fused layers keep from a request until its response.
+#[derive(Debug)]
+struct Pending {
+    id: Option<RequestId>,
+    traceparent: Option<HeaderValue>,
+    timing: Option<super::timing::Started>,
+    security: Option<Arc<super::security_headers::Config>>,
+}
+
+/// The fused outer layers of a [`Stack`] as a tower layer.
+#[derive(Debug, Clone)]
+pub(crate) struct FusedLayer(pub(crate) Arc<Fused>);
+
+impl FusedLayer {
+    pub(crate) fn new(fused: Fused) -> Self {
+        Self(Arc::new(fused))
+    }
+}
+
+impl<S> Layer<S> for FusedLayer {
+    type Service = FusedService<S>;
+    fn layer(&self, inner: S) -> Self::Service {
+        FusedService {
+            fused: self.0.clone(),
+            inner,
+        }
+    }
+}
+
+/// The service of [`FusedLayer`].
+#[derive(Debug, Clone)]
+pub(crate) struct FusedService<S> {
+    fused: Arc<Fused>,
+    inner: S,
+}
+
+impl<S, B, ResBody> Service<Request<B>> for FusedService<S>
+where
+    S: Service<Request<B>, Response = Response<ResBody>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = FusedFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<B>) -> Self::Future {
+        wrap(&self.fused, req, |req| self.inner.call(req))
+    }
+}
+
+impl FusedService<crate::routing::Dispatch> {
+    /// [`Service::call`] without `&mut` (the server's path: no clone of
+    /// the service per request).
+    pub(crate) fn call_direct(
+        &self,
+        req: axum::extract::Request,
+    ) -> FusedFuture<crate::routing::DispatchFuture> {
+        wrap(&self.fused, req, |req| self.inner.call(req))
+    }
+}
+
+/// The fused layers around `call` (the inner service's call).
+fn wrap<B, F>(
+    fused: &Arc<Fused>,
+    req: Request<B>,
+    call: impl FnOnce(Request<B>) -> F,
+) -> FusedFuture<F> {
+    let (pending, inner, span) = fused.begin(req, call);
+    FusedFuture {
+        inner: inner.instrument(span),
+        fused: fused.clone(),
+        pending: Some(pending),
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`FusedService`].
+    pub(crate) struct FusedFuture<F> {
+        #[pin]
+        inner: tracing::instrument::Instrumented<F>,
+        fused: Arc<Fused>,
+        pending: Option<Pending>,
+    }
+}
+
+impl<F, B, E> Future for FusedFuture<F>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = F::Output;
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let mut this = self.project();
+        let mut res = ready!(this.inner.as_mut().poll(cx))?;
+        if let Some(pending) = this.pending.take() {
+            this.fused.finish(pending, this.inner.span(), &mut res);
+        }
+        Poll::Ready(Ok(res))
     }
 }

@@ -1,7 +1,6 @@
 //! The timing layer.
 
 use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
-use std::fmt::Write as _;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 use tower::{Layer, Service};
@@ -87,17 +86,58 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        let start = Instant::now();
-        // The request line is kept only when slow requests are logged.
-        let request = self
-            .layer
-            .slow
-            .map(|_| Box::new((req.method().clone(), req.uri().clone())));
+        let started = self.layer.begin(&req);
         TimingFuture {
             inner: self.inner.call(req),
-            start,
+            started,
             layer: self.layer,
-            request,
+        }
+    }
+}
+
+/// What [`TimingLayer`] keeps from a request until its response.
+#[derive(Debug)]
+pub(crate) struct Started {
+    start: Instant,
+    /// The request line, kept only when slow requests are logged.
+    request: Option<Box<(Method, Uri)>>,
+}
+
+impl TimingLayer {
+    /// The request half: the start time. Shared by [`TimingService`] and
+    /// the fused [`Stack`](super::Stack).
+    pub(crate) fn begin<B>(&self, req: &Request<B>) -> Started {
+        Started {
+            start: Instant::now(),
+            request: self
+                .slow
+                .map(|_| Box::new((req.method().clone(), req.uri().clone()))),
+        }
+    }
+
+    /// The response half: the headers, and the slow-request log line.
+    pub(crate) fn finish<B>(&self, started: &Started, res: &mut Response<B>) {
+        let elapsed = started.start.elapsed();
+        let status = res.status();
+        let headers = res.headers_mut();
+        if let Some(v) = seconds_header(elapsed) {
+            headers.insert(X_PROCESS_TIME, v);
+        }
+        if self.server_timing
+            && let Some(v) = server_timing_header(elapsed)
+        {
+            headers.append(SERVER_TIMING, v);
+        }
+        if let (Some(threshold), Some(request)) = (self.slow, started.request.as_deref())
+            && elapsed > threshold
+        {
+            tracing::warn!(
+                method = %request.0,
+                path = %request.1.path(),
+                status = status.as_u16(),
+                seconds = elapsed.as_secs_f64(),
+                "slow request"
+            );
         }
     }
 }
@@ -108,9 +148,8 @@ pin_project_lite::pin_project! {
     pub struct TimingFuture<F> {
         #[pin]
         inner: F,
-        start: Instant,
+        started: Started,
         layer: TimingLayer,
-        request: Option<Box<(Method, Uri)>>,
     }
 }
 
@@ -122,27 +161,7 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = std::task::ready!(this.inner.poll(cx))?;
-        let elapsed = this.start.elapsed();
-        let headers = res.headers_mut();
-        if let Some(v) = seconds_header(elapsed) {
-            headers.insert(X_PROCESS_TIME, v);
-        }
-        if this.layer.server_timing
-            && let Some(v) = server_timing_header(elapsed)
-        {
-            headers.append(SERVER_TIMING, v);
-        }
-        if let (Some(threshold), Some(request)) = (this.layer.slow, this.request.as_deref())
-            && elapsed > threshold
-        {
-            tracing::warn!(
-                method = %request.0,
-                path = %request.1.path(),
-                status = res.status().as_u16(),
-                seconds = elapsed.as_secs_f64(),
-                "slow request"
-            );
-        }
+        this.layer.finish(this.started, &mut res);
         Poll::Ready(Ok(res))
     }
 }
@@ -151,49 +170,44 @@ where
 /// exponent notation: `0.001234`. Integer arithmetic into a stack buffer:
 /// one allocation, for the header value itself.
 fn seconds_header(elapsed: Duration) -> Option<HeaderValue> {
-    let micros = (elapsed.as_nanos() + 500) / 1000;
-    let mut buf = StackBuf::default();
-    write!(buf, "{}.{:06}", micros / 1_000_000, micros % 1_000_000).ok()?;
-    HeaderValue::from_bytes(buf.as_bytes()).ok()
+    fixed_point(b"", micros(elapsed), 6)
 }
 
 /// `Server-Timing: app;dur=<milliseconds with three decimals>`.
 fn server_timing_header(elapsed: Duration) -> Option<HeaderValue> {
-    let micros = (elapsed.as_nanos() + 500) / 1000;
-    let mut buf = StackBuf::default();
-    write!(buf, "app;dur={}.{:03}", micros / 1000, micros % 1000).ok()?;
-    HeaderValue::from_bytes(buf.as_bytes()).ok()
+    fixed_point(b"app;dur=", micros(elapsed), 3)
 }
 
-/// A small formatting buffer on the stack.
-struct StackBuf {
-    bytes: [u8; 48],
-    len: usize,
+/// Whole microseconds, rounded.
+fn micros(elapsed: Duration) -> u64 {
+    u64::try_from((elapsed.as_nanos() + 500) / 1000).unwrap_or(u64::MAX)
 }
 
-impl Default for StackBuf {
-    fn default() -> Self {
-        Self {
-            bytes: [0; 48],
-            len: 0,
+/// `prefix` then `units` / 10^`decimals` in plain decimal notation with
+/// exactly `decimals` digits after the point. Written by hand into a stack
+/// buffer (`core::fmt` cost more than the rest of the layer).
+fn fixed_point(prefix: &[u8], units: u64, decimals: usize) -> Option<HeaderValue> {
+    // Digits least significant first; at least one before the point.
+    let mut digits = [b'0'; 24];
+    let mut n = 0;
+    let mut v = units;
+    while v > 0 || n <= decimals {
+        digits[n] = b'0' + (v % 10) as u8;
+        v /= 10;
+        n += 1;
+    }
+    let mut out = [0u8; 48];
+    let mut len = prefix.len();
+    out.get_mut(..len)?.copy_from_slice(prefix);
+    for i in (0..n).rev() {
+        if i + 1 == decimals {
+            *out.get_mut(len)? = b'.';
+            len += 1;
         }
+        *out.get_mut(len)? = digits[i];
+        len += 1;
     }
-}
-
-impl StackBuf {
-    fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..self.len]
-    }
-}
-
-impl std::fmt::Write for StackBuf {
-    fn write_str(&mut self, s: &str) -> std::fmt::Result {
-        let end = self.len + s.len();
-        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
-        slot.copy_from_slice(s.as_bytes());
-        self.len = end;
-        Ok(())
-    }
+    HeaderValue::from_bytes(&out[..len]).ok()
 }
 
 #[cfg(test)]
@@ -215,5 +229,9 @@ mod tests {
         let st = server_timing_header(Duration::from_nanos(1_234_567))
             .and_then(|h| h.to_str().ok().map(str::to_owned));
         assert_eq!(st.as_deref(), Some("app;dur=1.235"));
+        let st = server_timing_header(Duration::from_secs(3))
+            .and_then(|h| h.to_str().ok().map(str::to_owned));
+        assert_eq!(st.as_deref(), Some("app;dur=3000.000"));
+        assert_eq!(text(Duration::MAX), "18446744073709.551615");
     }
 }

@@ -73,13 +73,18 @@ fn hex_into(src: &[u8], out: &mut [u8]) -> Option<()> {
 }
 
 fn to_hex(bytes: &[u8]) -> String {
+    let mut out = vec![0; bytes.len() * 2];
+    hex_write(bytes, &mut out);
+    String::from_utf8(out).unwrap_or_default()
+}
+
+/// Lowercase hex of `bytes` into `out` (twice as long).
+fn hex_write(bytes: &[u8], out: &mut [u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        s.push(HEX[usize::from(b >> 4)] as char);
-        s.push(HEX[usize::from(b & 15)] as char);
+    for (b, pair) in bytes.iter().zip(out.chunks_exact_mut(2)) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
     }
-    s
 }
 
 thread_local! {
@@ -203,12 +208,25 @@ impl TraceContext {
     /// The `traceparent` for an outgoing call made while handling this
     /// request (`00-<trace id>-<this span id>-<flags>`).
     pub fn traceparent(&self) -> String {
-        format!(
-            "00-{}-{}-{:02x}",
-            self.trace_id(),
-            self.span_id(),
-            self.flags
-        )
+        let bytes = self.traceparent_bytes();
+        // Always ASCII: version, hex digits and dashes.
+        String::from_utf8_lossy(&bytes).into_owned()
+    }
+
+    /// [`traceparent`](Self::traceparent) as a header value.
+    pub fn traceparent_header(&self) -> HeaderValue {
+        let bytes = self.traceparent_bytes();
+        HeaderValue::from_bytes(&bytes).unwrap_or_else(|_| HeaderValue::from_static(""))
+    }
+
+    /// `00-<trace id>-<span id>-<flags>`, written without allocating.
+    fn traceparent_bytes(&self) -> [u8; 55] {
+        let mut out = [b'-'; 55];
+        out[..2].copy_from_slice(b"00");
+        hex_write(&self.trace_id, &mut out[3..35]);
+        hex_write(&self.span_id, &mut out[36..52]);
+        hex_write(&[self.flags], &mut out[53..55]);
+        out
     }
 
     /// Raw ids, for exporters: (trace id, span id, parent span id).
@@ -302,27 +320,43 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        // With `otel`, the request span may already be an exported span
-        // whose ids `telemetry` put on the request: answer and log those.
-        #[cfg(feature = "otel")]
-        let trace = req
-            .extensions()
-            .get::<TraceContext>()
-            .cloned()
-            .unwrap_or_else(|| TraceContext::from_headers(req.headers()));
-        #[cfg(not(feature = "otel"))]
-        let trace = TraceContext::from_headers(req.headers());
-        let span = tracing::Span::current();
-        if !span.is_disabled() {
-            span.record("trace_id", tracing::field::display(trace.trace_id()));
-            span.record("span_id", tracing::field::display(trace.span_id()));
-        }
-        let header = HeaderValue::from_str(&trace.traceparent()).ok();
-        req.extensions_mut().insert(trace);
+        let header = begin(&mut req);
         TraceContextFuture {
             inner: self.inner.call(req),
             header,
         }
+    }
+}
+
+/// The request half of [`TraceContextLayer`]: the request's
+/// [`TraceContext`] in its extensions and its ids on the current span;
+/// returns the `traceparent` to answer. Shared by [`TraceContextService`]
+/// and the fused [`Stack`](super::Stack).
+pub(crate) fn begin<B>(req: &mut Request<B>) -> Option<HeaderValue> {
+    // With `otel`, the request span may already be an exported span
+    // whose ids `telemetry` put on the request: answer and log those.
+    #[cfg(feature = "otel")]
+    let trace = req
+        .extensions()
+        .get::<TraceContext>()
+        .cloned()
+        .unwrap_or_else(|| TraceContext::from_headers(req.headers()));
+    #[cfg(not(feature = "otel"))]
+    let trace = TraceContext::from_headers(req.headers());
+    let span = tracing::Span::current();
+    if !span.is_disabled() {
+        span.record("trace_id", tracing::field::display(trace.trace_id()));
+        span.record("span_id", tracing::field::display(trace.span_id()));
+    }
+    let header = trace.traceparent_header();
+    req.extensions_mut().insert(trace);
+    Some(header)
+}
+
+/// The response half of [`TraceContextLayer`].
+pub(crate) fn finish<B>(header: Option<HeaderValue>, res: &mut Response<B>) {
+    if let Some(v) = header {
+        res.headers_mut().insert(TRACEPARENT, v);
     }
 }
 
@@ -344,9 +378,7 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut res = std::task::ready!(this.inner.poll(cx))?;
-        if let Some(v) = this.header.take() {
-            res.headers_mut().insert(TRACEPARENT, v);
-        }
+        finish(this.header.take(), &mut res);
         Poll::Ready(Ok(res))
     }
 }

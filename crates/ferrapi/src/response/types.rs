@@ -20,6 +20,9 @@ fn typed_body(
 ) -> Response {
     let mut res = Response::new(body.into());
     *res.status_mut() = status;
+    // Room for what middleware commonly adds (request id, trace context,
+    // timing, security headers) without growing the map again.
+    *res.headers_mut() = http::HeaderMap::with_capacity(8);
     res.headers_mut()
         .insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     res

@@ -1104,6 +1104,124 @@ async fn the_default_stack_in_its_documented_order() {
     assert!(res.header("x-request-id").is_some());
 }
 
+/// One `GET` over a real connection to `server`; the response head's
+/// lines, lowercased, and the body.
+async fn get_over_tcp(server: &TestServer, path: &str, extra: &str) -> (Vec<String>, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(server.addr()).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nhost: t\r\nconnection: close\r\n{extra}\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut raw = String::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_string(&mut raw))
+        .await
+        .unwrap()
+        .unwrap();
+    let (head, body) = raw.split_once("\r\n\r\n").unwrap();
+    (
+        head.lines().map(str::to_ascii_lowercase).collect(),
+        body.to_owned(),
+    )
+}
+
+fn header_of<'a>(head: &'a [String], name: &str) -> Option<&'a str> {
+    head.iter()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(": "))
+}
+
+// The server calls a stack's fused outer layers directly over the routes
+// (no layer around them) or over the layered router (layers inside): both
+// answer every header of the stack.
+#[tokio::test]
+async fn the_fused_stack_over_a_real_server_directly_and_around_layers() {
+    let direct = Stack::defaults().compression(None).apply(routes());
+    let around = routes()
+        .layer(from_fn(|req: Request<Body>, next: Next| async move {
+            // Inside the stack: the request already carries its id.
+            let saw = req.headers().contains_key("x-request-id");
+            let mut res = next.run(req).await;
+            res.headers_mut().insert(
+                "x-inner-saw-id",
+                HeaderValue::from_static(if saw { "yes" } else { "no" }),
+            );
+            res
+        }))
+        .middleware(Stack::defaults());
+    for app in [direct, around] {
+        let server = TestServer::start(app).await;
+        let (head, body) = get_over_tcp(
+            &server,
+            "/id",
+            "x-request-id: given-123\r\ntraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n",
+        )
+        .await;
+        assert_eq!(head[0], "http/1.1 200 ok");
+        assert_eq!(body, "given-123");
+        assert_eq!(header_of(&head, "x-request-id"), Some("given-123"));
+        let tp = header_of(&head, "traceparent").unwrap();
+        assert!(
+            tp.starts_with("00-4bf92f3577b34da6a3ce929d0e0e4736-"),
+            "{tp}"
+        );
+        assert!(!tp.contains("00f067aa0ba902b7"), "a new span id: {tp}");
+        let seconds: f64 = header_of(&head, "x-process-time").unwrap().parse().unwrap();
+        assert!((0.0..10.0).contains(&seconds));
+        assert_eq!(header_of(&head, "x-content-type-options"), Some("nosniff"));
+        assert_eq!(header_of(&head, "x-frame-options"), Some("deny"));
+        assert!(header_of(&head, "referrer-policy").is_some());
+        // A generated id when none is given, new for every request.
+        let (a, _) = get_over_tcp(&server, "/hello", "").await;
+        let (b, _) = get_over_tcp(&server, "/hello", "").await;
+        let (a, b) = (
+            header_of(&a, "x-request-id").unwrap(),
+            header_of(&b, "x-request-id").unwrap(),
+        );
+        assert!(is_uuid_v4(a) && is_uuid_v4(b) && a != b, "{a} {b}");
+        if let Some(saw) = header_of(&head, "x-inner-saw-id") {
+            assert_eq!(saw, "yes");
+        }
+        server.stop().await.unwrap();
+    }
+}
+
+// A layer added after the stack runs outside it: the stack's layers then
+// take their place among the others instead of being served first.
+#[tokio::test]
+async fn a_layer_added_after_the_stack_runs_outside_it() {
+    let app = Stack::defaults().apply(routes()).layer(from_fn(
+        |req: Request<Body>, next: Next| async move {
+            let saw_request = req.headers().contains_key("x-request-id");
+            let mut res = next.run(req).await;
+            let saw_response = res.headers().contains_key("x-request-id");
+            let value = format!("{saw_request}/{saw_response}");
+            res.headers_mut()
+                .insert("x-outer", HeaderValue::from_str(&value).unwrap());
+            res
+        },
+    ));
+    let server = TestServer::start(app).await;
+    let (head, _) = get_over_tcp(&server, "/hello", "").await;
+    assert_eq!(header_of(&head, "x-outer"), Some("false/true"));
+    assert!(is_uuid_v4(header_of(&head, "x-request-id").unwrap()));
+    server.stop().await.unwrap();
+    // The same through the router (the test client's path).
+    let res = TestClient::new(Stack::defaults().apply(routes()).layer(from_fn(
+        |req: Request<Body>, next: Next| async move {
+            let saw = req.headers().contains_key("x-request-id");
+            let mut res = next.run(req).await;
+            res.headers_mut().insert(
+                "x-outer",
+                HeaderValue::from_static(if saw { "in" } else { "out" }),
+            );
+            res
+        },
+    )))
+    .get("/hello")
+    .send()
+    .await;
+    assert_eq!(res.header("x-outer"), Some("out"));
+    assert!(res.header("x-request-id").is_some());
+}
+
 #[tokio::test]
 async fn an_empty_stack_adds_nothing() {
     let res = TestClient::new(Stack::new().apply(routes()))
