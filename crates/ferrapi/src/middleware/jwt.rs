@@ -12,6 +12,10 @@
 //!   `alg: none` is not even a known algorithm;
 //! - with several keys (rotation), a token's `kid` selects the key; an
 //!   unknown `kid` is refused;
+//! - keys can also come from an identity provider's JSON Web Key Set
+//!   (`Jwks`, feature `jwks`): fetched from its URL, cached, refetched
+//!   when a token names a `kid` the cache lacks (key rotation), the last
+//!   good set kept while the provider is unreachable;
 //! - `exp` is required and checked, `nbf` checked when present, `iss` and
 //!   `aud` when configured, all with a leeway for clock skew (default 60 s).
 //!
@@ -58,6 +62,12 @@ use tower::{Layer, Service};
 
 pub use jsonwebtoken::Algorithm;
 
+#[cfg(feature = "jwks")]
+pub use super::jwks::{
+    BoxError, DEFAULT_COOLDOWN, DEFAULT_FETCH_TIMEOUT, DEFAULT_MAX_AGE_BOUNDS, DEFAULT_MAX_STALE,
+    DEFAULT_TTL, Jwks, JwksError, JwksResponse,
+};
+
 /// Why a token was refused, or a key could not be read. The message is for
 /// the log; the client only learns `invalid_token`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -69,9 +79,17 @@ pub enum JwtError {
     /// The header names an algorithm no configured key uses.
     #[error("token algorithm {0:?} is not accepted")]
     Algorithm(Algorithm),
-    /// The header's `kid` names no configured key.
+    /// The header's `kid` names no configured key (after a refetch of the
+    /// key set, when there is one).
     #[error("unknown key id `{0}`")]
     UnknownKid(String),
+    /// The header has no `kid`, and several keys of the key set could
+    /// verify the token.
+    #[error("the token has no `kid` and several keys fit it")]
+    MissingKid,
+    /// The key set (JWKS) has not been fetched, or has been stale too long.
+    #[error("no usable key set: {0}")]
+    KeySet(String),
     /// The signature does not verify.
     #[error("invalid signature")]
     Signature,
@@ -124,8 +142,8 @@ impl From<jsonwebtoken::errors::Error> for JwtError {
 /// a key id (`kid`) for rotation.
 #[derive(Clone)]
 pub struct VerifyingKey {
-    alg: Algorithm,
-    kid: Option<String>,
+    pub(super) alg: Algorithm,
+    pub(super) kid: Option<String>,
     key: DecodingKey,
 }
 
@@ -205,6 +223,8 @@ impl VerifyingKey {
 #[derive(Debug, Clone)]
 pub struct JwtVerifier {
     keys: Vec<VerifyingKey>,
+    #[cfg(feature = "jwks")]
+    jwks: Option<Jwks>,
     issuers: Vec<String>,
     audiences: Vec<String>,
     leeway: Duration,
@@ -216,10 +236,37 @@ impl JwtVerifier {
     pub fn new(key: VerifyingKey) -> Self {
         Self {
             keys: vec![key],
+            #[cfg(feature = "jwks")]
+            jwks: None,
             issuers: Vec::new(),
             audiences: Vec::new(),
             leeway: Duration::from_secs(60),
         }
+    }
+
+    /// Verifies with the keys of an identity provider's key set (see
+    /// [`Jwks`]); otherwise as [`new`](Self::new). Static keys added with
+    /// [`key`](Self::key) are tried first.
+    #[cfg(feature = "jwks")]
+    pub fn from_jwks(jwks: Jwks) -> Self {
+        Self {
+            keys: Vec::new(),
+            jwks: Some(jwks),
+            issuers: Vec::new(),
+            audiences: Vec::new(),
+            leeway: Duration::from_secs(60),
+        }
+    }
+
+    /// Also verifies with the keys of `jwks` (replacing an earlier one),
+    /// for the tokens no static key verifies: a token whose `kid` names
+    /// no static key, or without `kid` and of an algorithm no static key
+    /// uses.
+    #[cfg(feature = "jwks")]
+    #[must_use]
+    pub fn jwks(mut self, jwks: Jwks) -> Self {
+        self.jwks = Some(jwks);
+        self
     }
 
     /// Another key (key rotation: give each a [`kid`](VerifyingKey::kid)).
@@ -250,30 +297,82 @@ impl JwtVerifier {
         self
     }
 
-    /// Verifies `token` and returns its claims.
+    /// Verifies `token` and returns its claims, with the keys at hand: a
+    /// key set (`Jwks`) is not fetched, its cached keys are used (also
+    /// past their time to live, within its `max_stale`), and before its
+    /// first fetch its tokens are refused. [`verify_async`](Self::verify_async)
+    /// fetches when needed; [`JwtLayer`] and [`Claims<T>`] use it.
     ///
     /// # Errors
     /// Why the token is refused.
     pub fn verify<T: DeserializeOwned>(&self, token: &str) -> Result<T, JwtError> {
-        let header = jsonwebtoken::decode_header(token)?;
-        let key = match &header.kid {
-            Some(kid) => {
-                let key = self
-                    .keys
-                    .iter()
-                    .find(|k| k.kid.as_deref() == Some(kid.as_str()))
-                    .ok_or_else(|| JwtError::UnknownKid(kid.clone()))?;
-                if key.alg != header.alg {
-                    return Err(JwtError::Algorithm(header.alg));
+        match self.step(token, false) {
+            Step::Done(result) => result,
+            // `step` without fetching never asks for one; refuse if it did.
+            #[cfg(feature = "jwks")]
+            Step::Refresh(_) => Err(JwtError::KeySet("a refetch is needed".into())),
+        }
+    }
+
+    /// Verifies `token` and returns its claims, fetching the key set
+    /// (`Jwks`) first when that is due: none fetched yet, expired, or the
+    /// token's `kid` unknown (at most once per cool-down). Without a key
+    /// set, the same as [`verify`](Self::verify).
+    ///
+    /// # Errors
+    /// Why the token is refused.
+    pub async fn verify_async<T: DeserializeOwned>(&self, token: &str) -> Result<T, JwtError> {
+        match self.step(token, true) {
+            Step::Done(result) => result,
+            #[cfg(feature = "jwks")]
+            Step::Refresh(generation) => {
+                if let Some(jwks) = &self.jwks {
+                    jwks.refresh_after(generation).await;
                 }
-                key
+                self.verify(token)
             }
-            None => self
+        }
+    }
+
+    /// Verifies with the key the header selects, unless the key set must be
+    /// fetched first (only when `may_refresh`).
+    fn step<T: DeserializeOwned>(&self, token: &str, may_refresh: bool) -> Step<T> {
+        let header = match jsonwebtoken::decode_header(token) {
+            Ok(header) => header,
+            Err(e) => return Step::Done(Err(e.into())),
+        };
+        let fixed = match &header.kid {
+            Some(kid) => self
                 .keys
                 .iter()
-                .find(|k| k.alg == header.alg)
-                .ok_or(JwtError::Algorithm(header.alg))?,
+                .find(|k| k.kid.as_deref() == Some(kid.as_str())),
+            None => self.keys.iter().find(|k| k.alg == header.alg),
         };
+        if let Some(key) = fixed {
+            if key.alg != header.alg {
+                return Step::Done(Err(JwtError::Algorithm(header.alg)));
+            }
+            return Step::Done(self.decode(token, key));
+        }
+        #[cfg(feature = "jwks")]
+        if let Some(jwks) = &self.jwks {
+            use super::jwks::Lookup;
+            return match jwks.lookup(header.kid.as_deref(), header.alg, may_refresh) {
+                Lookup::Key(key) => Step::Done(self.decode(token, &key)),
+                Lookup::Refresh(generation) => Step::Refresh(generation),
+                Lookup::Refused(e) => Step::Done(Err(e)),
+            };
+        }
+        #[cfg(not(feature = "jwks"))]
+        let _ = may_refresh;
+        Step::Done(Err(match header.kid {
+            Some(kid) => JwtError::UnknownKid(kid),
+            None => JwtError::Algorithm(header.alg),
+        }))
+    }
+
+    /// The signature and the claims, with `key` (of the token's algorithm).
+    fn decode<T: DeserializeOwned>(&self, token: &str, key: &VerifyingKey) -> Result<T, JwtError> {
         let mut validation = Validation::new(key.alg);
         validation.algorithms = vec![key.alg];
         validation.leeway = self.leeway.as_secs();
@@ -292,6 +391,15 @@ impl JwtVerifier {
         let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.key, &validation)?;
         serde_json::from_value(data.claims).map_err(|e| JwtError::Shape(e.to_string()))
     }
+}
+
+/// The outcome of [`JwtVerifier::step`].
+enum Step<T> {
+    Done(Result<T, JwtError>),
+    /// Fetch the key set (after this generation's fetch), then verify
+    /// without fetching.
+    #[cfg(feature = "jwks")]
+    Refresh(u64),
 }
 
 /// A token made by [`JwtIssuer::issue`]: the body of an OAuth2 token
@@ -481,7 +589,8 @@ impl<T: DeserializeOwned + Send> FromRequestParts for Claims<T> {
             .or_else(|| cx.state::<JwtVerifier>());
         match verifier {
             Some(v) => v
-                .verify(token)
+                .verify_async(token)
+                .await
                 .map(Claims)
                 .map_err(|e| invalid_token(&e).into()),
             None => Err(super::MissingLayer {
@@ -558,14 +667,22 @@ pub struct JwtService<S> {
 
 impl<S, B> Service<Request<B>> for JwtService<S>
 where
-    S: Service<Request<B>, Error = std::convert::Infallible>,
+    S: Service<Request<B>, Error = std::convert::Infallible> + Clone + Send + 'static,
     S::Response: axum::response::IntoResponse,
+    S::Future: Send + 'static,
+    B: Send + 'static,
 {
     type Response = Response;
     type Error = std::convert::Infallible;
+    /// Verified at once (the inner service's future, or the 401), or after
+    /// a fetch of the key set (boxed: only when the `Jwks` cache is cold,
+    /// expired or lacks the token's `kid`).
     type Future = futures_util::future::Either<
-        futures_util::future::MapOk<S::Future, fn(S::Response) -> Response>,
-        std::future::Ready<Result<Response, std::convert::Infallible>>,
+        futures_util::future::Either<
+            futures_util::future::MapOk<S::Future, fn(S::Response) -> Response>,
+            std::future::Ready<Result<Response, std::convert::Infallible>>,
+        >,
+        futures_util::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
     >;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
@@ -576,22 +693,63 @@ where
         use futures_util::TryFutureExt as _;
         use futures_util::future::Either;
         if let Some(token) = bearer(req.headers()) {
-            match self.verifier.verify::<serde_json::Value>(token) {
-                Ok(claims) => {
+            match self.verifier.step::<serde_json::Value>(token, true) {
+                Step::Done(Ok(claims)) => {
                     req.extensions_mut()
                         .insert(VerifiedClaims(Arc::new(claims)));
                 }
-                Err(e) => {
+                Step::Done(Err(e)) => {
                     let res = crate::response::error_response(&invalid_token(&e));
-                    return Either::Right(std::future::ready(Ok(res)));
+                    return Either::Left(Either::Right(std::future::ready(Ok(res))));
+                }
+                #[cfg(feature = "jwks")]
+                Step::Refresh(generation) => {
+                    // The service polled ready is the one that is called.
+                    let ready = self.inner.clone();
+                    let inner = std::mem::replace(&mut self.inner, ready);
+                    let verifier = self.verifier.clone();
+                    return Either::Right(Box::pin(verify_then_call(
+                        verifier, generation, req, inner,
+                    )));
                 }
             }
         }
         req.extensions_mut().insert(self.verifier.clone());
-        Either::Left(
+        Either::Left(Either::Left(
             self.inner
                 .call(req)
                 .map_ok(axum::response::IntoResponse::into_response as fn(_) -> _),
-        )
+        ))
+    }
+}
+
+/// [`JwtService`]'s slow path: fetch the key set, verify, call `inner`.
+#[cfg(feature = "jwks")]
+async fn verify_then_call<S, B>(
+    verifier: Arc<JwtVerifier>,
+    generation: u64,
+    mut req: Request<B>,
+    mut inner: S,
+) -> Result<Response, std::convert::Infallible>
+where
+    S: Service<Request<B>, Error = std::convert::Infallible>,
+    S::Response: axum::response::IntoResponse,
+{
+    if let Some(jwks) = &verifier.jwks {
+        jwks.refresh_after(generation).await;
+    }
+    let verified = match bearer(req.headers()) {
+        Some(token) => verifier.verify::<serde_json::Value>(token),
+        None => Err(JwtError::Malformed("no bearer token".into())),
+    };
+    match verified {
+        Ok(claims) => {
+            req.extensions_mut()
+                .insert(VerifiedClaims(Arc::new(claims)));
+            req.extensions_mut().insert(verifier);
+            let res = inner.call(req).await?;
+            Ok(axum::response::IntoResponse::into_response(res))
+        }
+        Err(e) => Ok(crate::response::error_response(&invalid_token(&e))),
     }
 }

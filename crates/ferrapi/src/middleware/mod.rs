@@ -112,6 +112,8 @@ mod compression;
 mod cors;
 #[cfg(feature = "decompression")]
 mod decompression;
+#[cfg(feature = "jwks")]
+mod jwks;
 #[cfg(feature = "jwt")]
 pub mod jwt;
 mod panic;

@@ -9,6 +9,7 @@ mod depends;
 mod docs;
 mod errors;
 mod extract;
+mod jwks;
 mod lifespan;
 mod limits;
 mod metrics;

@@ -1235,7 +1235,7 @@ async fn an_empty_stack_adds_nothing() {
 
 // ----------------------------------------------------------------------- JWT
 
-mod jwt {
+pub(crate) mod jwt {
     use super::*;
     use base64::Engine as _;
     use ferrapi::middleware::jwt::{
@@ -1289,12 +1289,13 @@ MCowBQYDK2VwAyEAJR8XTXXKlxQCBEdwqhh1bFZs7VeeQHgpphhRAve4TVY=
     const SECRET: &[u8] = b"test secret, 32 bytes or longer!";
 
     #[derive(Deserialize)]
-    struct User {
+    pub(crate) struct User {
         sub: String,
     }
 
+    /// The caller's `sub` (also used by the JWKS tests).
     #[get("/me")]
-    async fn me(Claims(user): Claims<User>) -> String {
+    pub(crate) async fn me(Claims(user): Claims<User>) -> String {
         user.sub
     }
 
@@ -1328,7 +1329,7 @@ MCowBQYDK2VwAyEAJR8XTXXKlxQCBEdwqhh1bFZs7VeeQHgpphhRAve4TVY=
         TestClient::new(App::new().state(verifier).route(me))
     }
 
-    async fn call(client: &TestClient, token: &str) -> ferrapi::testing::TestResponse {
+    pub(crate) async fn call(client: &TestClient, token: &str) -> ferrapi::testing::TestResponse {
         client
             .get("/me")
             .header("authorization", &format!("Bearer {token}"))
@@ -1336,7 +1337,8 @@ MCowBQYDK2VwAyEAJR8XTXXKlxQCBEdwqhh1bFZs7VeeQHgpphhRAve4TVY=
             .await
     }
 
-    fn assert_invalid(res: &ferrapi::testing::TestResponse, why: &str) {
+    /// A 401 `invalid_token` in FastAPI's shape (also used by the JWKS tests).
+    pub(crate) fn assert_invalid(res: &ferrapi::testing::TestResponse, why: &str) {
         assert_eq!(res.status(), 401, "{why}: {}", res.text());
         assert_eq!(
             res.header("www-authenticate"),
