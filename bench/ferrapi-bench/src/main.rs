@@ -4,8 +4,8 @@
 //! `PORT` (default 8001) and `DATABASE_URL` (optional: without it,
 //! `/db/users/{id}` answers 503) come from the environment; `HOST` defaults
 //! to 127.0.0.1 here. `BENCH_MIDDLEWARE=1` installs the default middleware
-//! stack (`Stack::defaults()`: request id, timing, security headers, inner
-//! panic catcher). The runtime has one worker per core it may run on
+//! stack (`Stack::defaults()`: request id, trace context, timing, security
+//! headers, panic catching) and Prometheus metrics (`App::metrics`). The runtime has one worker per core it may run on
 //! (`taskset -c 1` gives one), as every Rust server of the harness.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -181,7 +181,14 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
         let mut app = app(db);
         if std::env::var_os("BENCH_MIDDLEWARE").is_some_and(|v| v == "1") {
-            app = app.middleware(ferrapi::middleware::Stack::defaults());
+            // Issue 10's default stack: request id, trace context, timing,
+            // security headers, panic catching, and Prometheus metrics.
+            app = app
+                .metrics(
+                    "/metrics",
+                    std::sync::Arc::new(ferrapi::metrics::Metrics::new()),
+                )
+                .middleware(ferrapi::middleware::Stack::defaults());
         }
         app.serve_with(listener, config, ferrapi::shutdown_signal())
             .await?;

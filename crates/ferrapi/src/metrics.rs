@@ -63,7 +63,9 @@ pub struct Metrics {
     recorder: Registry,
     handle: PrometheusHandle,
     in_flight: Gauge,
-    series: RwLock<HashMap<SeriesKey, Series>>,
+    /// Per (route, method, status): looked up on every request, so hashed
+    /// with foldhash (already in the tree through metrics-util) rather than SipHash.
+    series: RwLock<HashMap<SeriesKey, Series, foldhash::fast::RandomState>>,
     started: std::time::SystemTime,
 }
 
@@ -149,7 +151,7 @@ impl Metrics {
             recorder,
             handle,
             in_flight,
-            series: RwLock::new(HashMap::new()),
+            series: RwLock::new(HashMap::default()),
             started: std::time::SystemTime::now(),
         }
     }
@@ -257,7 +259,15 @@ impl Metrics {
         metrics::set_global_recorder(Shared(self.recorder.clone())).is_ok()
     }
 
-    fn series(&self, route: &Arc<str>, method: &Method, status: u16) -> Series {
+    /// Runs `record` on the series of (`route`, `method`, `status`),
+    /// registering it the first time.
+    fn with_series(
+        &self,
+        route: &Arc<str>,
+        method: &Method,
+        status: u16,
+        record: impl FnOnce(&Series),
+    ) {
         let key = (route.clone(), method.clone(), status);
         if let Some(s) = self
             .series
@@ -265,7 +275,7 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .get(&key)
         {
-            return s.clone();
+            return record(s);
         }
         let status_text = status.to_string();
         let labels = [
@@ -278,12 +288,13 @@ impl Metrics {
             duration: self.histogram("http_request_duration_seconds", &labels[..2]),
             size: self.histogram("http_response_size_bytes", &labels[..2]),
         };
-        self.series
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .entry(key)
-            .or_insert(series)
-            .clone()
+        record(
+            self.series
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .entry(key)
+                .or_insert(series),
+        );
     }
 
     /// Starts measuring one request of `route`.
@@ -326,12 +337,15 @@ impl InFlight {
             return;
         }
         self.done = true;
-        let series = self.metrics.series(&self.route, &self.method, status);
-        series.requests.increment(1);
-        series.duration.record(self.started.elapsed().as_secs_f64());
-        if let Some(size) = size {
-            series.size.record(size as f64);
-        }
+        let seconds = self.started.elapsed().as_secs_f64();
+        self.metrics
+            .with_series(&self.route, &self.method, status, |series| {
+                series.requests.increment(1);
+                series.duration.record(seconds);
+                if let Some(size) = size {
+                    series.size.record(size as f64);
+                }
+            });
         self.metrics.in_flight.decrement(1.0);
     }
 }
