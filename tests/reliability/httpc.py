@@ -240,6 +240,8 @@ class WebSocket:
 
     def __init__(self, reader, writer):
         self.reader, self.writer = reader, writer
+        self.closed = False
+        self.close_info = None  # (monotonic time, close code or reason) once closed
 
     @classmethod
     async def connect(cls, host, port, path, timeout=10.0):
@@ -264,29 +266,43 @@ class WebSocket:
 
     async def recv_text(self, timeout):
         """The next text frame's text (pings answered on the way); None when
-        the stream closes or the time runs out."""
+        the time runs out, or when the stream closes (then `closed` is set)."""
         deadline = time.monotonic() + timeout
-        while True:
+        while not self.closed:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             try:
-                b0, b1 = await asyncio.wait_for(self.reader.readexactly(2), left)
-                n = b1 & 0x7F
+                head = await asyncio.wait_for(self.reader.readexactly(2), left)
+            except asyncio.TimeoutError:
+                return None
+            except (asyncio.IncompleteReadError, OSError) as e:
+                self._closed(type(e).__name__)
+                return None
+            try:
+                # The rest of a frame whose first bytes came: no time limit
+                # (cancelling here would lose the stream's framing).
+                n = head[1] & 0x7F
                 if n == 126:
                     n = int.from_bytes(await self.reader.readexactly(2), "big")
                 elif n == 127:
                     n = int.from_bytes(await self.reader.readexactly(8), "big")
                 payload = await self.reader.readexactly(n)
-            except (asyncio.TimeoutError, asyncio.IncompleteReadError, OSError):
-                return None
-            opcode = b0 & 0x0F
-            if opcode == 0x1:
-                return payload.decode()
-            if opcode == 0x9:
-                await self._send(0xA, payload)
-            elif opcode == 0x8:
-                return None
+                opcode = head[0] & 0x0F
+                if opcode == 0x1:
+                    return payload.decode()
+                if opcode == 0x9:
+                    await self._send(0xA, payload)
+                elif opcode == 0x8:
+                    code = int.from_bytes(payload[:2], "big") if len(payload) >= 2 else None
+                    self._closed(f"close frame {code} {payload[2:].decode(errors='replace')}".strip())
+            except (asyncio.IncompleteReadError, OSError) as e:
+                self._closed(type(e).__name__)
+        return None
+
+    def _closed(self, why):
+        self.closed = True
+        self.close_info = (time.monotonic(), why)
 
     def close(self):
         self.writer.close()
