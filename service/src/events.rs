@@ -17,7 +17,9 @@ use std::sync::Arc;
 /// A user event as WebSocket clients receive it:
 /// `{"type": "user.created", "data": {user}}`,
 /// `{"type": "user.deleted", "data": {"id": …}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+// One type for the bus, the WebSocket clients and the documents: its schema
+// is in the AsyncAPI document and the OpenAPI document's `x-websockets`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
     /// A user was created.
@@ -71,7 +73,7 @@ pub struct WsAuth {
 
 /// User events in real time. A missing or invalid token completes the
 /// handshake, then closes with code 1008.
-#[get("/ws/events", tags = ["events"])]
+#[get("/ws/events", tags = ["events"], sends = [UserEvent])]
 pub async fn ws_events(
     ws: WebSocketUpgrade,
     Query(auth): Query<WsAuth>,

@@ -224,8 +224,21 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .tag("internal", "Operator endpoints guarded by a shared secret.")
         .tag("health", "Liveness, readiness and startup checks.")
         .tag("observability", "Prometheus metrics.")
+        .tag(
+            "events",
+            "User events in real time (described in full by `/asyncapi.json`).",
+        )
         .document("v1", "/api/v1")
         .document("v2", "/api/v2")
+        .publishes::<events::UserEvent>(
+            events::USER_EVENTS.name(),
+            "User events: one per user created or deleted, published by the instance that made \
+             the change (subject prefixed with `SHARED_NAMESPACE.` when that is set).",
+        )
+        .subscribes::<events::UserEvent>(
+            events::USER_EVENTS.name(),
+            "Every instance forwards the topic's events to its WebSocket clients.",
+        )
         .metrics("/metrics", resources.metrics.clone())
         .state(resources.pool)
         .state(resources.cache)

@@ -1,5 +1,5 @@
 //! The reference service's entry point: `serve` (default), `migrate`,
-//! `openapi`, `--help`. This is the one place that decides how an error is
+//! `openapi`, `asyncapi`, `--help`. This is the one place that decides how an error is
 //! printed and which exit code it gets.
 
 use ferrapi_service::config::{self, Config, LogFormat};
@@ -16,6 +16,7 @@ COMMANDS:
     migrate    run the database migrations and exit
     worker     run migrations, then only the task-queue worker (no HTTP) until SIGTERM/SIGINT
     openapi    print the OpenAPI document and exit
+    asyncapi   print the AsyncAPI document (WebSocket routes, bus events) and exit
     help       print this help (also -h, --help)
 
 ENVIRONMENT (all optional):";
@@ -33,6 +34,7 @@ enum Command {
     Worker,
     Migrate,
     OpenApi,
+    AsyncApi,
 }
 
 /// Logs (JSON or pretty) and, when `OTEL_EXPORTER_OTLP_ENDPOINT` is set,
@@ -68,6 +70,7 @@ fn main() -> ExitCode {
         Some("migrate") => Command::Migrate,
         Some("worker") => Command::Worker,
         Some("openapi") => Command::OpenApi,
+        Some("asyncapi") => Command::AsyncApi,
         Some("help" | "-h" | "--help") => {
             println!("{}", usage());
             return ExitCode::SUCCESS;
@@ -117,7 +120,7 @@ fn main() -> ExitCode {
 }
 
 async fn run(command: Command, config: Config) -> anyhow::Result<()> {
-    if let Command::OpenApi = command {
+    if let Command::OpenApi | Command::AsyncApi = command {
         let pool = db::connect("sqlite::memory:").await?;
         // Nothing outside the process: no files, no servers.
         let mut offline = config.clone();
@@ -126,7 +129,11 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
         offline.nats_url = None;
         let resources = ferrapi_service::Resources::connect(pool, &offline).await?;
         let built = ferrapi_service::app(resources, &offline).build()?;
-        println!("{}", serde_json::to_string_pretty(built.openapi())?);
+        let document = match command {
+            Command::AsyncApi => serde_json::to_string_pretty(built.asyncapi())?,
+            _ => serde_json::to_string_pretty(built.openapi())?,
+        };
+        println!("{document}");
         return Ok(());
     }
     let pool = db::connect(&config.database_url)
@@ -162,7 +169,7 @@ async fn run(command: Command, config: Config) -> anyhow::Result<()> {
             tracing::info!("stopped");
             Ok(())
         }
-        Command::Serve | Command::OpenApi => serve(pool, config).await,
+        Command::Serve | Command::OpenApi | Command::AsyncApi => serve(pool, config).await,
     }
 }
 

@@ -20,7 +20,10 @@
 //! `summary = "…"`, `description = "…"` (default: from the doc comment: its
 //! first paragraph is the summary, the rest the description),
 //! `operation_id = "…"` (default: the function's name), `deprecated`,
-//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`.
+//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`, and for
+//! WebSocket routes the message types the client sends and the server sends:
+//! `receives = [Ping]`, `sends = [Pong, Notice]` (documented in the OpenAPI
+//! document's `x-websockets` and the AsyncAPI document).
 //!
 //! The function becomes a function of the same name returning its
 //! `ferrapi::Route` (pass it to `Router::route` as is: `.route(read_user)`);
@@ -48,6 +51,8 @@ struct Args {
     deprecated: bool,
     include_in_schema: Option<syn::LitBool>,
     responses: Vec<(LitInt, LitStr)>,
+    receives: Vec<Type>,
+    sends: Vec<Type>,
 }
 
 impl Parse for Args {
@@ -68,6 +73,8 @@ impl Parse for Args {
             deprecated: false,
             include_in_schema: None,
             responses: Vec::new(),
+            receives: Vec::new(),
+            sends: Vec::new(),
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -133,10 +140,12 @@ impl Parse for Args {
                         "description" => args.description = Some(input.parse()?),
                         "operation_id" => args.operation_id = Some(input.parse()?),
                         "include_in_schema" => args.include_in_schema = Some(input.parse()?),
+                        "receives" => args.receives.extend(parse_types(input)?),
+                        "sends" => args.sends.extend(parse_types(input)?),
                         _ => {
                             return Err(syn::Error::new(
                                 key.span(),
-                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses",
+                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses, receives, sends",
                             ));
                         }
                     }
@@ -145,6 +154,14 @@ impl Parse for Args {
         }
         Ok(args)
     }
+}
+
+/// `[A, b::C<D>]`: a bracketed list of types.
+fn parse_types(input: ParseStream) -> syn::Result<Vec<Type>> {
+    let content;
+    syn::bracketed!(content in input);
+    let types = content.parse_terminated(Type::parse, Token![,])?;
+    Ok(types.into_iter().collect())
 }
 
 fn check_status(lit: &LitInt) -> syn::Result<()> {
@@ -308,6 +325,12 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
                 #desc,
             )
         });
+    }
+    for ty in &args.receives {
+        builder.push(quote_spanned!(ty.span()=> .websocket_receives::<#ty>()));
+    }
+    for ty in &args.sends {
+        builder.push(quote_spanned!(ty.span()=> .websocket_sends::<#ty>()));
     }
     let name_str = name.to_string();
     let route_doc = format!(

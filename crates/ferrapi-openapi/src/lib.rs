@@ -13,6 +13,7 @@
 //! upgrade touches one crate.
 #![deny(missing_docs)]
 
+pub mod asyncapi;
 mod model;
 mod operation;
 mod registry;

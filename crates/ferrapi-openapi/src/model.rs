@@ -26,6 +26,29 @@ pub struct OpenApi {
     /// External documentation.
     #[serde(rename = "externalDocs", skip_serializing_if = "Option::is_none")]
     pub external_docs: Option<ExternalDocs>,
+    /// The WebSocket routes, by path (the `x-websockets` extension): they
+    /// are no OpenAPI operations, so they are listed here, and described in
+    /// full by the AsyncAPI document.
+    #[serde(rename = "x-websockets", skip_serializing_if = "Map::is_empty")]
+    pub websockets: Map<String, WebSocketOperation>,
+}
+
+/// A WebSocket route in the OpenAPI document's `x-websockets` extension:
+/// what an operation says of its handshake (parameters, security), and the
+/// schemas of the messages exchanged once it is open.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct WebSocketOperation {
+    /// The handshake, as an operation without responses: tags, summary,
+    /// description, operation id (also the AsyncAPI channel's id),
+    /// parameters, deprecation, security.
+    #[serde(flatten)]
+    pub operation: Operation,
+    /// Messages the client sends (the server receives), by schema.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub receives: Vec<Value>,
+    /// Messages the server sends to the client, by schema.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub sends: Vec<Value>,
 }
 
 /// A server the API is reachable at.
@@ -144,7 +167,9 @@ pub struct Operation {
     /// Request body.
     #[serde(rename = "requestBody", skip_serializing_if = "Option::is_none")]
     pub request_body: Option<RequestBody>,
-    /// Responses by status code.
+    /// Responses by status code (never empty in `paths`: an operation
+    /// documents at least its success).
+    #[serde(skip_serializing_if = "Map::is_empty")]
     pub responses: Map<String, Response>,
     /// Deprecated operation.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
@@ -241,11 +266,19 @@ impl OpenApi {
             .filter(|(p, _)| under(p))
             .map(|(p, i)| (p.clone(), i.clone()))
             .collect();
+        let websockets: Map<String, WebSocketOperation> = self
+            .websockets
+            .iter()
+            .filter(|(p, _)| under(p))
+            .map(|(p, w)| (p.clone(), w.clone()))
+            .collect();
         // Components reachable from the kept operations, transitively.
         let mut used = std::collections::BTreeSet::new();
         let mut queue: Vec<String> = Vec::new();
         let paths_value = serde_json::to_value(&paths).unwrap_or_default();
         collect_refs(&paths_value, &mut queue);
+        let websockets_value = serde_json::to_value(&websockets).unwrap_or_default();
+        collect_refs(&websockets_value, &mut queue);
         while let Some(name) = queue.pop() {
             if used.insert(name.clone())
                 && let Some(schema) = self.components.schemas.get(&name)
@@ -260,16 +293,25 @@ impl OpenApi {
             .filter(|(name, _)| used.contains(*name))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
-        let ops = || paths.values().flat_map(|item| item.values());
+        // Security requirements and tags of the kept operations and WebSocket routes.
+        let requirements = || {
+            paths
+                .values()
+                .flat_map(|item| item.values())
+                .map(|op| (&op.security, &op.tags))
+                .chain(
+                    websockets
+                        .values()
+                        .map(|w| (&w.operation.security, &w.operation.tags)),
+                )
+        };
         let security_schemes = self
             .components
             .security_schemes
             .iter()
             .filter(|(name, _)| {
-                ops().any(|op| {
-                    op.security
-                        .iter()
-                        .any(|req| req.get(name.as_str()).is_some())
+                requirements().any(|(security, _)| {
+                    security.iter().any(|req| req.get(name.as_str()).is_some())
                 })
             })
             .map(|(k, v)| (k.clone(), v.clone()))
@@ -277,7 +319,7 @@ impl OpenApi {
         let tags = self
             .tags
             .iter()
-            .filter(|t| ops().any(|op| op.tags.contains(&t.name)))
+            .filter(|t| requirements().any(|(_, tags)| tags.contains(&t.name)))
             .cloned()
             .collect();
         OpenApi {
@@ -291,6 +333,7 @@ impl OpenApi {
             tags,
             servers: self.servers.clone(),
             external_docs: self.external_docs.clone(),
+            websockets,
         }
     }
 
@@ -304,12 +347,13 @@ impl OpenApi {
             tags: Vec::new(),
             servers: Vec::new(),
             external_docs: None,
+            websockets: Map::new(),
         }
     }
 }
 
 /// Pushes the component names `#/components/schemas/<name>` referenced in `v`.
-fn collect_refs(v: &Value, out: &mut Vec<String>) {
+pub(crate) fn collect_refs(v: &Value, out: &mut Vec<String>) {
     match v {
         Value::Object(map) => {
             if let Some(name) = map

@@ -35,7 +35,30 @@ impl SchemaRegistry {
     /// A registry emitting JSON Schema 2020-12 (the dialect of OpenAPI 3.1),
     /// with definitions under `#/components/schemas`.
     pub fn new() -> Self {
-        let settings = SchemaSettings::draft2020_12().with(|s| {
+        Self::with_settings(SchemaSettings::draft2020_12())
+    }
+
+    /// A registry emitting JSON Schema draft-07 (the base of AsyncAPI 3.0's
+    /// default schema format), with definitions under `#/components/schemas`.
+    ///
+    /// ```
+    /// use ferrapi_openapi::{JsonSchema, SchemaRegistry};
+    ///
+    /// #[derive(JsonSchema)]
+    /// struct Pair(i32, i32);
+    ///
+    /// let mut registry = SchemaRegistry::draft07();
+    /// registry.schema_for::<Pair>();
+    /// // Tuples as draft-07 spells them (2020-12 says `prefixItems`).
+    /// assert!(registry.into_components()["Pair"]["items"].is_array());
+    /// ```
+    pub fn draft07() -> Self {
+        Self::with_settings(SchemaSettings::draft07())
+    }
+
+    /// Definitions under `#/components/schemas`, no `$schema`.
+    fn with_settings(settings: SchemaSettings) -> Self {
+        let settings = settings.with(|s| {
             s.definitions_path = "/components/schemas".into();
             s.meta_schema = None;
         });

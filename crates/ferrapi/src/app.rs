@@ -3,9 +3,12 @@
 //! into the router and the OpenAPI document.
 
 use crate::extract::RequestContext;
+use crate::openapi::asyncapi::{
+    AsyncApi, AsyncApiBuilder, AsyncInfo, AsyncServer, MessageType, TopicChannel, WebSocketChannel,
+};
 use crate::openapi::{
     Contact, ExternalDocs, Info, License, OpenApi, OperationBuilder, PathShape, SchemaRegistry,
-    Server, Tag,
+    Server, Tag, WebSocketOperation,
 };
 use crate::response::{Error, ExceptionHandlers, Response};
 use crate::routing::{IntoRoute, Route, Router, template};
@@ -96,6 +99,9 @@ pub struct App {
     fused: Option<(usize, crate::middleware::stack::FusedLayer)>,
     tags: Vec<Tag>,
     openapi_url: Option<String>,
+    asyncapi_url: Option<String>,
+    asyncapi_servers: Vec<(String, AsyncServer)>,
+    topics: Vec<TopicChannel>,
     dependencies: Vec<crate::routing::RouteDependency>,
     overrides: HashMap<TypeId, crate::extract::OverrideFn>,
     #[cfg(feature = "metrics")]
@@ -142,6 +148,9 @@ impl App {
             fused: None,
             tags: Vec::new(),
             openapi_url: Some("/openapi.json".into()),
+            asyncapi_url: Some("/asyncapi.json".into()),
+            asyncapi_servers: Vec::new(),
+            topics: Vec::new(),
             dependencies: Vec::new(),
             overrides: HashMap::new(),
             #[cfg(feature = "metrics")]
@@ -331,6 +340,132 @@ impl App {
         self
     }
 
+    /// Where the AsyncAPI 3.0 document is served (default `/asyncapi.json`;
+    /// `None`: not served). It describes the app's WebSocket routes and the
+    /// bus topics it [`publishes`](Self::publishes) or
+    /// [`subscribes`](Self::subscribes) to, and is served only when there is
+    /// at least one of those.
+    #[must_use]
+    pub fn asyncapi_url(mut self, url: Option<&str>) -> Self {
+        self.asyncapi_url = url.map(str::to_owned);
+        self
+    }
+
+    /// Adds a server to the AsyncAPI document: a WebSocket endpoint
+    /// (protocol `ws` or `wss`; the WebSocket routes' channels list these)
+    /// or the message broker (`nats`, `redis`, …; the bus topics' channels
+    /// list these). Without a `ws`/`wss` server, one is derived from each
+    /// absolute `http(s)` URL given to [`server`](Self::server).
+    ///
+    /// ```
+    /// use ferrapi::prelude::*;
+    ///
+    /// let app = App::new()
+    ///     .asyncapi_server("production", "api.example.com", "wss", Some("Clients connect here"))
+    ///     .asyncapi_server("bus", "nats.internal:4222", "nats", None);
+    /// ```
+    #[must_use]
+    pub fn asyncapi_server(
+        mut self,
+        name: impl Into<String>,
+        host: impl Into<String>,
+        protocol: impl Into<String>,
+        description: Option<&str>,
+    ) -> Self {
+        self.asyncapi_servers.push((
+            name.into(),
+            AsyncServer {
+                host: host.into(),
+                protocol: protocol.into(),
+                pathname: None,
+                description: description.map(str::to_owned),
+            },
+        ));
+        self
+    }
+
+    /// Documents that the app publishes events of type `E` on bus topic
+    /// `topic` (a `send` operation in the AsyncAPI document; the topic's
+    /// channel carries `E`'s schema). With `ferrapi-storage`'s typed topics:
+    /// `.publishes::<UserEvent>(USER_EVENTS.name(), "…")`.
+    ///
+    /// ```
+    /// use ferrapi::prelude::*;
+    ///
+    /// /// A user was created or deleted.
+    /// #[derive(Serialize, JsonSchema)]
+    /// #[serde(tag = "type")]
+    /// enum UserEvent {
+    ///     Created { id: i64 },
+    ///     Deleted { id: i64 },
+    /// }
+    ///
+    /// let built = App::new()
+    ///     .publishes::<UserEvent>("users", "User events, one per change.")
+    ///     .build()
+    ///     .unwrap();
+    /// let doc = built.asyncapi();
+    /// assert_eq!(doc.channels["users"].address, "users");
+    /// assert!(doc.components.messages.contains_key("UserEvent"));
+    /// ```
+    #[must_use]
+    pub fn publishes<E: schemars::JsonSchema + 'static>(
+        self,
+        topic: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.topic_message(
+            topic.into(),
+            description.into(),
+            MessageType::of::<E>(),
+            true,
+        )
+    }
+
+    /// Documents that the app subscribes to events of type `E` on bus topic
+    /// `topic` (a `receive` operation in the AsyncAPI document).
+    #[must_use]
+    pub fn subscribes<E: schemars::JsonSchema + 'static>(
+        self,
+        topic: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.topic_message(
+            topic.into(),
+            description.into(),
+            MessageType::of::<E>(),
+            false,
+        )
+    }
+
+    fn topic_message(
+        mut self,
+        name: String,
+        description: String,
+        ty: MessageType,
+        publishes: bool,
+    ) -> Self {
+        let index = match self.topics.iter().position(|t| t.name == name) {
+            Some(i) => i,
+            None => {
+                self.topics.push(TopicChannel {
+                    name,
+                    description: Some(description),
+                    ..Default::default()
+                });
+                self.topics.len() - 1
+            }
+        };
+        let topic = &mut self.topics[index];
+        let list = if publishes {
+            &mut topic.publishes
+        } else {
+            &mut topic.subscribes
+        };
+        crate::routing::push_new(list, ty);
+        self
+    }
+
     /// Adds a route.
     #[must_use]
     pub fn route(mut self, route: impl IntoRoute) -> Self {
@@ -456,7 +591,8 @@ impl App {
     }
 }
 
-/// A checked application: its router and its OpenAPI document.
+/// A checked application: its router, its OpenAPI document and its
+/// AsyncAPI document.
 #[derive(Debug, Clone)]
 pub struct BuiltApp {
     pub(crate) router: axum::Router,
@@ -469,12 +605,18 @@ pub struct BuiltApp {
     /// A [`Stack`](crate::middleware::Stack)'s fused layers, outermost.
     pub(crate) fused: Option<crate::middleware::stack::FusedLayer>,
     openapi: Arc<OpenApi>,
+    asyncapi: Arc<AsyncApi>,
 }
 
 impl BuiltApp {
     /// The OpenAPI document.
     pub fn openapi(&self) -> &OpenApi {
         &self.openapi
+    }
+    /// The AsyncAPI 3.0 document: the WebSocket routes and bus topics
+    /// (without channels when the app has none).
+    pub fn asyncapi(&self) -> &AsyncApi {
+        &self.asyncapi
     }
     /// The router (a tower service).
     pub fn router(&self) -> axum::Router {
@@ -628,6 +770,9 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         fused,
         tags,
         openapi_url,
+        asyncapi_url,
+        asyncapi_servers,
+        topics,
         dependencies: app_dependencies,
         overrides,
         #[cfg(feature = "metrics")]
@@ -661,6 +806,15 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     let mut errors = Vec::new();
     let mut checked: Vec<Checked> = Vec::with_capacity(routes.len());
     let mut registry = SchemaRegistry::new();
+    let mut asyncapi = AsyncApiBuilder::new(async_info(&info, &tags, &external_docs));
+    for (name, server) in asyncapi_servers {
+        asyncapi.server(name, server);
+    }
+    if !asyncapi.servers().values().any(AsyncServer::is_websocket) {
+        for (name, server) in websocket_servers(&servers) {
+            asyncapi.server(name, server);
+        }
+    }
     let mut doc = OpenApi::new(info);
     doc.tags = tags;
     doc.servers = servers;
@@ -766,13 +920,23 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
                 }
             }
         }
+
         // A WebSocket route (its handshake answers 101) is no OpenAPI
-        // operation: it stays out of `paths`.
+        // operation: it stays out of `paths`, listed under `x-websockets`
+        // and described by the AsyncAPI document.
         #[cfg(feature = "ws")]
         let websocket = crate::ws::is_websocket(&operation);
         #[cfg(not(feature = "ws"))]
         let websocket = false;
-        if route.include_in_schema && !websocket {
+        let declares_messages = !(route.ws_receives.is_empty() && route.ws_sends.is_empty());
+        if declares_messages && !websocket {
+            problem(
+                "declares WebSocket messages (`receives`/`sends`) but is no WebSocket route: its handler takes no `WebSocketUpgrade`".into(),
+            );
+        }
+        if route.include_in_schema {
+            // WebSocket routes share the operation ids' namespace: the id
+            // also names the route's AsyncAPI channel.
             if let Some(other) = seen_ops.get(&operation.operation_id) {
                 problem(format!(
                     "operation id `{}` is already used by {other}; set `operation_id`",
@@ -781,10 +945,49 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             } else {
                 seen_ops.insert(operation.operation_id.clone(), label.clone());
             }
-            doc.paths
-                .entry(full_path.clone())
-                .or_default()
-                .insert(route.method.as_str().to_ascii_lowercase(), operation);
+            if websocket {
+                let mut schemas = |types: &[MessageType]| -> Vec<serde_json::Value> {
+                    types.iter().map(|t| t.schema(&mut registry)).collect()
+                };
+                let receives = schemas(&route.ws_receives);
+                let sends = schemas(&route.ws_sends);
+                let channel = WebSocketChannel {
+                    id: operation.operation_id.clone(),
+                    address: full_path.clone(),
+                    summary: operation.summary.clone(),
+                    description: operation.description.clone(),
+                    tags: operation.tags.clone(),
+                    parameters: operation.parameters.clone(),
+                    receives: route.ws_receives.clone(),
+                    sends: route.ws_sends.clone(),
+                };
+                if let Err(e) = asyncapi.websocket(channel) {
+                    problem(e.to_string());
+                }
+                if doc.websockets.contains_key(&full_path) {
+                    problem(format!(
+                        "another WebSocket route is declared on `{full_path}`"
+                    ));
+                }
+                doc.websockets.insert(
+                    full_path.clone(),
+                    WebSocketOperation {
+                        // The handshake's 101 (and 422) are no responses a
+                        // client reads: the socket opens, or closes with 1008.
+                        operation: crate::openapi::Operation {
+                            responses: Default::default(),
+                            ..operation
+                        },
+                        receives,
+                        sends,
+                    },
+                );
+            } else {
+                doc.paths
+                    .entry(full_path.clone())
+                    .or_default()
+                    .insert(route.method.as_str().to_ascii_lowercase(), operation);
+            }
         }
         #[cfg(feature = "ws")]
         let route = if websocket {
@@ -801,7 +1004,17 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             route_dependencies,
         });
     }
-    // The document and docs pages must not shadow a route.
+    for topic in topics {
+        let name = topic.name.clone();
+        if let Err(e) = asyncapi.topic(topic) {
+            errors.push(RouteError {
+                route: format!("bus topic `{name}`"),
+                problem: e.to_string(),
+            });
+        }
+    }
+    let asyncapi_url = asyncapi_url.filter(|_| asyncapi.has_channels());
+    // The documents and docs pages must not shadow a route.
     let docs = crate::docs::DocsConfig {
         title: doc.info.title.clone(),
         docs_url,
@@ -823,12 +1036,15 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         served.push(url.clone());
         served.extend(documents.iter().map(|(name, _)| document_url(name)));
     }
+    if let Some(url) = &asyncapi_url {
+        served.push(url.clone());
+    }
     for c in &checked {
         if served.contains(&c.full_path) {
             errors.push(RouteError {
                 route: c.route.label(&c.full_path),
                 problem: format!(
-                    "`{}` is served by the app's OpenAPI document or docs pages; move the route or set `openapi_url`/`docs_url`/`redoc_url`",
+                    "`{}` is served by the app's OpenAPI or AsyncAPI document or docs pages; move the route or set `openapi_url`/`asyncapi_url`/`docs_url`/`redoc_url`",
                     c.full_path
                 ),
             });
@@ -849,6 +1065,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     }
     doc.components.schemas = components;
     doc.components.security_schemes = security_schemes;
+    let asyncapi = Arc::new(asyncapi.finish(&doc.components.schemas));
     let openapi = Arc::new(doc);
 
     let shared = Arc::new(AppShared {
@@ -893,6 +1110,9 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         for (name, prefix) in &documents {
             fallback = serve_json(fallback, &document_url(name), &openapi.subset(prefix));
         }
+    }
+    if let Some(url) = &asyncapi_url {
+        fallback = serve_json(fallback, url, &*asyncapi);
     }
     fallback = crate::docs::routes(fallback, &docs);
     for path in &served {
@@ -968,7 +1188,59 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         layered,
         fused,
         openapi,
+        asyncapi,
     })
+}
+
+/// The AsyncAPI document's `info`: the app's, as in the OpenAPI document.
+fn async_info(info: &Info, tags: &[Tag], external_docs: &Option<ExternalDocs>) -> AsyncInfo {
+    let mut info = info.clone();
+    if let Some(license) = &mut info.license {
+        license.identifier = None;
+    }
+    AsyncInfo {
+        info,
+        tags: tags.to_vec(),
+        external_docs: external_docs.clone(),
+    }
+}
+
+/// The WebSocket servers of the app's absolute `http(s)` server URLs:
+/// `https://api.example.com/v1` → host `api.example.com`, `wss`, pathname `/v1`.
+fn websocket_servers(servers: &[Server]) -> Vec<(String, AsyncServer)> {
+    let mut out = Vec::new();
+    for server in servers {
+        let (protocol, rest) = if let Some(rest) = server.url.strip_prefix("https://") {
+            ("wss", rest)
+        } else if let Some(rest) = server.url.strip_prefix("http://") {
+            ("ws", rest)
+        } else {
+            continue;
+        };
+        let (host, path) = match rest.find('/') {
+            Some(i) => (&rest[..i], &rest[i..]),
+            None => (rest, ""),
+        };
+        if host.is_empty() {
+            continue;
+        }
+        let path = path.trim_end_matches('/');
+        let name = if out.is_empty() {
+            "ws".to_owned()
+        } else {
+            format!("ws_{}", out.len() + 1)
+        };
+        out.push((
+            name,
+            AsyncServer {
+                host: host.to_owned(),
+                protocol: protocol.into(),
+                pathname: (!path.is_empty()).then(|| path.to_owned()),
+                description: server.description.clone(),
+            },
+        ));
+    }
+    out
 }
 
 /// Where the document of version `name` is served.

@@ -1,15 +1,28 @@
-//! The reference service's OpenAPI document is a golden file
-//! (`service/openapi.json`): any change to the API shows up as a diff in
-//! review. `UPDATE_GOLDEN=1 cargo test -p ferrapi-service --test e2e golden`
-//! rewrites it.
+//! The reference service's documents are golden files: the OpenAPI
+//! document (`service/openapi.json`) and the AsyncAPI document of its
+//! WebSocket route and bus events (`service/asyncapi.json`). Any change to
+//! the API shows up as a diff in review.
+//! `UPDATE_GOLDEN=1 cargo test -p ferrapi-service --test e2e golden`
+//! rewrites them.
 
 use crate::BIN;
 use std::process::Command;
 
 #[test]
 fn openapi_document_matches_the_golden_file() {
+    check_golden("openapi", "openapi.json", "OpenAPI");
+}
+
+#[test]
+fn asyncapi_document_matches_the_golden_file() {
+    check_golden("asyncapi", "asyncapi.json", "AsyncAPI");
+}
+
+/// Runs `ferrapi-service <command>` and compares what it prints with
+/// `service/<file>` (or rewrites the file with `UPDATE_GOLDEN`).
+fn check_golden(command: &str, file: &str, what: &str) {
     let out = Command::new(BIN)
-        .arg("openapi")
+        .arg(command)
         .env("LOG_FORMAT", "json")
         .output()
         .unwrap();
@@ -19,7 +32,7 @@ fn openapi_document_matches_the_golden_file() {
         String::from_utf8_lossy(&out.stderr)
     );
     let generated = String::from_utf8(out.stdout).unwrap();
-    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("openapi.json");
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &generated).unwrap();
         return;
@@ -32,9 +45,9 @@ fn openapi_document_matches_the_golden_file() {
             .position(|(a, b)| a != b)
             .unwrap_or(golden.lines().count().min(generated.lines().count()));
         panic!(
-            "the OpenAPI document drifted from service/openapi.json (first difference at line {}).\n\
+            "the {what} document drifted from service/{file} (first difference at line {}).\n\
              If the change is intended, run `UPDATE_GOLDEN=1 cargo test -p ferrapi-service --test e2e golden` \
-             and commit service/openapi.json with it.",
+             and commit service/{file} with it.",
             diff_line + 1
         );
     }

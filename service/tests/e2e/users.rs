@@ -95,6 +95,16 @@ async fn create_read_and_validation_over_a_socket() {
 
     let res = svc.get("/openapi.json").await;
     assert_eq!(res.json()["openapi"], "3.1.0");
+    assert_eq!(
+        res.json()["x-websockets"]["/ws/events"]["sends"],
+        json!([{"$ref": "#/components/schemas/UserEvent"}])
+    );
+    // The AsyncAPI document served is the golden one (`asyncapi` command).
+    let res = svc.get("/asyncapi.json").await;
+    assert_eq!(res.status, 200);
+    let golden =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/asyncapi.json")).unwrap();
+    assert_eq!(res.json(), serde_json::from_str::<Value>(&golden).unwrap());
 
     // The list, paged.
     svc.post_json(

@@ -24,6 +24,7 @@ pub use handler::Extraction;
 pub use handler::Handler;
 pub(crate) use handler::internal_error;
 pub use route::Route;
+pub(crate) use route::push_new;
 
 /// A dependency run for every route under a router or app without being a
 /// handler parameter (FastAPI's `dependencies=[Depends(verify_key)]`): its

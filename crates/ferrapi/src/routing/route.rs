@@ -2,6 +2,7 @@
 
 use super::handler::{BoxedHandler, Handler};
 use crate::openapi::OperationBuilder;
+use crate::openapi::asyncapi::MessageType;
 use http::{Method, StatusCode};
 use std::fmt;
 use std::panic::Location;
@@ -40,6 +41,10 @@ pub struct Route {
     pub(crate) responses: Vec<(StatusCode, String)>,
     pub(crate) body_limit: Option<usize>,
     pub(crate) dependencies: Vec<super::RouteDependency>,
+    /// WebSocket routes: the message types the client sends.
+    pub(crate) ws_receives: Vec<MessageType>,
+    /// WebSocket routes: the message types the server sends.
+    pub(crate) ws_sends: Vec<MessageType>,
     pub(crate) declared_at: &'static Location<'static>,
 }
 
@@ -52,6 +57,13 @@ impl fmt::Debug for Route {
             .field("status", &self.status)
             .field("tags", &self.tags)
             .finish_non_exhaustive()
+    }
+}
+
+/// Adds `ty` to `list` unless it is there.
+pub(crate) fn push_new(list: &mut Vec<MessageType>, ty: MessageType) {
+    if !list.contains(&ty) {
+        list.push(ty);
     }
 }
 
@@ -140,6 +152,8 @@ impl Route {
             responses: Vec::new(),
             body_limit: None,
             dependencies: Vec::new(),
+            ws_receives: Vec::new(),
+            ws_sends: Vec::new(),
             declared_at,
         }
     }
@@ -218,6 +232,53 @@ impl Route {
     #[must_use]
     pub fn dependency<T: crate::extract::Dependency>(mut self) -> Self {
         self.dependencies.push(super::RouteDependency::of::<T>());
+        self
+    }
+
+    /// Documents a message type that the client of this WebSocket route
+    /// sends (the server receives it): it appears in the OpenAPI
+    /// document's `x-websockets` and in the AsyncAPI document (a `receive`
+    /// operation). Call once per type; the route attribute's
+    /// `receives = [T, …]` does the same. The application build reports it
+    /// on a route that is not a WebSocket route.
+    ///
+    /// ```
+    /// # #[cfg(feature = "ws")] {
+    /// use ferrapi::prelude::*;
+    /// use ferrapi::ws::{WebSocketResponse, WebSocketUpgrade};
+    ///
+    /// #[derive(Deserialize, JsonSchema)]
+    /// struct Ping { seq: u32 }
+    /// #[derive(Serialize, JsonSchema)]
+    /// struct Pong { seq: u32 }
+    ///
+    /// async fn echo(ws: WebSocketUpgrade) -> WebSocketResponse {
+    ///     ws.on_upgrade(|mut socket| async move {
+    ///         while let Ok(ping) = socket.recv_json::<Ping>().await {
+    ///             let _ = socket.send_json(&Pong { seq: ping.seq }).await;
+    ///         }
+    ///     })
+    /// }
+    ///
+    /// let route = Route::get("/ws/echo", echo)
+    ///     .websocket_receives::<Ping>()
+    ///     .websocket_sends::<Pong>();
+    /// let built = App::new().route(route).build().unwrap();
+    /// assert_eq!(built.asyncapi().operations["receive_echo"].messages.len(), 1);
+    /// # }
+    /// ```
+    #[must_use]
+    pub fn websocket_receives<T: schemars::JsonSchema + 'static>(mut self) -> Self {
+        push_new(&mut self.ws_receives, MessageType::of::<T>());
+        self
+    }
+
+    /// Documents a message type that this WebSocket route's server sends to
+    /// the client (see [`websocket_receives`](Self::websocket_receives));
+    /// the route attribute's `sends = [T, …]` does the same.
+    #[must_use]
+    pub fn websocket_sends<T: schemars::JsonSchema + 'static>(mut self) -> Self {
+        push_new(&mut self.ws_sends, MessageType::of::<T>());
         self
     }
 

@@ -109,7 +109,13 @@
 //!   `1013`) rather than buffered for. Feed it from the message bus to reach
 //!   clients of every instance.
 //! - **Documentation.** WebSocket routes are not OpenAPI operations: they
-//!   are left out of the document's `paths`.
+//!   are left out of the document's `paths`, listed under its `x-websockets`
+//!   extension, and described by the AsyncAPI 3.0 document at
+//!   `/asyncapi.json` ([`App::asyncapi_url`](crate::App::asyncapi_url)),
+//!   with the message types declared on the route: `receives = [T, …]`
+//!   and `sends = [T, …]` on the route attribute, or
+//!   [`Route::websocket_receives`](crate::Route::websocket_receives) and
+//!   [`websocket_sends`](crate::Route::websocket_sends).
 //! - **Testing.** [`TestServer::websocket`](crate::testing::TestServer::websocket)
 //!   connects a [`TestWebSocket`](crate::testing::TestWebSocket) client.
 //!

@@ -2,6 +2,7 @@
 //! on two cores), one module per concern.
 #![allow(clippy::unwrap_used)]
 
+mod asyncapi;
 mod background;
 mod blocking;
 mod client;
