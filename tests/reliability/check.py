@@ -666,20 +666,26 @@ async def check_idle(ctx):
              f"(header read timeout {HEADER_READ_TIMEOUT:.0f} s, closed within 1-1.5x)")
     c.expect(sockets2 <= sockets0 + 2, f"the service's sockets back to {sockets2} (before: {sockets0}); "
              f"RSS {rss2} KiB after (the allocator keeps the pages)")
-    # More rounds reuse that memory rather than add to it: what each adds
-    # shrinks (the allocator's pages fill up), where a per-connection leak
-    # would add the first round's growth every time.
-    rounds = [rss1]
+    # More rounds reuse that memory rather than add to it. What stays
+    # resident once a round's connections are closed (and the service has
+    # let go of every socket) grows less each round as the allocator's pages
+    # fill; a per-connection leak would add the same amount every round.
+    kept = [rss2]
     for _ in range(IDLE_ROUNDS + (2 if ctx.long else 0) - 1):
         again, more_failures, _ = await loop.run_in_executor(None, httpc.open_idle_sockets, port, n, 1000)
-        rounds.append(svc.rss_kib())
         close_sockets(again)
         failures.update(more_failures)
-        await asyncio.sleep(1)
-    growth = [b - a for a, b in zip([rss0] + rounds, rounds)]
-    c.expect(not failures and growth[-1] <= growth[0] // 3,
-             f"{len(rounds)} rounds of {n}: RSS {' -> '.join(str(r) for r in rounds)} KiB, each adding "
-             f"{', '.join(f'{g // 1024:+d}' for g in growth)} MiB (the last at most a third of the first)")
+        for _ in range(200):
+            if svc.sockets() <= sockets0 + 2:
+                break
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
+        kept.append(svc.rss_kib())
+    added = [b - a for a, b in zip(kept, kept[1:])]
+    c.expect(not failures and added[-1] <= (rss1 - rss0) // 4,
+             f"{len(kept)} rounds of {n}: resident after each round closed {' -> '.join(str(k // 1024) for k in kept)} "
+             f"MiB, later rounds adding {', '.join(f'{a // 1024:+d}' for a in added)} MiB (the last at most a "
+             f"quarter of the first round's {(rss1 - rss0) // 1024} MiB)")
     after = await httpc.one("127.0.0.1", port, "GET", "/health/ready", timeout=10)
     c.expect(after.status == 200, f"still serving afterwards: {after.label()}")
     svc.stop()
@@ -687,7 +693,7 @@ async def check_idle(ctx):
              f"{rss1} KiB = {per_conn:.0f} bytes per connection; fresh request {fresh.label()} in "
              f"{fresh.elapsed * 1000:.0f} ms while held; reaped by the server after "
              f"{min(reaped, default=0):.1f}..{max(reaped, default=0):.1f} s idle; RSS {rss2} KiB after "
-             f"(kept by the allocator); {len(rounds)} rounds: RSS {' -> '.join(str(r // 1024) for r in rounds)} MiB; "
+             f"(kept by the allocator); after {len(kept)} rounds: {' -> '.join(str(k // 1024) for k in kept)} MiB; "
              f"fd limit {limit}, no connection limit")
     return c
 
