@@ -83,6 +83,9 @@ pub struct Config {
     /// `NOTIFICATION_DELAY_MS`: the earliest a welcome task runs after the
     /// user's creation (default 0).
     pub notification_delay: std::time::Duration,
+    /// Where the metrics are also pushed over StatsD (`STATSD_HOST`, …);
+    /// `None`: Prometheus only.
+    pub statsd: Option<ferrapi::statsd::StatsdConfig>,
 }
 
 /// A secret value: never printed by `Debug`, shown masked.
@@ -247,6 +250,11 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
         "ACCESS_LOG",
         "on",
         "one log line per request (method, route, status, latency, …): on or off",
+    ),
+    (
+        "STATSD_HOST",
+        "unset: no StatsD push",
+        "StatsD agent the metrics are also pushed to over UDP (STATSD_PORT 8125, STATSD_PREFIX, STATSD_INTERVAL seconds 10, STATSD_TAGS dogstatsd|name, STATSD_HISTOGRAM h|ms)",
     ),
 ];
 
@@ -441,7 +449,18 @@ impl Config {
                 reason: format!("`{namespace}` is not 1 to 64 of A-Z a-z 0-9 _ -"),
             });
         }
+        let statsd = ferrapi::statsd::StatsdConfig::from_env().map_err(|e| match e {
+            ferrapi::statsd::StatsdError::Config { setting, message } => ConfigError {
+                var: setting,
+                reason: message,
+            },
+            other => ConfigError {
+                var: "STATSD_HOST",
+                reason: other.to_string(),
+            },
+        })?;
         Ok(Self {
+            statsd,
             namespace,
             notification_delay,
             access_log,

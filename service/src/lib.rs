@@ -106,7 +106,14 @@ impl Resources {
             }
             None => None,
         };
-        let metrics = Arc::new(ferrapi::metrics::Metrics::new());
+        let metrics = ferrapi::metrics::Metrics::new();
+        let metrics = match &config.statsd {
+            Some(statsd) => metrics
+                .statsd(statsd.clone())
+                .map_err(|e| anyhow::anyhow!("STATSD_HOST: {e}"))?,
+            None => metrics,
+        };
+        let metrics = Arc::new(metrics);
         let resources = Self {
             pool,
             cache,
