@@ -3,7 +3,7 @@
 # tests/reliability/check.py drives the real service binary on 127.0.0.1
 # and prints one FIGURE line per check (docs/reliability.md quotes them).
 #
-#   .ci/reliability.sh                 # CI: bounded, about 3.5 minutes
+#   .ci/reliability.sh                 # CI: bounded, about 3 minutes
 #   .ci/reliability.sh --long          # local: 10-minute soak, longer outages
 #   .ci/reliability.sh --release       # against target/release (built if needed)
 #   .ci/reliability.sh --only soak,idle   # some of: shutdown writes faults
@@ -107,7 +107,7 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# CI: the checks take about 3.5 minutes; a hung check is stopped at 6.
+# CI: the checks take about 3 minutes; a hung check is stopped at 6.
 if [ "$long" = 1 ]; then limit=1800; else limit=360; fi
 step "tests/reliability/check.py against $bin (at most ${limit} s)"
 started=$(date +%s)
