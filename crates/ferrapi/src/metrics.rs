@@ -61,7 +61,8 @@ struct Series {
 /// ```
 pub struct Metrics {
     recorder: Registry,
-    handle: PrometheusHandle,
+    /// Shared with the upkeep thread (a weak reference: it ends with the registry).
+    handle: Arc<PrometheusHandle>,
     in_flight: Gauge,
     /// Per (route, method, status): looked up on every request, so hashed
     /// with foldhash (already in the tree through metrics-util) rather than SipHash.
@@ -119,6 +120,31 @@ impl Default for Metrics {
     }
 }
 
+/// How often histogram samples are folded into their buckets.
+const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The exporter keeps every histogram sample in a lock-free bucket until
+/// they are folded into the histogram's buckets, which it does only on a
+/// render (a scrape) or an upkeep: without a scraper, memory would grow by
+/// every request. A thread folds them every [`UPKEEP_INTERVAL`], and ends
+/// within an interval of the registry being dropped.
+fn spawn_upkeep(handle: std::sync::Weak<PrometheusHandle>) {
+    let spawned = std::thread::Builder::new()
+        .name("ferrapi-metrics-upkeep".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(UPKEEP_INTERVAL);
+                match handle.upgrade() {
+                    Some(handle) => handle.run_upkeep(),
+                    None => break,
+                }
+            }
+        });
+    if let Err(e) = spawned {
+        tracing::warn!(error = %e, "cannot start the metrics upkeep thread: histogram samples are folded only when /metrics is scraped");
+    }
+}
+
 static META: Metadata<'static> = Metadata::new("ferrapi", metrics::Level::INFO, Some("ferrapi"));
 
 static IN_FLIGHT: Key = Key::from_static_name("http_requests_in_flight");
@@ -140,7 +166,8 @@ impl Metrics {
             })
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
-        let handle = recorder.handle();
+        let handle = Arc::new(recorder.handle());
+        spawn_upkeep(Arc::downgrade(&handle));
         let recorder = Registry {
             prometheus: Arc::new(recorder),
             #[cfg(feature = "statsd")]

@@ -244,8 +244,16 @@ async fn metrics_are_pushed_to_statsd() {
         "{lines:?}"
     );
     assert!(agent.datagrams.iter().all(|d| d.len() <= 1432));
-    // Prometheus still sees everything, and the datagrams sent.
-    let text = client.get("/metrics").send().await.text();
+    // Prometheus still sees everything, and the datagrams sent (counted
+    // just after each send: the agent may have read the third first).
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = client.get("/metrics").send().await.text();
+        if sample(&text, r#"statsd_datagrams_total{result="sent"}"#).is_some_and(|n| n >= 3.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
     assert!(
         text.contains(
             r#"http_requests_total{method="GET",route="/users/{user_id}",status="200"} 3"#
