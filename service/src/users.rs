@@ -172,15 +172,12 @@ pub(crate) fn row_to_user(row: &AnyRow) -> Result<UserResponse, sqlx::Error> {
 
 /// Hashes a password with Argon2id on the blocking pool (it is CPU work).
 async fn hash_password(password: String) -> Result<String, UserError> {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::PasswordHasher;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| UserError::Hash(e.to_string()))
-    })
-    .await
-    .map_err(|e| UserError::Hash(e.to_string()))?
+    // The framework's hasher (Argon2id, OWASP parameters, as
+    // `Argon2::default()`) bounds the hashes running at once process-wide.
+    ferrapi::middleware::password::PasswordHasher::new()
+        .hash_blocking(password)
+        .await
+        .map_err(|e| UserError::Hash(e.to_string()))
 }
 
 /// Create a user.

@@ -8,6 +8,15 @@
 //! Hashing is CPU work of tens of milliseconds: in a handler use the
 //! `_blocking` variants, which run it on tokio's blocking pool.
 //!
+//! Each hash holds its memory (19 MiB by default) for its whole run, so the
+//! number running at once is bounded process-wide, whichever hasher or
+//! caller asks: at most [`max_concurrent_hashes`] (the number of cores)
+//! run at a time, and the others wait their turn. The `_blocking` variants
+//! wait for a turn without holding a thread; the synchronous ones block
+//! their thread until one is free. A flood of logins then costs queueing
+//! time (bounded by the request timeout), not memory or threads: 64
+//! concurrent logins on 2 cores hold 2 × 19 MiB, not 64 × 19 MiB.
+//!
 //! ```
 //! use ferrapi::middleware::password::PasswordHasher;
 //!
@@ -23,6 +32,95 @@
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+/// How many Argon2 hashes (or verifications) may run at once in this
+/// process: the number of cores (`std::thread::available_parallelism`), at
+/// least 1. Hashing is CPU-bound, so more at once would not finish sooner;
+/// it would only hold more memory.
+///
+/// ```
+/// assert!(ferrapi::middleware::password::max_concurrent_hashes() >= 1);
+/// ```
+pub fn max_concurrent_hashes() -> usize {
+    limiter().permits
+}
+
+/// The process-wide bound on hashes in flight.
+///
+/// `running` counts the hashes computing now (the bound every caller
+/// obeys); `turns` lets async callers wait for a turn without occupying a
+/// blocking thread, so that at most `permits` blocking tasks exist for
+/// hashing at any time.
+struct Limiter {
+    permits: usize,
+    running: Mutex<usize>,
+    freed: Condvar,
+    turns: Arc<tokio::sync::Semaphore>,
+}
+
+fn limiter() -> &'static Limiter {
+    static LIMITER: OnceLock<Limiter> = OnceLock::new();
+    LIMITER.get_or_init(|| {
+        let permits = std::thread::available_parallelism().map_or(1, |n| n.get());
+        Limiter {
+            permits,
+            running: Mutex::new(0),
+            freed: Condvar::new(),
+            turns: Arc::new(tokio::sync::Semaphore::new(permits)),
+        }
+    })
+}
+
+/// A running hash's place: given back on drop (even if hashing panics).
+struct Running(&'static Limiter);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let mut running = self.0.running.lock().unwrap_or_else(|e| e.into_inner());
+        *running = running.saturating_sub(1);
+        drop(running);
+        self.0.freed.notify_one();
+    }
+}
+
+/// Runs `work` once fewer than [`max_concurrent_hashes`] hashes are
+/// running, blocking the calling thread until then.
+fn bounded<T>(work: impl FnOnce() -> T) -> T {
+    let limiter = limiter();
+    let mut running = limiter.running.lock().unwrap_or_else(|e| e.into_inner());
+    while *running >= limiter.permits {
+        running = limiter
+            .freed
+            .wait(running)
+            .unwrap_or_else(|e| e.into_inner());
+    }
+    *running += 1;
+    drop(running);
+    let _place = Running(limiter);
+    #[cfg(test)]
+    let _probe = tests::Probe::enter();
+    work()
+}
+
+/// Runs `work` (a synchronous method of [`PasswordHasher`], which takes its
+/// place among the running hashes itself) on tokio's blocking pool once a
+/// turn is free: waiting does not hold a thread.
+async fn bounded_blocking<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, PasswordError> {
+    let turn = Arc::clone(&limiter().turns)
+        .acquire_owned()
+        .await
+        .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+    tokio::task::spawn_blocking(move || {
+        let out = work();
+        drop(turn);
+        out
+    })
+    .await
+    .map_err(|e| PasswordError::Hashing(e.to_string()))
+}
 
 /// Hashing or verification could not be done.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -85,10 +183,12 @@ impl PasswordHasher {
     /// # Errors
     /// Hashing failed.
     pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        self.argon2()
-            .hash_password(password.as_bytes())
-            .map(|h| h.to_string())
-            .map_err(|e| PasswordError::Hashing(e.to_string()))
+        bounded(|| {
+            self.argon2()
+                .hash_password(password.as_bytes())
+                .map(|h| h.to_string())
+                .map_err(|e| PasswordError::Hashing(e.to_string()))
+        })
     }
 
     /// Whether `password` matches `hash` (with the parameters stored in the
@@ -99,7 +199,7 @@ impl PasswordHasher {
     pub fn verify(&self, password: &str, hash: &str) -> Result<bool, PasswordError> {
         let parsed =
             PasswordHash::new(hash).map_err(|e| PasswordError::MalformedHash(e.to_string()))?;
-        match self.argon2().verify_password(password.as_bytes(), &parsed) {
+        match bounded(|| self.argon2().verify_password(password.as_bytes(), &parsed)) {
             Ok(()) => Ok(true),
             Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
             Err(e) => Err(PasswordError::MalformedHash(e.to_string())),
@@ -110,7 +210,7 @@ impl PasswordHasher {
     /// unknown user name takes as long as a wrong password (no user
     /// enumeration by timing). Always `false`.
     pub fn verify_dummy(&self, password: &str) -> bool {
-        let _ = self.argon2().hash_password(password.as_bytes());
+        let _ = bounded(|| self.argon2().hash_password(password.as_bytes()));
         false
     }
 
@@ -121,7 +221,8 @@ impl PasswordHasher {
             return true;
         };
         let current = self.argon2();
-        let Ok(expected) = current.hash_password_with_salt(b"", b"saltsaltsaltsalt") else {
+        let Ok(expected) = bounded(|| current.hash_password_with_salt(b"", b"saltsaltsaltsalt"))
+        else {
             return true;
         };
         parsed.algorithm != expected.algorithm
@@ -135,9 +236,7 @@ impl PasswordHasher {
     /// Hashing failed, or the blocking task was cancelled.
     pub async fn hash_blocking(&self, password: String) -> Result<String, PasswordError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.hash(&password))
-            .await
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?
+        bounded_blocking(move || this.hash(&password)).await?
     }
 
     /// [`verify`](Self::verify) on tokio's blocking pool.
@@ -150,15 +249,88 @@ impl PasswordHasher {
         hash: String,
     ) -> Result<bool, PasswordError> {
         let this = self.clone();
-        tokio::task::spawn_blocking(move || this.verify(&password, &hash))
-            .await
-            .map_err(|e| PasswordError::Hashing(e.to_string()))?
+        bounded_blocking(move || this.verify(&password, &hash)).await?
+    }
+
+    /// [`verify_dummy`](Self::verify_dummy) on tokio's blocking pool.
+    ///
+    /// # Errors
+    /// The blocking task was cancelled.
+    pub async fn verify_dummy_blocking(&self, password: String) -> Result<bool, PasswordError> {
+        let this = self.clone();
+        bounded_blocking(move || this.verify_dummy(&password)).await
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// Hashes computing now and the most seen at once, counted apart from
+    /// the limiter's own bookkeeping.
+    static NOW: AtomicUsize = AtomicUsize::new(0);
+    static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+    pub(super) struct Probe;
+
+    impl Probe {
+        pub(super) fn enter() -> Self {
+            let now = NOW.fetch_add(1, Ordering::SeqCst) + 1;
+            PEAK.fetch_max(now, Ordering::SeqCst);
+            Self
+        }
+    }
+
+    impl Drop for Probe {
+        fn drop(&mut self) {
+            NOW.fetch_sub(1, Ordering::SeqCst);
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn hashes_in_flight_never_exceed_the_permits() {
+        // 1 MiB, 2 passes: a few milliseconds each, long enough to overlap.
+        let hasher = PasswordHasher::with_params(1024, 2, 1).unwrap_or_default();
+        let limit = max_concurrent_hashes();
+        let tasks: Vec<_> = (0..limit * 8 + 8)
+            .map(|i| {
+                let hasher = hasher.clone();
+                tokio::spawn(async move {
+                    if i % 3 == 0 {
+                        hasher.verify_dummy_blocking(format!("pw{i}")).await
+                    } else {
+                        hasher.hash_blocking(format!("pw{i}")).await.map(|_| true)
+                    }
+                })
+            })
+            .collect();
+        // Synchronous callers at the same time, on their own threads.
+        let sync: Vec<_> = (0..4)
+            .map(|i| {
+                let hasher = hasher.clone();
+                std::thread::spawn(move || hasher.hash(&format!("sync{i}")).is_ok())
+            })
+            .collect();
+        let mut done = 0;
+        for task in tasks {
+            // Bounded: a hash waiting for a place it can never get fails
+            // the test instead of hanging it.
+            let out = tokio::time::timeout(std::time::Duration::from_secs(60), task).await;
+            if matches!(out, Ok(Ok(Ok(_)))) {
+                done += 1;
+            }
+        }
+        for thread in sync {
+            assert!(thread.join().unwrap_or(false));
+        }
+        assert_eq!(done, limit * 8 + 8, "every hash ran");
+        let peak = PEAK.load(Ordering::SeqCst);
+        assert!(
+            (1..=limit).contains(&peak),
+            "{peak} hashes at once, limit {limit}"
+        );
+    }
 
     #[test]
     fn hash_verify_and_rehash() {
