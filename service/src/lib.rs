@@ -272,6 +272,11 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         .include(events::router())
         .include(notifications::router())
         .include(avatars::router())
+        // gzip and deflate request bodies, decoded for the extractors: the
+        // decoded bytes count against the body limits, and a bomb is
+        // refused 413 without being inflated. No brotli: its decoder may
+        // hold a window of up to 16 MiB per request in flight.
+        .layer(ferrapi::middleware::DecompressionLayer::new().br(false))
         .layer(from_fn_with_state(stats, count_request))
         .layer(from_fn_with_state(resources.startup, starting_gate))
         .middleware(stack)

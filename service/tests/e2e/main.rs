@@ -4,6 +4,7 @@
 
 mod auth;
 mod cli;
+mod decompression;
 mod faults;
 mod golden;
 mod postgres;
