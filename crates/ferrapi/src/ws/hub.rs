@@ -124,6 +124,32 @@ impl Hub {
         tx.send(message.into()).unwrap_or(0)
     }
 
+    /// How many messages the slowest subscriber of `topic` has not received
+    /// yet (0 without subscribers). A publisher feeding a burst (a message
+    /// bus delivering what it buffered during an outage) can wait while this
+    /// is near [`capacity`](Self::capacity), so that the burst does not
+    /// count as the clients' lag.
+    ///
+    /// ```
+    /// use ferrapi::ws::Hub;
+    ///
+    /// let hub = Hub::with_capacity(8);
+    /// let _sub = hub.subscribe("users");
+    /// hub.publish_message("users", "one");
+    /// hub.publish_message("users", "two");
+    /// assert_eq!(hub.queued("users"), 2);
+    /// assert_eq!(hub.queued("other"), 0);
+    /// assert_eq!(hub.capacity(), 8);
+    /// ```
+    pub fn queued(&self, topic: &str) -> usize {
+        self.topics().get(topic).map_or(0, broadcast::Sender::len)
+    }
+
+    /// How far a subscriber may fall behind before it is dropped.
+    pub fn capacity(&self) -> usize {
+        self.inner.capacity
+    }
+
     /// How many subscriptions `topic` has.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.topics()
