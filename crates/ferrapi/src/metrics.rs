@@ -183,7 +183,8 @@ impl Metrics {
         }
     }
 
-    fn key(name: &str, labels: &[(&str, &str)]) -> Key {
+    /// The key of a series: `name` with `labels`.
+    pub(crate) fn key(name: &str, labels: &[(&str, &str)]) -> Key {
         let labels: Vec<Label> = labels
             .iter()
             .map(|(k, v)| Label::new((*k).to_owned(), (*v).to_owned()))

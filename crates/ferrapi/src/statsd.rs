@@ -836,7 +836,6 @@ impl Pusher {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use metrics::Label;
 
     fn vars(list: &[(&str, &str)]) -> Result<Option<StatsdConfig>, StatsdError> {
         StatsdConfig::from_vars(|name| {
@@ -847,11 +846,7 @@ mod tests {
     }
 
     fn key(name: &str, labels: &[(&str, &str)]) -> Key {
-        let labels: Vec<Label> = labels
-            .iter()
-            .map(|(k, v)| Label::new((*k).to_owned(), (*v).to_owned()))
-            .collect();
-        Key::from_parts(name.to_owned(), labels)
+        crate::metrics::Metrics::key(name, labels)
     }
 
     #[test]
