@@ -16,7 +16,7 @@ use ferrapi::openapi::OperationBuilder;
 use ferrapi::prelude::*;
 use ferrapi::security::{OAuth2PasswordFlow, OAuth2PasswordRequestForm, OAuth2Token};
 use ferrapi_storage::cache::Cache;
-use ferrapi_storage::db::{Db, DbPool};
+use ferrapi_storage::db::DbPool;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use std::sync::Arc;
@@ -169,16 +169,24 @@ impl Dependency for CurrentUser {
         let Some(cache) = cx.state::<Cache>() else {
             return Err(HttpError::internal().into());
         };
-        // The request's transaction (shared with the handler: one per
-        // request however many ask for it). It begins at its first query,
-        // so a cache hit below costs no database round trip at all.
-        let Depends(db) = Depends::<Db>::from_request_parts(parts, cx).await?;
+        let Some(pool) = cx.state::<DbPool>() else {
+            return Err(HttpError::internal().into());
+        };
         // From the cache (no query) when it is there; a deleted user's
-        // entry is dropped with the user.
+        // entry is dropped with the user. Otherwise loaded with the pool,
+        // outside the request's transaction: that transaction then begins
+        // with the handler's first statement. On SQLite a deferred
+        // transaction that read first and writes next cannot wait for the
+        // write lock (SQLITE_BUSY at once when another connection committed
+        // in between), so reading the principal in it made concurrent
+        // writers fail.
         let loaded = cache
             .get_or_compute(&principal_key(id), || async {
-                let row = db
-                    .fetch_optional(db.query("SELECT is_admin FROM users WHERE id = ?").bind(id))
+                let row = pool
+                    .fetch_optional(
+                        pool.query("SELECT is_admin FROM users WHERE id = ?")
+                            .bind(id),
+                    )
                     .await?;
                 Ok::<_, ferrapi_storage::db::DbError>(row.map(|row| Principal {
                     is_admin: row.try_get::<i64, _>("is_admin").unwrap_or(0) != 0,
@@ -204,7 +212,6 @@ impl Dependency for CurrentUser {
 
     fn describe(op: &mut OperationBuilder<'_>) {
         <OAuth2Token<Login> as ferrapi::openapi::DescribeInput>::describe(op);
-        op.dependency::<Db>("Db", Db::describe);
         op.error_response(ferrapi::http::StatusCode::UNAUTHORIZED, "Not authenticated");
     }
 }

@@ -7,6 +7,7 @@ use ferrapi::prelude::*;
 use ferrapi_storage::bus::Bus;
 use ferrapi_storage::cache::Cache;
 use ferrapi_storage::db::{Db, DbError, DbPool};
+use ferrapi_storage::queue::QueueError;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
@@ -128,9 +129,10 @@ pub enum UserError {
     /// A row could not be read.
     #[error("cannot read a row: {0}")]
     Row(#[from] sqlx::Error),
-    /// The welcome notification could not be enqueued.
+    /// The welcome notification could not be enqueued (for a reason other
+    /// than an unavailable database, which is [`UserError::Unavailable`]).
     #[error("task queue error: {0}")]
-    Queue(#[from] ferrapi_storage::queue::QueueError),
+    Queue(ferrapi_storage::queue::QueueError),
     /// Password hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
@@ -139,11 +141,25 @@ pub enum UserError {
 impl From<DbError> for UserError {
     fn from(e: DbError) -> Self {
         match e {
-            DbError::Unavailable(_) | DbError::Timeout(_) => {
+            DbError::Unavailable(_) | DbError::Busy(_) | DbError::Timeout(_) => {
                 tracing::warn!(error = %e, "database unavailable");
                 UserError::Unavailable
             }
             other => UserError::Database(other),
+        }
+    }
+}
+
+/// A queue error that wraps an unavailable (or busy) database is
+/// [`UserError::Unavailable`] (503, as [`From<DbError>`] maps it): the
+/// welcome is enqueued in the request's transaction, so nothing was done.
+impl From<QueueError> for UserError {
+    fn from(e: QueueError) -> Self {
+        match e {
+            QueueError::Db(
+                db @ (DbError::Unavailable(_) | DbError::Busy(_) | DbError::Timeout(_)),
+            ) => db.into(),
+            other => UserError::Queue(other),
         }
     }
 }
@@ -458,4 +474,38 @@ pub fn router() -> Router {
         .route(read_user)
         .route(update_user)
         .route(delete_user)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ferrapi::ResponseError as _;
+
+    fn status(e: UserError) -> u16 {
+        let err = e.into_error();
+        match err.downcast_ref::<HttpError>() {
+            Some(http) => http.status().as_u16(),
+            None => 500,
+        }
+    }
+
+    #[test]
+    fn a_queue_error_from_an_unavailable_database_is_a_503() {
+        let unavailable = UserError::from(QueueError::Db(DbError::Unavailable(
+            sqlx::Error::PoolTimedOut,
+        )));
+        assert!(matches!(unavailable, UserError::Unavailable));
+        assert_eq!(status(unavailable), 503);
+        let timeout = UserError::from(QueueError::Db(DbError::Timeout(
+            std::time::Duration::from_secs(1),
+        )));
+        assert_eq!(status(timeout), 503);
+        // Other queue failures stay 500s.
+        let invalid = UserError::from(QueueError::Invalid("bad key"));
+        assert!(matches!(invalid, UserError::Queue(_)));
+        assert_eq!(status(invalid), 500);
+        let query = UserError::from(QueueError::Db(DbError::Query(sqlx::Error::RowNotFound)));
+        assert!(matches!(query, UserError::Queue(_)));
+        assert_eq!(status(query), 500);
+    }
 }

@@ -600,3 +600,99 @@ async fn the_request_transaction_begins_at_the_first_query() {
         assert_eq!(client.get("/lazy").send().await.status(), 200, "{url}");
     }
 }
+
+// ---- Errors answered 503 ----
+
+/// The status and `Retry-After` a database error is answered with.
+fn answer(e: DbError) -> (u16, Option<String>) {
+    let err = ferrapi::ResponseError::into_error(e);
+    match err.downcast_ref::<HttpError>() {
+        Some(http) => (
+            http.status().as_u16(),
+            http.headers()
+                .get("retry-after")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned),
+        ),
+        None => (500, None),
+    }
+}
+
+#[tokio::test]
+async fn sqlite_read_then_write_after_another_commit_is_busy_503() {
+    let url = backends().remove(0);
+    let (pool, table) = setup(&url).await;
+    let insert = leak(format!("INSERT INTO {table} (name, qty) VALUES (?, 1)"));
+    let read = leak(format!("SELECT COUNT(*) AS n FROM {table}"));
+    // A deferred transaction reads (a snapshot)...
+    let db = Db::begin(&pool).await.unwrap();
+    db.fetch_one(db.query(read)).await.unwrap();
+    // ...another connection commits a write...
+    pool.execute(pool.query(insert).bind("other"))
+        .await
+        .unwrap();
+    // ...and the first cannot upgrade to write: SQLite refuses at once.
+    let err = db
+        .execute(db.query(insert).bind("mine"))
+        .await
+        .expect_err("a stale read transaction cannot write");
+    assert!(matches!(err, DbError::Busy(_)), "{err:?}");
+    assert_eq!(answer(err), (503, Some("1".to_owned())));
+    db.rollback().await.unwrap();
+    assert_eq!(names(&pool, table).await, ["other"]);
+}
+
+#[test]
+fn unavailable_is_503_and_other_errors_500() {
+    assert_eq!(
+        answer(DbError::Unavailable(sqlx::Error::PoolTimedOut)),
+        (503, None)
+    );
+    assert_eq!(
+        answer(DbError::from(sqlx::Error::PoolTimedOut)),
+        (503, None)
+    );
+    assert!(DbError::from(sqlx::Error::PoolClosed).is_transient());
+    assert!(!DbError::from(sqlx::Error::RowNotFound).is_transient());
+    assert_eq!(answer(DbError::from(sqlx::Error::RowNotFound)), (500, None));
+    assert_eq!(answer(DbError::Finished), (500, None));
+}
+
+/// Terminates its own transaction's PostgreSQL backend, then succeeds: the
+/// commit finds the connection gone.
+#[get("/lost")]
+async fn lose_connection(
+    Depends(db): Depends<Db>,
+    State(pool): State<DbPool>,
+) -> Result<Json<i64>, ferrapi::Error> {
+    let pid: i32 = db
+        .fetch_one(db.query("SELECT pg_backend_pid() AS pid"))
+        .await?
+        .try_get("pid")?;
+    pool.execute(pool.query("SELECT pg_terminate_backend(?)").bind(pid))
+        .await?;
+    // Let the backend exit before the commit is sent.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    Ok(Json(i64::from(pid)))
+}
+
+#[tokio::test]
+async fn a_commit_on_a_lost_connection_is_503() {
+    let Some(url) = std::env::var("TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty())
+    else {
+        println!("skipped: TEST_POSTGRES_URL not set");
+        return;
+    };
+    let pool = DbPool::connect_url(&url).await.unwrap();
+    let app = App::new().state(pool.clone()).route(lose_connection);
+    let res = TestClient::new(app).get("/lost").send().await;
+    assert_eq!(res.status(), 503, "{}", res.text());
+    assert_eq!(
+        res.json::<serde_json::Value>(),
+        serde_json::json!({"detail": "Database unavailable"})
+    );
+    // The pool recovers: the next query gets a fresh connection.
+    pool.fetch_one(pool.query("SELECT 1 AS one")).await.unwrap();
+}

@@ -280,3 +280,68 @@ async fn every_response_carries_the_cross_cutting_headers() {
         assert_eq!(svc.get("/health/live").await.status, 200);
     }
 }
+
+/// Several users writing at once on the default SQLite file, each updating
+/// itself (which drops its cached principal, so its next request loads the
+/// principal again) and creating users: none may fail. Loading the principal
+/// inside the request's transaction made a deferred SQLite transaction read
+/// first and write next, and a third of such writes answered 500 `database
+/// is locked` (docs/reliability.md, finding 2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_never_fail() {
+    const WRITERS: usize = 6;
+    const ROUNDS: usize = 30;
+    let svc = Service::start(&[("RATE_LIMIT", "1000000/1s"), ("ACCESS_LOG", "off")]).await;
+    svc.login_admin().await;
+    let mut users = Vec::new();
+    for i in 0..WRITERS {
+        let email = format!("writer{i}@example.com");
+        let res = svc
+            .post_json(
+                "/api/v1/users",
+                &json!({"name": format!("Writer {i}"), "email": email, "age": 30,
+                        "password": "writer-password"}),
+            )
+            .await;
+        assert_eq!(res.status, 201, "{}", res.body);
+        let user = res.json();
+        let token = svc.login(&email, "writer-password").await;
+        users.push((user["id"].as_i64().unwrap(), format!("Bearer {token}")));
+    }
+    let svc = &svc;
+    let writers = users.iter().enumerate().map(|(i, (id, auth))| async move {
+        let mut failures = Vec::new();
+        for n in 0..ROUNDS {
+            let headers = [
+                ("authorization", auth.as_str()),
+                ("content-type", "application/json"),
+            ];
+            let res = if n % 2 == 0 {
+                let body = json!({"age": 18 + n}).to_string();
+                svc.request("PATCH", &format!("/api/v1/users/{id}"), &headers, &body)
+                    .await
+            } else {
+                let body = json!({"name": format!("By {i}"),
+                                  "email": format!("by{i}-{n}@example.com"), "age": 30})
+                .to_string();
+                svc.request("POST", "/api/v1/users", &headers, &body).await
+            };
+            if !matches!(res.status, 200 | 201) {
+                failures.push(format!("{} {}", res.status, res.body));
+            }
+        }
+        failures
+    });
+    let failures: Vec<String> = futures_util::future::join_all(writers)
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} writes failed: {:?}",
+        failures.len(),
+        WRITERS * ROUNDS,
+        &failures[..failures.len().min(3)]
+    );
+}

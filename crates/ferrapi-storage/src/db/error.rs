@@ -66,6 +66,14 @@ pub enum DbError {
     /// the server cannot be reached (a 503 situation, not a bug).
     #[error("the database is unavailable: {0}")]
     Unavailable(#[source] sqlx::Error),
+    /// SQLite refused the statement because another connection holds a
+    /// conflicting lock and waiting would not help (`SQLITE_BUSY`, code 5,
+    /// and its extended codes such as `SQLITE_BUSY_SNAPSHOT`, 517: a
+    /// deferred transaction that read first and must now upgrade to write
+    /// after another connection committed). Nothing was written; the same
+    /// request may succeed when retried (answered 503 with `Retry-After`).
+    #[error("the database is busy: {0}")]
+    Busy(#[source] sqlx::Error),
     /// The database did not answer in time.
     #[error("the database did not answer within {0:?}")]
     Timeout(Duration),
@@ -77,17 +85,57 @@ pub enum DbError {
     Query(#[source] sqlx::Error),
 }
 
-/// sqlx's errors that mean "no database to talk to" become
-/// [`DbError::Unavailable`]; the others [`DbError::Query`].
+/// sqlx's errors that mean "no database to talk to" (the pool's wait, a
+/// broken connection, PostgreSQL shutting down or starting up) become
+/// [`DbError::Unavailable`], SQLite's `SQLITE_BUSY` family
+/// [`DbError::Busy`]; the others [`DbError::Query`].
 impl From<sqlx::Error> for DbError {
     fn from(e: sqlx::Error) -> Self {
         match e {
             sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
                 DbError::Unavailable(e)
             }
+            sqlx::Error::Database(ref db) if is_shutdown(db.as_ref()) => DbError::Unavailable(e),
+            sqlx::Error::Database(ref db) if is_sqlite_busy(db.as_ref()) => DbError::Busy(e),
             other => DbError::Query(other),
         }
     }
+}
+
+/// SQLite's `SQLITE_BUSY` (5) or one of its extended codes
+/// (`SQLITE_BUSY_RECOVERY` 261, `SQLITE_BUSY_SNAPSHOT` 517,
+/// `SQLITE_BUSY_TIMEOUT` 773): the primary code is the low byte.
+#[cfg(feature = "sqlite")]
+fn is_sqlite_busy(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some()
+        && e.code()
+            .and_then(|c| c.parse::<u32>().ok())
+            .is_some_and(|n| n & 0xff == 5)
+}
+
+#[cfg(not(feature = "sqlite"))]
+fn is_sqlite_busy(_: &dyn sqlx::error::DatabaseError) -> bool {
+    false
+}
+
+/// PostgreSQL telling a connection that it is going away or cannot be had
+/// yet: class 08 (connection exception), `57P01` admin shutdown (also sent
+/// on `pg_ctl stop -m immediate`), `57P02` crash shutdown, `57P03` cannot
+/// connect now (starting up or in recovery).
+#[cfg(feature = "postgres")]
+fn is_shutdown(e: &dyn sqlx::error::DatabaseError) -> bool {
+    e.try_downcast_ref::<sqlx::postgres::PgDatabaseError>()
+        .is_some_and(|pg| is_pg_shutdown_code(pg.code()))
+}
+
+#[cfg(not(feature = "postgres"))]
+fn is_shutdown(_: &dyn sqlx::error::DatabaseError) -> bool {
+    false
+}
+
+#[cfg(any(feature = "postgres", test))]
+fn is_pg_shutdown_code(code: &str) -> bool {
+    code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03")
 }
 
 impl DbError {
@@ -103,9 +151,32 @@ impl DbError {
     }
 }
 
+impl DbError {
+    /// True when the error says the database could not do the work now but
+    /// may on a retry ([`DbError::Unavailable`], [`DbError::Busy`]): what
+    /// is answered 503 rather than 500.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, DbError::Unavailable(_) | DbError::Busy(_))
+    }
+}
+
 /// A handler may return `Result<_, DbError>`: [`DbError::Unavailable`] is
-/// answered 503 `{"detail": "Database unavailable"}`, anything else goes to
-/// the app's exception handlers as itself (a 500 unless one maps it).
+/// answered 503 `{"detail": "Database unavailable"}`, [`DbError::Busy`]
+/// 503 `{"detail": "Database busy"}` with `Retry-After: 1`; anything else
+/// goes to the app's exception handlers as itself (a 500 unless one maps
+/// it).
+///
+/// ```
+/// use ferrapi::{HttpError, ResponseError as _};
+/// use ferrapi_storage::db::DbError;
+///
+/// let err = DbError::Unavailable(sqlx::Error::PoolTimedOut).into_error();
+/// let http = err.downcast_ref::<HttpError>().expect("an HttpError");
+/// assert_eq!(http.status().as_u16(), 503);
+/// // Anything else is the error itself: a 500 unless an exception handler maps it.
+/// let err = DbError::Finished.into_error();
+/// assert!(err.downcast_ref::<DbError>().is_some());
+/// ```
 impl ferrapi::ResponseError for DbError {
     fn into_error(self) -> ferrapi::Error {
         match self {
@@ -117,7 +188,32 @@ impl ferrapi::ResponseError for DbError {
                 )
                 .into()
             }
+            DbError::Busy(e) => {
+                tracing::warn!(error = %e, "database busy");
+                ferrapi::HttpError::new(
+                    ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
+                    "Database busy",
+                )
+                .with_header("retry-after", "1")
+                .into()
+            }
             other => ferrapi::Error::new(other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn postgres_shutdown_codes_are_unavailable() {
+        for code in ["57P01", "57P02", "57P03", "08006", "08003"] {
+            assert!(is_pg_shutdown_code(code), "{code}");
+        }
+        // Serialization failure, unique violation, syntax error: not.
+        for code in ["40001", "23505", "42601", "57014"] {
+            assert!(!is_pg_shutdown_code(code), "{code}");
         }
     }
 }

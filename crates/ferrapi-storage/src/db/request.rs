@@ -14,8 +14,11 @@ use tokio::sync::{MappedMutexGuard, Mutex, MutexGuard};
 /// its first query, committed after the handler answers with a status below
 /// 400, rolled back when it answers an error, panics, or the client goes
 /// away (ferrapi's `defer` with the outcome). A failed commit turns the
-/// response into a 500: a write that did not happen is never reported as
-/// done.
+/// response into an error, so a write that did not happen is never
+/// reported as done: 503 `Database unavailable` when the database went
+/// away under it ([`DbError::Unavailable`]; the client may retry), 503
+/// `Database busy` with `Retry-After` for SQLite's [`DbError::Busy`], 500
+/// for any other failure.
 ///
 /// Begun at the first query, not when the handler is called: a request
 /// holds no connection while it validates, hashes a password or waits on
@@ -53,6 +56,13 @@ pub struct Db {
     tx: Arc<Mutex<Tx>>,
     pool: DbPool,
     after_commit: AfterCommit,
+}
+
+/// The answer for a request whose transaction could not be ended: 503
+/// `Database unavailable` (or `Database busy`, with `Retry-After`) when the
+/// database is unavailable, the error itself (a 500) otherwise.
+fn finish_error(e: DbError) -> ferrapi::Error {
+    ferrapi::ResponseError::into_error(e)
 }
 
 /// Where the transaction is in its life.
@@ -254,9 +264,12 @@ impl Dependency for Db {
             match result {
                 // Already finished by the handler (an explicit commit).
                 Ok(()) | Err(DbError::Finished) => Ok(()),
+                // The database went away (or SQLite was busy) under the
+                // commit: 503, the client may retry, as a request that
+                // could not begin gets. Other failures stay a 500.
                 Err(e) => {
                     tracing::error!(error = %e, ?outcome, "ending the request's transaction failed");
-                    Err(ferrapi::Error::from(e))
+                    Err(finish_error(e))
                 }
             }
         });
