@@ -32,14 +32,30 @@ async fn check<E: std::fmt::Display>(
 
 /// Readiness: 200 while every dependency answers (database, cache, bus),
 /// else 503 naming the failing checks; back to 200 by itself when they
-/// recover.
-#[get("/ready", tags = ["health"], responses(503 = "A dependency is down"))]
+/// recover. From the shutdown signal on (the server's drain, before its
+/// listener closes), 503 `shutdown: draining` without probing anything.
+#[get(
+    "/ready",
+    tags = ["health"],
+    responses(503 = "A dependency is down, or the instance is shutting down")
+)]
 pub async fn ready(
+    State(draining): State<ferrapi::Draining>,
     State(started): State<Startup>,
     State(pool): State<ferrapi_storage::db::DbPool>,
     State(cache): State<ferrapi_storage::cache::Cache>,
     State(bus): State<ferrapi_storage::bus::Bus>,
 ) -> (StatusCode, Json<serde_json::Value>) {
+    if draining.is_draining() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({
+                "detail": "shutdown: draining",
+                "status": "unavailable",
+                "checks": {"shutdown": "draining"}
+            })),
+        );
+    }
     let results = [
         check("database", pool.ping()).await,
         check("cache", cache.health()).await,
@@ -135,8 +151,13 @@ pub fn router() -> Router {
 mod tests {
     use ferrapi::testing::TestClient;
 
-    #[tokio::test]
-    async fn startup_and_the_api_answer_503_until_migrations_are_done() {
+    /// The service on an in-memory SQLite database (not migrated), without
+    /// Redis or NATS.
+    async fn resources() -> (
+        ferrapi_storage::db::DbPool,
+        crate::config::Config,
+        crate::Resources,
+    ) {
         let pool = crate::db::connect("sqlite::memory:").await.unwrap();
         let mut config = crate::config::Config::from_env().unwrap();
         config.storage_url = "memory://".to_owned();
@@ -145,6 +166,12 @@ mod tests {
         let resources = crate::Resources::connect(pool.clone(), &config)
             .await
             .unwrap();
+        (pool, config, resources)
+    }
+
+    #[tokio::test]
+    async fn startup_and_the_api_answer_503_until_migrations_are_done() {
+        let (pool, config, resources) = resources().await;
         let startup = resources.startup.clone();
         let client = TestClient::new(crate::app(resources, &config));
         let res = client.get("/health/startup").send().await;
@@ -165,5 +192,27 @@ mod tests {
         assert_eq!(client.get("/health/startup").send().await.status(), 200);
         assert_eq!(client.get("/health/ready").send().await.status(), 200);
         assert_eq!(client.get("/api/v1/users").send().await.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn readiness_answers_503_once_the_server_drains() {
+        let (pool, config, resources) = resources().await;
+        crate::db::migrate(&pool).await.unwrap();
+        resources.startup.mark_done();
+        let draining = ferrapi::Draining::new();
+        let client = TestClient::new(crate::app(resources, &config).state(draining.clone()));
+        assert_eq!(client.get("/health/ready").send().await.status(), 200);
+        draining.start();
+        let res = client.get("/health/ready").send().await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(
+            res.json::<serde_json::Value>(),
+            serde_json::json!({
+                "detail": "shutdown: draining",
+                "status": "unavailable",
+                "checks": {"shutdown": "draining"}
+            })
+        );
+        assert_eq!(client.get("/health/live").send().await.status(), 200);
     }
 }

@@ -157,6 +157,20 @@ impl App {
             metrics: None,
             lifespan: crate::lifespan::Lifespan::default(),
         }
+        .state(crate::Draining::new())
+    }
+
+    /// The [`Draining`](crate::Draining) handle the server flips on the
+    /// shutdown signal: the one registered as state.
+    pub(crate) fn draining_handle(&mut self) -> crate::Draining {
+        if let Some(d) = self.state.get::<crate::Draining>() {
+            return d.clone();
+        }
+        let d = crate::Draining::new();
+        self.state
+            .0
+            .insert(TypeId::of::<crate::Draining>(), Box::new(d.clone()));
+        d
     }
 
     /// Records Prometheus metrics of every request into `metrics` and serves

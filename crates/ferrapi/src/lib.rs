@@ -109,7 +109,7 @@ pub use ferrapi_core::HttpError;
 pub use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, ValidationErrors};
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
-pub use server::{BodyTimeout, ServeConfig, ServeError, shutdown_signal};
+pub use server::{BodyTimeout, Draining, ServeConfig, ServeError, shutdown_signal};
 
 /// OpenAPI: the document model, the schema registry and the hooks through
 /// which extractors and response types describe themselves.

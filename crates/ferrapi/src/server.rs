@@ -45,6 +45,25 @@
 //! (default 408 KiB) is answered `431 Request Header Fields Too Large` and
 //! the connection closed, before the application sees it (hyper's limits;
 //! HTTP/2 keeps hyper's 16 KiB header list limit).
+//!
+//! # Shutdown: drain, then close
+//!
+//! When the shutdown future resolves (SIGTERM or SIGINT for
+//! [`App::serve`]), the server does not close its listener at once. It
+//! first *drains* for [`ServeConfig::drain_delay`] (`DRAIN_DELAY`, default
+//! 1 s): the app's [`Draining`] handle reports it, so that a readiness
+//! check can answer `503` and a load balancer stops sending new
+//! connections; the server keeps accepting and serving, and adds
+//! `Connection: close` to every HTTP/1 response, so that each keep-alive
+//! client leaves its connection after an answer rather than have the
+//! connection closed under its next request. Then the listener closes (new
+//! connections are refused), a connection accepted just before that gets
+//! its first request served (for at most a second), and the graceful
+//! shutdown follows: idle connections are closed, requests in flight finish
+//! within [`ServeConfig::grace_period`], then background tasks, then the
+//! [`on_shutdown`](App::on_shutdown) hooks. HTTP/2 connections get their
+//! `GOAWAY` at that last step. A drain delay of zero closes the listener at
+//! once, as before.
 
 use crate::App;
 use axum::extract::ConnectInfo;
@@ -97,8 +116,17 @@ pub struct ServeConfig {
     /// buffer limit; values under 8 KiB count as 8 KiB).
     pub max_header_bytes: usize,
     /// On SIGTERM/SIGINT, in-flight requests get this long to finish
-    /// (default 30 s).
+    /// (default 30 s), counted from when the listener closes.
     pub grace_period: Duration,
+    /// On SIGTERM/SIGINT, the server first drains for this long before it
+    /// closes its listener: [`Draining`] reports it (readiness `503`), new
+    /// connections are still served, and every HTTP/1 response carries
+    /// `Connection: close` (`DRAIN_DELAY` in seconds, default 1 s; zero
+    /// closes the listener at once). Keep it under what the platform
+    /// allows for the listener to close (the reference service's contract
+    /// is 5 s) and at least one readiness-probe interval of the load
+    /// balancer.
+    pub drain_delay: Duration,
 }
 
 /// hyper's default limit on the number of HTTP/1 header fields.
@@ -119,7 +147,61 @@ impl Default for ServeConfig {
             max_headers: HYPER_MAX_HEADERS,
             max_header_bytes: HYPER_MAX_BUF,
             grace_period: Duration::from_secs(30),
+            drain_delay: DEFAULT_DRAIN_DELAY,
         }
+    }
+}
+
+/// [`ServeConfig::drain_delay`]'s default.
+const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(1);
+
+/// How long, once the listener is closed, a connection accepted just
+/// before may take to send its first request.
+const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
+
+/// Whether the server is draining before it stops (see the
+/// [module docs](crate::server)): the server sets it when its shutdown
+/// future resolves, [`ServeConfig::drain_delay`] before it closes the
+/// listener. Every [`App`] has one as state, so a readiness handler reads
+/// it with [`State<Draining>`](crate::State):
+///
+/// ```
+/// use ferrapi::Draining;
+/// use ferrapi::http::StatusCode;
+/// use ferrapi::prelude::*;
+///
+/// #[get("/health/ready")]
+/// async fn ready(State(draining): State<Draining>) -> (StatusCode, &'static str) {
+///     if draining.is_draining() {
+///         (StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+///     } else {
+///         (StatusCode::OK, "ok")
+///     }
+/// }
+///
+/// let app = App::new().route(ready);
+/// ```
+///
+/// A handle registered with [`App::state`] replaces the app's own (to
+/// share it with code that runs outside the app); clones share the flag.
+#[derive(Debug, Clone, Default)]
+pub struct Draining(Arc<AtomicBool>);
+
+impl Draining {
+    /// Not draining.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether the shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.0.load(Ordering::Acquire)
+    }
+
+    /// Marks the shutdown as begun (the server does it; a test or a custom
+    /// stop sequence may too). It is never unset.
+    pub fn start(&self) {
+        self.0.store(true, Ordering::Release);
     }
 }
 
@@ -157,9 +239,9 @@ pub enum ServeError {
 
 impl ServeConfig {
     /// Defaults overridden by `HOST`, `PORT`, `WORKERS`,
-    /// `BODY_READ_TIMEOUT` and `BODY_TOTAL_TIMEOUT` (seconds, decimals
-    /// allowed, `0` disables) from the environment; a malformed value is an
-    /// error naming the variable.
+    /// `BODY_READ_TIMEOUT`, `BODY_TOTAL_TIMEOUT` and `DRAIN_DELAY`
+    /// (seconds, decimals allowed, `0` disables) from the environment; a
+    /// malformed value is an error naming the variable.
     pub fn from_env() -> Result<Self, ServeError> {
         let mut config = Self::default();
         if let Some(v) = env("HOST") {
@@ -190,6 +272,9 @@ impl ServeConfig {
         }
         if let Some(t) = env_seconds("BODY_TOTAL_TIMEOUT")? {
             config.body_total_timeout = t;
+        }
+        if let Some(t) = env_seconds("DRAIN_DELAY")? {
+            config.drain_delay = t;
         }
         Ok(config)
     }
@@ -277,7 +362,8 @@ impl App {
     }
 
     /// Serves on an already bound listener until `shutdown` resolves, then
-    /// stops accepting, lets in-flight requests finish within
+    /// drains for `config.drain_delay` (see the [server](crate::server)
+    /// docs), stops accepting, lets in-flight requests finish within
     /// `config.grace_period`, and returns.
     pub async fn serve_with(
         mut self,
@@ -286,6 +372,7 @@ impl App {
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
         let mut lifespan = std::mem::take(&mut self.lifespan);
+        let draining = self.draining_handle();
         let built = self.build()?;
         lifespan.start().await?;
         let app = match (built.fused, built.layered) {
@@ -317,7 +404,14 @@ impl App {
         }
         let reaper = (!config.header_read_timeout.is_zero())
             .then(|| Reaper::start(config.header_read_timeout));
+        let server = Arc::new(ServerState {
+            draining,
+            fresh: AtomicUsize::new(0),
+        });
         tokio::pin!(shutdown);
+        // Until the shutdown future resolves; then, draining, until the
+        // drain delay is over.
+        let mut drain_end: Option<Pin<Box<tokio::time::Sleep>>> = None;
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -329,10 +423,23 @@ impl App {
                         continue;
                     }
                 },
-                () = &mut shutdown => break,
+                () = &mut shutdown, if drain_end.is_none() => {
+                    if config.drain_delay.is_zero() {
+                        break;
+                    }
+                    server.draining.start();
+                    tracing::info!(
+                        drain_delay = ?config.drain_delay,
+                        "draining: still serving, with `Connection: close`, until the listener closes"
+                    );
+                    drain_end = Some(Box::pin(tokio::time::sleep(config.drain_delay)));
+                    continue;
+                }
+                () = async { if let Some(end) = drain_end.as_mut() { end.await } }, if drain_end.is_some() => break,
             };
             let _ = stream.set_nodelay(true);
-            let watch = Arc::new(ConnWatch::default());
+            server.fresh.fetch_add(1, Ordering::Relaxed);
+            let watch = Arc::new(ConnWatch::new(server.clone()));
             if let Some(reaper) = &reaper {
                 reaper.track(&watch);
             }
@@ -351,12 +458,26 @@ impl App {
                 registered: false,
             };
             tokio::spawn(async move {
+                let watch = conn.watch.clone();
                 if let Some(Err(e)) = conn.await {
                     tracing::debug!(error = %e, "connection ended with an error");
                 }
+                watch.ended();
             });
         }
         drop(listener);
+        server.draining.start();
+        if !config.drain_delay.is_zero() {
+            // A client that connected just before the listener closed (one
+            // that left its previous connection on `Connection: close`) has
+            // its request on the way: the graceful shutdown would close the
+            // connection under it. Let it arrive.
+            let waiting = std::time::Instant::now();
+            while server.fresh.load(Ordering::Relaxed) > 0 && waiting.elapsed() < FIRST_REQUEST_WAIT
+            {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
         tracing::info!(
             connections = graceful.count(),
             "shutting down: finishing in-flight requests"
@@ -479,11 +600,13 @@ impl Future for ServeFuture {
         let Ok(mut res) = res;
         let guard = this.guard.take();
         if let Some(RequestGuard(watch)) = &guard
-            && watch.body_timed_out.swap(false, Ordering::Relaxed)
+            // The rest of the body was never read: the connection cannot
+            // carry another request. Or the server is draining: the client
+            // should leave the connection before the server closes it.
+            && (watch.body_timed_out.swap(false, Ordering::Relaxed)
+                | watch.server.draining.is_draining())
             && !watch.http2.load(Ordering::Relaxed)
         {
-            // The rest of the body was never read: the connection cannot
-            // carry another request.
             res.headers_mut().insert(
                 http::header::CONNECTION,
                 http::HeaderValue::from_static("close"),
@@ -694,10 +817,18 @@ impl http_body::Body for TimedBody {
     }
 }
 
+/// What every connection of a server shares.
+struct ServerState {
+    /// Set on the shutdown signal: HTTP/1 answers close their connection.
+    draining: Draining,
+    /// Connections accepted that have not begun a request yet.
+    fresh: AtomicUsize,
+}
+
 /// One connection's activity, shared by its requests (which count
 /// themselves in and out) and the [`Reaper`] (which reads it).
-#[derive(Default)]
 struct ConnWatch {
+    server: Arc<ServerState>,
     /// Requests started on the connection.
     started: AtomicU64,
     /// Requests not yet over (response body not yet written).
@@ -714,8 +845,22 @@ struct ConnWatch {
 }
 
 impl ConnWatch {
+    fn new(server: Arc<ServerState>) -> Self {
+        Self {
+            server,
+            started: AtomicU64::new(0),
+            active: AtomicUsize::new(0),
+            http2: AtomicBool::new(false),
+            killed: AtomicBool::new(false),
+            body_timed_out: AtomicBool::new(false),
+            waker: AtomicWaker::new(),
+        }
+    }
+
     fn begin(&self, version: http::Version) {
-        self.started.fetch_add(1, Ordering::Relaxed);
+        if self.started.fetch_add(1, Ordering::Relaxed) == 0 {
+            self.server.fresh.fetch_sub(1, Ordering::Relaxed);
+        }
         self.active.fetch_add(1, Ordering::Relaxed);
         if version == http::Version::HTTP_2 {
             self.http2.store(true, Ordering::Relaxed);
@@ -724,6 +869,14 @@ impl ConnWatch {
 
     fn end(&self) {
         self.active.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// The connection is closed: if it never began a request, it is no
+    /// longer one the shutdown waits for.
+    fn ended(&self) {
+        if self.started.load(Ordering::Relaxed) == 0 {
+            self.server.fresh.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 
     fn kill(&self) {

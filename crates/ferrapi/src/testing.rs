@@ -252,9 +252,15 @@ pub struct TestServer {
 }
 
 impl TestServer {
-    /// Serves `app` with the default [`ServeConfig`](crate::ServeConfig).
+    /// Serves `app` with the default [`ServeConfig`](crate::ServeConfig),
+    /// but no drain delay: [`stop`](Self::stop) closes the listener at
+    /// once. Use [`start_with`](Self::start_with) to test the drain.
     pub async fn start(app: App) -> Self {
-        Self::start_with(app, crate::ServeConfig::default()).await
+        let config = crate::ServeConfig {
+            drain_delay: std::time::Duration::ZERO,
+            ..crate::ServeConfig::default()
+        };
+        Self::start_with(app, config).await
     }
 
     /// Serves `app` with `config` (its host and port are ignored: the server

@@ -8,6 +8,7 @@ mod blocking;
 mod client;
 mod depends;
 mod docs;
+mod drain;
 mod errors;
 mod extract;
 mod jwks;
