@@ -159,8 +159,7 @@ const DEFAULT_DRAIN_DELAY: Duration = Duration::from_secs(1);
 /// before may take to send its first request.
 const FIRST_REQUEST_WAIT: Duration = Duration::from_secs(1);
 
-/// Whether the server is draining before it stops (see the
-/// [module docs](crate::server)): the server sets it when its shutdown
+/// Whether the server is draining before it stops: the server sets it when its shutdown
 /// future resolves, [`ServeConfig::drain_delay`] before it closes the
 /// listener. Every [`App`] has one as state, so a readiness handler reads
 /// it with [`State<Draining>`](crate::State):
@@ -362,8 +361,8 @@ impl App {
     }
 
     /// Serves on an already bound listener until `shutdown` resolves, then
-    /// drains for `config.drain_delay` (see the [server](crate::server)
-    /// docs), stops accepting, lets in-flight requests finish within
+    /// drains for `config.drain_delay` (see [`ServeConfig::drain_delay`]),
+    /// stops accepting, lets in-flight requests finish within
     /// `config.grace_period`, and returns.
     pub async fn serve_with(
         mut self,
