@@ -288,12 +288,16 @@ async fn never_answering_collector(protocol: OtlpProtocol) {
         slowest = slowest.max(t.elapsed());
     }
     let total = start.elapsed();
-    // Exports hang for 2 s each; no request waited for one.
+    // Exports hang for 2 s each; no request waited for one (the bounds
+    // leave room for a loaded 2-core machine, and stay below one export).
     assert!(
-        slowest < Duration::from_millis(500),
+        slowest < Duration::from_millis(1500),
         "slowest request {slowest:?}"
     );
-    assert!(total < Duration::from_secs(5), "60 requests took {total:?}");
+    assert!(
+        total < Duration::from_secs(10),
+        "60 requests took {total:?}"
+    );
     // The queue is bounded: spans beyond it were dropped, and that was said.
     let warned = drops.0.lock().unwrap().clone();
     assert!(
