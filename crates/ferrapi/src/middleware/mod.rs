@@ -25,8 +25,9 @@
 //! 1. the application's own panic catcher ([`App::build`](crate::App::build) adds it, always outermost);
 //! 2. [`RequestIdLayer`]: first, so that everything below — a 429, a refused
 //!    preflight, a panic — carries the id, and every log line is in the span;
-//! 3. [`TraceContextLayer`]: W3C `traceparent`, recorded on the request's
-//!    span (`trace_id`) and answered;
+//! 3. [`TraceContextLayer`]: the caller's W3C `traceparent`, recorded on
+//!    the request's span (`trace_id`) and answered (new traces are started
+//!    by the tracer, or on demand: see the layer);
 //! 4. [`TimingLayer`]: measures everything below;
 //! 5. [`SecurityHeadersLayer`]: on every answer, errors included;
 //! 6. [`CorsLayer`]: answers preflights before rate limiting and

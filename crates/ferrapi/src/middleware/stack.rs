@@ -50,7 +50,8 @@ impl Stack {
         Self::default()
     }
 
-    /// The default stack: request id, W3C trace context, timing, security
+    /// The default stack: request id, W3C trace context (honouring the
+    /// caller's trace; see [`TraceContextLayer`]), timing, security
     /// headers (their defaults), compression when the `compression` feature
     /// is on, and the inner panic catcher. No CORS, no rate limit: those
     /// need your origins and quotas; no access log: turn it on with
@@ -161,7 +162,7 @@ impl Stack {
     pub fn apply(self, app: App) -> App {
         let fused = Fused {
             request_id: self.request_id,
-            trace_context: self.trace_context.is_some(),
+            trace_context: self.trace_context,
             timing: self.timing,
             security_headers: self.security_headers,
         };
@@ -209,7 +210,7 @@ impl Stack {
 #[derive(Debug, Clone)]
 pub(crate) struct Fused {
     request_id: Option<RequestIdLayer>,
-    trace_context: bool,
+    trace_context: Option<TraceContextLayer>,
     timing: Option<TimingLayer>,
     security_headers: Option<SecurityHeadersLayer>,
 }
@@ -217,7 +218,7 @@ pub(crate) struct Fused {
 impl Fused {
     fn is_empty(&self) -> bool {
         self.request_id.is_none()
-            && !self.trace_context
+            && self.trace_context.is_none()
             && self.timing.is_none()
             && self.security_headers.is_none()
     }
@@ -240,11 +241,10 @@ impl Fused {
         let security = self.security_headers.as_ref().and_then(|s| s.begin(&req));
         let _entered = span.enter();
         // The trace context records its ids on the request's span.
-        let traceparent = if self.trace_context {
-            super::trace_context::begin(&mut req)
-        } else {
-            None
-        };
+        let traceparent = self
+            .trace_context
+            .as_ref()
+            .and_then(|layer| layer.begin(&mut req));
         let future = call(req);
         drop(_entered);
         let pending = Pending {

@@ -22,7 +22,10 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// valid `traceparent`, else a new one; and this request's own span id.
 ///
 /// An extractor (for handlers that call other services) and a request
-/// extension. [`traceparent`](Self::traceparent) is the header to send on
+/// extension. A request that came without a trace (and without
+/// OpenTelemetry exporting one) starts its trace here, at the first
+/// extraction: later extractions in the same request get the same ids, and
+/// they are recorded on the request's span from then on. [`traceparent`](Self::traceparent) is the header to send on
 /// outgoing calls so that they join the trace as children of this request.
 ///
 /// ```
@@ -163,20 +166,34 @@ impl TraceContext {
             .get(TRACEPARENT)
             .and_then(|v| Self::parse(v.as_bytes()));
         match parsed {
-            Some((trace_id, parent, flags)) => Self {
-                trace_id,
-                span_id: random_nonzero(),
-                parent_id: Some(parent),
-                flags,
-                tracestate: headers.get(TRACESTATE).cloned(),
-            },
-            None => Self {
-                trace_id: random_nonzero(),
-                span_id: random_nonzero(),
-                parent_id: None,
-                flags: 1,
-                tracestate: None,
-            },
+            Some(parsed) => Self::joining(parsed, headers),
+            None => Self::new_trace(),
+        }
+    }
+
+    /// A new span in the caller's trace (`parse`'s result), with the
+    /// caller's `tracestate` from `headers`.
+    fn joining(
+        (trace_id, parent, flags): ([u8; 16], [u8; 8], u8),
+        headers: &http::HeaderMap,
+    ) -> Self {
+        Self {
+            trace_id,
+            span_id: random_nonzero(),
+            parent_id: Some(parent),
+            flags,
+            tracestate: headers.get(TRACESTATE).cloned(),
+        }
+    }
+
+    /// A new sampled trace.
+    fn new_trace() -> Self {
+        Self {
+            trace_id: random_nonzero(),
+            span_id: random_nonzero(),
+            parent_id: None,
+            flags: 1,
+            tracestate: None,
         }
     }
 
@@ -259,45 +276,82 @@ impl FromRequestParts for TraceContext {
         parts: &mut Parts,
         _cx: &RequestContext,
     ) -> Result<Self, Rejection> {
-        Ok(parts
-            .extensions
-            .get::<TraceContext>()
-            .cloned()
-            .unwrap_or_else(|| TraceContext::from_headers(&parts.headers)))
+        if let Some(trace) = parts.extensions.get::<TraceContext>() {
+            return Ok(trace.clone());
+        }
+        // No layer put one here (none installed, or the request came
+        // without a trace): start it now, once for the whole request.
+        let trace = TraceContext::from_headers(&parts.headers);
+        record_on(&tracing::Span::current(), &trace);
+        parts.extensions.insert(trace.clone());
+        Ok(trace)
+    }
+}
+
+/// `trace_id` and `span_id` on `span` (the request's, when it is enabled).
+fn record_on(span: &tracing::Span, trace: &TraceContext) {
+    if !span.is_disabled() {
+        span.record("trace_id", tracing::field::display(trace.trace_id()));
+        span.record("span_id", tracing::field::display(trace.span_id()));
     }
 }
 
 impl DescribeInput for TraceContext {}
 
-/// Reads W3C `traceparent`/`tracestate`, puts the [`TraceContext`] on the
+/// Honours W3C `traceparent`/`tracestate`: for a request that carries a
+/// valid `traceparent` (or whose span OpenTelemetry exports, see
+/// [`telemetry`](crate::telemetry)), puts the [`TraceContext`] on the
 /// request, records `trace_id` and `span_id` on the request's tracing span
 /// (the one [`RequestIdLayer`](super::RequestIdLayer) opens, so every log
 /// line of the request carries them), and answers with `traceparent`
 /// naming this request's span, so a caller can find the server's part of
 /// its trace.
 ///
+/// A request without a (valid) `traceparent` costs one header lookup: no
+/// trace is started for it unless
+/// [`start_traces`](Self::start_traces) says so, or a handler extracts
+/// [`TraceContext`] (to call another service), which starts one then. As
+/// in FastAPI with OpenTelemetry, new traces are the tracer's business;
+/// with [`telemetry`](crate::telemetry) installed every request has one.
+///
 /// ```
 /// use ferrapi::middleware::TraceContextLayer;
 /// use ferrapi::prelude::*;
 ///
 /// let app = App::new().layer(TraceContextLayer::new());
+/// // Every request gets a trace id in its log lines and a `traceparent`
+/// // answer, even without a caller's trace or a tracer.
+/// let app = App::new().layer(TraceContextLayer::new().start_traces(true));
 /// ```
 #[derive(Debug, Clone, Copy, Default)]
 pub struct TraceContextLayer {
-    _private: (),
+    start_traces: bool,
 }
 
 impl TraceContextLayer {
-    /// The layer.
+    /// The layer: honours the caller's trace, starts none.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Also start a new trace for a request that comes without a valid
+    /// `traceparent` (its ids on the request's span and in the answer's
+    /// `traceparent`). Off by default: it costs every such request the ids,
+    /// a request extension and a response header.
+    #[must_use]
+    pub fn start_traces(mut self, enabled: bool) -> Self {
+        self.start_traces = enabled;
+        self
     }
 }
 
 impl<S> Layer<S> for TraceContextLayer {
     type Service = TraceContextService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        TraceContextService { inner }
+        TraceContextService {
+            inner,
+            layer: *self,
+        }
     }
 }
 
@@ -305,6 +359,7 @@ impl<S> Layer<S> for TraceContextLayer {
 #[derive(Debug, Clone)]
 pub struct TraceContextService<S> {
     inner: S,
+    layer: TraceContextLayer,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for TraceContextService<S>
@@ -320,7 +375,7 @@ where
     }
 
     fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let header = begin(&mut req);
+        let header = self.layer.begin(&mut req);
         TraceContextFuture {
             inner: self.inner.call(req),
             header,
@@ -328,29 +383,39 @@ where
     }
 }
 
-/// The request half of [`TraceContextLayer`]: the request's
-/// [`TraceContext`] in its extensions and its ids on the current span;
-/// returns the `traceparent` to answer. Shared by [`TraceContextService`]
-/// and the fused [`Stack`](super::Stack).
-pub(crate) fn begin<B>(req: &mut Request<B>) -> Option<HeaderValue> {
-    // With `otel`, the request span may already be an exported span
-    // whose ids `telemetry` put on the request: answer and log those.
-    #[cfg(feature = "otel")]
-    let trace = req
-        .extensions()
-        .get::<TraceContext>()
-        .cloned()
-        .unwrap_or_else(|| TraceContext::from_headers(req.headers()));
-    #[cfg(not(feature = "otel"))]
-    let trace = TraceContext::from_headers(req.headers());
-    let span = tracing::Span::current();
-    if !span.is_disabled() {
-        span.record("trace_id", tracing::field::display(trace.trace_id()));
-        span.record("span_id", tracing::field::display(trace.span_id()));
+impl TraceContextLayer {
+    /// The request half: for a request in a trace (the caller's, or the
+    /// exported span's), the request's [`TraceContext`] in its extensions
+    /// and its ids on the current span; returns the `traceparent` to
+    /// answer. Shared by [`TraceContextService`] and the fused
+    /// [`Stack`](super::Stack).
+    pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> Option<HeaderValue> {
+        // With `otel`, the request span may already be an exported span
+        // whose ids `telemetry` put on the request: answer and log those.
+        #[cfg(feature = "otel")]
+        let exported = req.extensions().get::<TraceContext>().cloned();
+        #[cfg(not(feature = "otel"))]
+        let exported: Option<TraceContext> = None;
+        let trace = match exported {
+            Some(trace) => trace,
+            None => {
+                let parsed = req
+                    .headers()
+                    .get(TRACEPARENT)
+                    .and_then(|v| TraceContext::parse(v.as_bytes()));
+                match parsed {
+                    Some(parsed) => TraceContext::joining(parsed, req.headers()),
+                    None if self.start_traces => TraceContext::new_trace(),
+                    // No trace to honour, none to start: nothing to do.
+                    None => return None,
+                }
+            }
+        };
+        record_on(&tracing::Span::current(), &trace);
+        let header = trace.traceparent_header();
+        req.extensions_mut().insert(trace);
+        Some(header)
     }
-    let header = trace.traceparent_header();
-    req.extensions_mut().insert(trace);
-    Some(header)
 }
 
 /// The response half of [`TraceContextLayer`].

@@ -119,7 +119,9 @@ async fn traceparent_is_honoured_and_answered() {
         .unwrap();
     assert_eq!(line["span"]["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
 
-    // A malformed one starts a new trace.
+    // A malformed one is ignored: the handler that asks for the trace
+    // starts a new one, and nothing is answered (no tracer, no caller's
+    // trace to join).
     let res = client
         .get("/items/4")
         .header(
@@ -131,5 +133,38 @@ async fn traceparent_is_honoured_and_answered() {
     let trace_id = res.text().split(' ').nth(1).unwrap().to_owned();
     assert_eq!(trace_id.len(), 32);
     assert_ne!(trace_id, "00000000000000000000000000000000");
-    assert!(res.header("traceparent").unwrap().contains(&trace_id));
+    assert_eq!(res.header("traceparent"), None);
+    let line = logs
+        .lines()
+        .into_iter()
+        .filter(|l| l["fields"]["message"] == "reading an item")
+        .nth(1)
+        .unwrap();
+    // Recorded on the request's span from the extraction on.
+    assert_eq!(line["span"]["trace_id"], trace_id.as_str());
+}
+
+#[tokio::test]
+async fn start_traces_gives_every_request_a_trace_and_answers_it() {
+    use ferrapi::middleware::TraceContextLayer;
+    let (logs, _guard) = capture();
+    let app = App::new().route(item).middleware(
+        Stack::defaults().trace_context(Some(TraceContextLayer::new().start_traces(true))),
+    );
+    let client = TestClient::new(app);
+    let res = client.get("/items/5").send().await;
+    assert_eq!(res.status(), 200);
+    let trace_id = res.text().split(' ').nth(1).unwrap().to_owned();
+    let answered = res.header("traceparent").unwrap();
+    let parts: Vec<&str> = answered.split('-').collect();
+    assert_eq!(parts[0], "00");
+    assert_eq!(parts[1], trace_id);
+    assert_eq!(parts[3], "01");
+    let line = logs
+        .lines()
+        .into_iter()
+        .find(|l| l["fields"]["message"] == "reading an item")
+        .unwrap();
+    assert_eq!(line["span"]["trace_id"], trace_id.as_str());
+    assert_eq!(line["span"]["span_id"], parts[2]);
 }
