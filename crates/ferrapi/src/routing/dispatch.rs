@@ -68,6 +68,9 @@ pub(crate) fn supported(method: &Method) -> bool {
 struct Endpoint {
     handler: BoxedHandler,
     cx: Arc<RequestContext>,
+    /// Its metrics series (route template and method), resolved once.
+    #[cfg(feature = "metrics")]
+    series: Option<Arc<crate::metrics::RouteSeries>>,
 }
 
 /// Every route of one path template.
@@ -165,7 +168,12 @@ impl DispatchBuilder {
             }
         };
         if let Some(Target::Routes(entry)) = self.targets.get_mut(i) {
-            entry.endpoints[slot] = Some(Endpoint { handler, cx });
+            entry.endpoints[slot] = Some(Endpoint {
+                handler,
+                cx,
+                #[cfg(feature = "metrics")]
+                series: None,
+            });
         }
     }
 
@@ -190,6 +198,14 @@ impl DispatchBuilder {
     ) -> Dispatch {
         for target in &mut self.targets {
             if let Target::Routes(entry) = target {
+                #[cfg(feature = "metrics")]
+                if let Some(metrics) = &metrics {
+                    for (endpoint, method) in entry.endpoints.iter_mut().zip(&METHODS) {
+                        if let Some(endpoint) = endpoint {
+                            endpoint.series = Some(metrics.series(&endpoint.cx.path, method));
+                        }
+                    }
+                }
                 let mut allow: Vec<&str> = Vec::new();
                 for (i, method) in METHODS.iter().enumerate() {
                     // A GET route answers HEAD too.
@@ -274,10 +290,15 @@ impl Dispatch {
             req.extensions_mut().insert(params);
         }
         #[cfg(feature = "metrics")]
-        let measure = inner
-            .metrics
-            .as_ref()
-            .map(|m| m.start(endpoint.cx.path.clone(), req.method().clone()));
+        let measure = match (&inner.metrics, &endpoint.series) {
+            // A HEAD served by the GET route has its own series.
+            (Some(m), _) if head && entry.endpoints[1].is_none() => {
+                Some(m.start(endpoint.cx.path.clone(), Method::HEAD))
+            }
+            (Some(_), Some(series)) => Some(crate::metrics::Metrics::start_series(series.clone())),
+            (Some(m), None) => Some(m.start(endpoint.cx.path.clone(), req.method().clone())),
+            (None, _) => None,
+        };
         // The access log (when installed) reports the route template.
         crate::middleware::note_route(&req, &endpoint.cx.path);
         // The exported server span (feature `otel`) is named by the template.

@@ -1,6 +1,7 @@
 //! Prometheus metrics: route templates as labels, unmatched requests
 //! collapsed, histograms, in-flight gauge, process and custom metrics.
 
+use ferrapi::http::Method;
 use ferrapi::metrics::Metrics;
 use ferrapi::prelude::*;
 use ferrapi::statsd::StatsdConfig;
@@ -47,6 +48,7 @@ async fn http_metrics_use_route_templates() {
         client.get(&format!("/users/{id}")).send().await;
     }
     client.get("/users/abc").send().await;
+    client.request(Method::HEAD, "/users/1").send().await;
     client.get("/nowhere/1").send().await;
     client.get("/nowhere/2").send().await;
     client.get("/boom").send().await;
@@ -68,6 +70,11 @@ async fn http_metrics_use_route_templates() {
     assert_eq!(
         requests(r#"method="GET",route="/users/{user_id}",status="422""#),
         Some(1.0)
+    );
+    assert_eq!(
+        requests(r#"method="HEAD",route="/users/{user_id}",status="200""#),
+        Some(1.0),
+        "a HEAD answered by the GET route has its own series"
     );
     assert_eq!(
         requests(r#"method="GET",route="unmatched",status="404""#),
