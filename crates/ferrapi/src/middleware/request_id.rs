@@ -113,15 +113,12 @@ fn uuid_v4_text(mut bytes: [u8; 16]) -> [u8; 36] {
     bytes[6] = (bytes[6] & 0x0f) | 0x40;
     bytes[8] = (bytes[8] & 0x3f) | 0x80;
     const HEX: &[u8; 16] = b"0123456789abcdef";
+    /// Where each byte's two digits go (the dashes stay where they are).
+    const AT: [usize; 16] = [0, 2, 4, 6, 9, 11, 14, 16, 19, 21, 24, 26, 28, 30, 32, 34];
     let mut out = [b'-'; 36];
-    let mut at = 0;
-    for (i, b) in bytes.iter().enumerate() {
-        if matches!(i, 4 | 6 | 8 | 10) {
-            at += 1;
-        }
+    for (b, at) in bytes.iter().zip(AT) {
         out[at] = HEX[usize::from(b >> 4)];
         out[at + 1] = HEX[usize::from(b & 0x0f)];
-        at += 2;
     }
     out
 }
@@ -276,21 +273,43 @@ impl RequestIdLayer {
     /// extensions, and makes the request's span. Shared by
     /// [`RequestIdService`] and the fused [`Stack`](super::Stack).
     pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> (RequestId, tracing::Span) {
-        let incoming = if self.trust_incoming {
-            req.headers().get(&self.header).and_then(RequestId::parse)
-        } else {
-            None
+        // Downstream code (and proxied calls) see the id that was chosen,
+        // as the header's only value. One lookup of the header: kept as it
+        // is when the caller's id is used.
+        let id = match req.headers_mut().entry(&self.header) {
+            http::header::Entry::Occupied(mut entry) => {
+                let incoming = self
+                    .trust_incoming
+                    .then(|| RequestId::parse(entry.get()))
+                    .flatten();
+                match incoming {
+                    Some(id) if entry.iter().nth(1).is_none() => id,
+                    incoming => {
+                        let id = incoming.unwrap_or_else(RequestId::generate);
+                        entry.insert(id.0.clone());
+                        id
+                    }
+                }
+            }
+            http::header::Entry::Vacant(slot) => {
+                let id = RequestId::generate();
+                slot.insert(id.0.clone());
+                id
+            }
         };
-        let id = incoming.unwrap_or_else(RequestId::generate);
-        // Downstream code (and proxied calls) see the id that was chosen.
-        req.headers_mut().insert(self.header.clone(), id.0.clone());
         // With the `otel` feature and `telemetry`'s layer installed, this
         // span is the exported server span (`otel.kind`); see `telemetry`.
         #[cfg(feature = "otel")]
         let otel = crate::telemetry::active();
         #[cfg(not(feature = "otel"))]
         let otel = false;
-        let span = if otel {
+        let span = if !tracing::dispatcher::has_been_set() {
+            // No subscriber in this process (nor a scoped one, ever): the
+            // span would record nothing, and `tracing`'s `log` feature
+            // (turned on through tower) would still check `log`'s level
+            // at its creation and at every enter and exit.
+            tracing::Span::none()
+        } else if otel {
             tracing::info_span!(
                 "request",
                 request_id = %id,
@@ -375,6 +394,50 @@ pub use future::ResponseFuture as RequestIdFuture;
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_request_carries_the_chosen_id_as_its_only_value() {
+        let layer = RequestIdLayer::new();
+        let ids = |req: &Request<()>| -> Vec<String> {
+            req.headers()
+                .get_all("x-request-id")
+                .iter()
+                .map(|v| v.to_str().unwrap_or_default().to_owned())
+                .collect()
+        };
+        // A sane one is kept as it is.
+        let mut req = Request::builder()
+            .header("x-request-id", "abc")
+            .body(())
+            .unwrap_or_default();
+        let (id, _) = layer.begin(&mut req);
+        assert_eq!(id.as_str(), "abc");
+        assert_eq!(ids(&req), ["abc"]);
+        // Two values: the first (sane) one, alone.
+        let mut req = Request::builder()
+            .header("x-request-id", "first")
+            .header("x-request-id", "second")
+            .body(())
+            .unwrap_or_default();
+        let (id, _) = layer.begin(&mut req);
+        assert_eq!(id.as_str(), "first");
+        assert_eq!(ids(&req), ["first"]);
+        // Not sane, untrusted, or absent: a new one replaces it.
+        for (layer, value) in [
+            (RequestIdLayer::new(), Some("has space")),
+            (RequestIdLayer::new().trust_incoming(false), Some("abc")),
+            (RequestIdLayer::new(), None),
+        ] {
+            let mut builder = Request::builder();
+            if let Some(value) = value {
+                builder = builder.header("x-request-id", value);
+            }
+            let mut req = builder.body(()).unwrap_or_default();
+            let (id, _) = layer.begin(&mut req);
+            assert_eq!(id.as_str().len(), 36, "{value:?}");
+            assert_eq!(ids(&req), [id.as_str()]);
+        }
+    }
 
     #[test]
     fn sanity_bounds() {

@@ -187,27 +187,25 @@ fn micros(elapsed: Duration) -> u64 {
 /// exactly `decimals` digits after the point. Written by hand into a stack
 /// buffer (`core::fmt` cost more than the rest of the layer).
 fn fixed_point(prefix: &[u8], units: u64, decimals: usize) -> Option<HeaderValue> {
-    // Digits least significant first; at least one before the point.
-    let mut digits = [b'0'; 24];
-    let mut n = 0;
+    // Written backwards from the end: u64::MAX has 20 digits, then the
+    // point and the prefix.
+    let mut out = [0u8; 48];
+    let mut at = out.len();
     let mut v = units;
+    let mut n = 0;
     while v > 0 || n <= decimals {
-        digits[n] = b'0' + (v % 10) as u8;
+        if n == decimals && n > 0 {
+            at = at.checked_sub(1)?;
+            *out.get_mut(at)? = b'.';
+        }
+        at = at.checked_sub(1)?;
+        *out.get_mut(at)? = b'0' + (v % 10) as u8;
         v /= 10;
         n += 1;
     }
-    let mut out = [0u8; 48];
-    let mut len = prefix.len();
-    out.get_mut(..len)?.copy_from_slice(prefix);
-    for i in (0..n).rev() {
-        if i + 1 == decimals {
-            *out.get_mut(len)? = b'.';
-            len += 1;
-        }
-        *out.get_mut(len)? = digits[i];
-        len += 1;
-    }
-    HeaderValue::from_bytes(&out[..len]).ok()
+    let start = at.checked_sub(prefix.len())?;
+    out.get_mut(start..at)?.copy_from_slice(prefix);
+    HeaderValue::from_bytes(out.get(start..)?).ok()
 }
 
 #[cfg(test)]
