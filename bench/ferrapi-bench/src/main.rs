@@ -5,7 +5,9 @@
 //! `/db/users/{id}` answers 503) come from the environment; `HOST` defaults
 //! to 127.0.0.1 here. `BENCH_MIDDLEWARE=1` installs the default middleware
 //! stack (`Stack::defaults()`: request id, trace context, timing, security
-//! headers, panic catching) and Prometheus metrics (`App::metrics`). The runtime has one worker per core it may run on
+//! headers, compression (skipped on these small bodies), panic catching)
+//! and Prometheus metrics (`App::metrics`). The runtime has one worker per
+//! core it may run on
 //! (`taskset -c 1` gives one), as every Rust server of the harness.
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -181,8 +183,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let listener = tokio::net::TcpListener::bind((config.host, config.port)).await?;
         let mut app = app(db);
         if std::env::var_os("BENCH_MIDDLEWARE").is_some_and(|v| v == "1") {
-            // Issue 10's default stack: request id, trace context, timing,
-            // security headers, panic catching, and Prometheus metrics.
+            // Issues 5's and 10's default stack: request id, trace context,
+            // timing, security headers, compression, panic catching, and
+            // Prometheus metrics.
             app = app
                 .metrics(
                     "/metrics",

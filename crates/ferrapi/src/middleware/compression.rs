@@ -121,6 +121,10 @@ fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
 /// Whether a response is worth compressing: big enough (or of unknown
 /// size), not compressed already, not a range.
 fn worth_compressing<B: HttpBody>(res: &Response<B>, min_size: u64) -> bool {
+    // The cheapest test first: most API answers are small.
+    if !SizeAbove::new(min_size).should_compress(res) {
+        return false;
+    }
     let headers = res.headers();
     if headers.contains_key(header::CONTENT_ENCODING) || headers.contains_key(header::CONTENT_RANGE)
     {
@@ -140,7 +144,7 @@ fn worth_compressing<B: HttpBody>(res: &Response<B>, min_size: u64) -> bool {
     {
         return false;
     }
-    SizeAbove::new(min_size).should_compress(res)
+    true
 }
 
 /// The service of [`CompressionLayer`].
@@ -170,25 +174,60 @@ where
     }
 
     fn call(&mut self, req: Request<B>) -> Self::Future {
-        // One value in the common case; several lines are one list.
-        let mut lines = req.headers().get_all(header::ACCEPT_ENCODING).iter();
-        let accept = match (lines.next(), lines.next()) {
-            (None, _) => None,
-            (Some(one), None) => Some(one.clone()),
-            (Some(_), Some(_)) => {
-                let joined: Vec<&[u8]> = req
-                    .headers()
-                    .get_all(header::ACCEPT_ENCODING)
-                    .iter()
-                    .map(HeaderValue::as_bytes)
-                    .collect();
-                HeaderValue::from_bytes(&joined.join(&b","[..])).ok()
-            }
-        };
+        let accept = accept_encoding(req.headers());
         CompressionFuture {
             inner: self.inner.call(req),
             accept,
             layer: self.layer,
+        }
+    }
+}
+
+/// The request's `Accept-Encoding`: one value in the common case; several
+/// lines are one list. The request half of [`CompressionLayer`], shared with
+/// the fused [`Stack`](super::Stack).
+pub(crate) fn accept_encoding(headers: &http::HeaderMap) -> Option<HeaderValue> {
+    let mut lines = headers.get_all(header::ACCEPT_ENCODING).iter();
+    match (lines.next(), lines.next()) {
+        (None, _) => None,
+        (Some(one), None) => Some(one.clone()),
+        (Some(_), Some(_)) => {
+            let joined: Vec<&[u8]> = headers
+                .get_all(header::ACCEPT_ENCODING)
+                .iter()
+                .map(HeaderValue::as_bytes)
+                .collect();
+            HeaderValue::from_bytes(&joined.join(&b","[..])).ok()
+        }
+    }
+}
+
+impl CompressionLayer {
+    /// The response half: `res` compressed for a request that accepted
+    /// `accept`, when it is worth it; else as it is (with `Vary` when
+    /// another client would have had it compressed).
+    pub(crate) fn respond<B>(
+        &self,
+        res: Response<B>,
+        accept: Option<HeaderValue>,
+    ) -> Response<axum::body::Body>
+    where
+        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
+        B::Error: Into<axum::BoxError> + Send + Sync,
+    {
+        if !worth_compressing(&res, self.min_size) {
+            return res.map(axum::body::Body::new);
+        }
+        match accept {
+            Some(accept) => compress(res, accept, self),
+            None => {
+                // Sent as is to this client, compressed to others: caches
+                // must know.
+                let mut res = res.map(axum::body::Body::new);
+                res.headers_mut()
+                    .append(header::VARY, HeaderValue::from_static("accept-encoding"));
+                res
+            }
         }
     }
 }
@@ -215,20 +254,7 @@ where
     fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = std::task::ready!(this.inner.poll(cx))?;
-        if !worth_compressing(&res, this.layer.min_size) {
-            return Poll::Ready(Ok(res.map(axum::body::Body::new)));
-        }
-        match this.accept.take() {
-            Some(accept) => Poll::Ready(Ok(compress(res, accept, this.layer))),
-            None => {
-                // Sent as is to this client, compressed to others: caches
-                // must know.
-                let mut res = res.map(axum::body::Body::new);
-                res.headers_mut()
-                    .append(header::VARY, HeaderValue::from_static("accept-encoding"));
-                Poll::Ready(Ok(res))
-            }
-        }
+        Poll::Ready(Ok(this.layer.respond(res, this.accept.take())))
     }
 }
 

@@ -6,6 +6,7 @@ use super::{
     TimingLayer, TraceContextLayer, catch_panic,
 };
 use crate::App;
+use axum::body::Body;
 use http::{HeaderValue, Request, Response};
 use std::future::Future;
 use std::pin::Pin;
@@ -153,21 +154,33 @@ impl Stack {
     /// Installs the layers on `app` in the default order. Layers added to
     /// `app` before run inside the stack, layers added after run outside it.
     ///
-    /// The four outer layers (request id, trace context, timing, security
-    /// headers) are fused into one service: one future, no boxing, no
-    /// per-layer copy of the request's future. When nothing else wraps the
-    /// routes the server calls that service over the routes directly,
+    /// The outer layers (request id, trace context, timing, security
+    /// headers, and compression when no CORS, client-IP or access-log layer
+    /// comes before it) are fused into one service: one future, no boxing,
+    /// no per-layer copy of the request's future. When nothing else wraps
+    /// the routes the server calls that service over the routes directly,
     /// without axum's router in between. CORS, client IP, access log,
-    /// compression, JWT and rate limits stay tower layers inside it.
+    /// compression (after any of those), JWT and rate limits stay tower
+    /// layers inside it.
     pub fn apply(self, app: App) -> App {
+        // Compression joins the fused layers when no inner layer comes
+        // before it in the order (CORS, client IP, access log): then it is
+        // the next layer inward anyway.
+        #[cfg(feature = "compression")]
+        let (fused_compression, compression) =
+            if self.cors.is_none() && self.client_ip.is_none() && self.access_log.is_none() {
+                (self.compression, None)
+            } else {
+                (None, self.compression)
+            };
         let fused = Fused {
             request_id: self.request_id,
             trace_context: self.trace_context,
             timing: self.timing,
             security_headers: self.security_headers,
+            #[cfg(feature = "compression")]
+            compression: fused_compression,
         };
-        #[cfg(feature = "compression")]
-        let compression = self.compression;
         #[cfg(not(feature = "compression"))]
         let compression: Option<tower::layer::util::Identity> = None;
         #[cfg(feature = "jwt")]
@@ -213,14 +226,21 @@ pub(crate) struct Fused {
     trace_context: Option<TraceContextLayer>,
     timing: Option<TimingLayer>,
     security_headers: Option<SecurityHeadersLayer>,
+    #[cfg(feature = "compression")]
+    compression: Option<super::CompressionLayer>,
 }
 
 impl Fused {
     fn is_empty(&self) -> bool {
+        #[cfg(feature = "compression")]
+        let compression = self.compression.is_some();
+        #[cfg(not(feature = "compression"))]
+        let compression = false;
         self.request_id.is_none()
             && self.trace_context.is_none()
             && self.timing.is_none()
             && self.security_headers.is_none()
+            && !compression
     }
 
     /// The request halves, outermost first, then `call` (the inner
@@ -239,6 +259,11 @@ impl Fused {
         };
         let timing = self.timing.as_ref().map(|t| t.begin(&req));
         let security = self.security_headers.as_ref().and_then(|s| s.begin(&req));
+        #[cfg(feature = "compression")]
+        let accept = self
+            .compression
+            .as_ref()
+            .and_then(|_| super::compression::accept_encoding(req.headers()));
         let _entered = span.enter();
         // The trace context records its ids on the request's span.
         let traceparent = self
@@ -252,28 +277,45 @@ impl Fused {
             traceparent,
             timing,
             security,
+            #[cfg(feature = "compression")]
+            accept,
         };
         (pending, future, span)
     }
 
     /// The response halves, innermost first.
-    fn finish<B>(&self, pending: Pending, span: &tracing::Span, res: &mut Response<B>) {
+    #[cfg_attr(not(feature = "compression"), allow(unused_mut))]
+    fn finish(
+        &self,
+        mut pending: Pending,
+        span: &tracing::Span,
+        res: Response<Body>,
+    ) -> Response<Body> {
+        #[cfg(feature = "compression")]
+        let mut res = match &self.compression {
+            Some(layer) => layer.respond(res, pending.accept.take()),
+            None => res,
+        };
+        #[cfg(not(feature = "compression"))]
+        let mut res = res;
         let Pending {
             id,
             traceparent,
             timing,
             security,
+            ..
         } = pending;
         // One growth of the header map for all that is added.
         res.headers_mut().reserve(6);
-        super::security_headers::finish(security, res);
+        super::security_headers::finish(security, &mut res);
         if let (Some(layer), Some(started)) = (&self.timing, &timing) {
-            layer.finish(started, res);
+            layer.finish(started, &mut res);
         }
-        super::trace_context::finish(traceparent, res);
+        super::trace_context::finish(traceparent, &mut res);
         if let (Some(layer), Some(id)) = (&self.request_id, id) {
-            super::request_id::finish(layer.header_name(), id, span, res);
+            super::request_id::finish(layer.header_name(), id, span, &mut res);
         }
+        res
     }
 }
 
@@ -284,6 +326,9 @@ struct Pending {
     traceparent: Option<HeaderValue>,
     timing: Option<super::timing::Started>,
     security: Option<Arc<super::security_headers::Config>>,
+    /// The request's `Accept-Encoding`, when compression is fused.
+    #[cfg(feature = "compression")]
+    accept: Option<HeaderValue>,
 }
 
 /// The fused outer layers of a [`Stack`] as a tower layer.
@@ -313,9 +358,9 @@ pub(crate) struct FusedService<S> {
     inner: S,
 }
 
-impl<S, B, ResBody> Service<Request<B>> for FusedService<S>
+impl<S, B> Service<Request<B>> for FusedService<S>
 where
-    S: Service<Request<B>, Response = Response<ResBody>>,
+    S: Service<Request<B>, Response = Response<Body>>,
 {
     type Response = S::Response;
     type Error = S::Error;
@@ -365,17 +410,17 @@ pin_project_lite::pin_project! {
     }
 }
 
-impl<F, B, E> Future for FusedFuture<F>
+impl<F, E> Future for FusedFuture<F>
 where
-    F: Future<Output = Result<Response<B>, E>>,
+    F: Future<Output = Result<Response<Body>, E>>,
 {
     type Output = F::Output;
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
-        let mut res = ready!(this.inner.as_mut().poll(cx))?;
-        if let Some(pending) = this.pending.take() {
-            this.fused.finish(pending, this.inner.span(), &mut res);
-        }
-        Poll::Ready(Ok(res))
+        let res = ready!(this.inner.as_mut().poll(cx))?;
+        Poll::Ready(Ok(match this.pending.take() {
+            Some(pending) => this.fused.finish(pending, this.inner.span(), res),
+            None => res,
+        }))
     }
 }
