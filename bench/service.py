@@ -9,13 +9,18 @@ bench/target/service-run/, and wrk runs pinned to core 0. One user is created
 first; then, for each round and each connection count, the script runs
 `GET /api/v1/users/{id}` and then `POST /api/v1/users`, where each request
 has a unique e-mail address and no password, so that argon2 is not what gets
-measured. Writes bench/target/service-run/service.md and service.json.
+measured. Every request carries the admin's bearer token (one login at the
+start: the v1 routes require a token), and the per-client rate limit is set
+out of reach (`RATE_LIMIT`), so the limiter runs but refuses nothing.
+Writes bench/target/service-run/service.md and service.json.
 """
 
 from __future__ import annotations
 
 import argparse
+import http.client
 import json
+import urllib.parse
 import os
 import signal
 import statistics
@@ -44,6 +49,20 @@ end
 """
 
 
+ADMIN_EMAIL = "admin@example.com"
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def call(port: int, method: str, path: str, body: bytes | None, headers: dict) -> tuple[int, bytes]:
+    conn = http.client.HTTPConnection(HOST, port, timeout=30)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        res = conn.getresponse()
+        return res.status, res.read()
+    finally:
+        conn.close()
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--bin", type=Path, default=BENCH.parent / "target" / "release" / "ferrapi-service")
@@ -68,16 +87,24 @@ def main() -> int:
         signal.signal(sig, harness.on_signal)
 
     server = Server("service", "reference service", 18005, [str(args.bin.resolve())], cwd=out)
-    os.environ.update(LOG_FORMAT="json")
+    os.environ.update(LOG_FORMAT="json", ADMIN_EMAIL=ADMIN_EMAIL, ADMIN_PASSWORD=ADMIN_PASSWORD,
+                      RATE_LIMIT="1000000000/1s")
     os.environ.pop("WORKERS", None)
     rows = []
     try:
         harness.start(server, args.server_cpu, f"sqlite://{db}", out)
         time.sleep(1.0)
         idle = harness.proc_status(server.proc.pid).get("VmRSS", 0)
-        status, _, body = harness.request(server.port, Endpoint(
-            "create", "", "POST", "/api/v1/users", 201,
-            {"name": "Jane Doe", "email": "jane@example.com", "age": 30}))
+        form = urllib.parse.urlencode({"username": ADMIN_EMAIL, "password": ADMIN_PASSWORD}).encode()
+        status, body = call(server.port, "POST", "/api/v1/auth/token", form,
+                            {"Content-Type": "application/x-www-form-urlencoded"})
+        if status != 200:
+            raise RuntimeError(f"POST /api/v1/auth/token answered {status}: {body[:200]!r}")
+        token = json.loads(body)["access_token"]
+        auth = f'wrk.headers["Authorization"] = "Bearer {token}"\n'
+        status, body = call(server.port, "POST", "/api/v1/users",
+                            json.dumps({"name": "Jane Doe", "email": "jane@example.com", "age": 30}).encode(),
+                            {"Content-Type": "application/json", "Authorization": f"Bearer {token}"})
         if status != 201:
             raise RuntimeError(f"POST /api/v1/users answered {status}: {body[:200]!r}")
         uid = json.loads(body)["id"]
@@ -86,9 +113,9 @@ def main() -> int:
         lua_dir = BENCH / "target" / "wrk-scripts"
         lua_dir.mkdir(parents=True, exist_ok=True)
         get_lua = lua_dir / "service_get.lua"
-        get_lua.write_text(REPORT_LUA)
+        get_lua.write_text(auth + REPORT_LUA)
         post_lua = lua_dir / "service_post.lua"
-        post_lua.write_text(POST_LUA + REPORT_LUA)
+        post_lua.write_text(POST_LUA + auth + REPORT_LUA)
         runs = []
         for c in args.connections_list:
             args.connections = c
