@@ -170,6 +170,14 @@ async fn two_instances_share_cache_events_and_rate_limit() {
     let token = a.login_admin().await;
     *b.token.lock().unwrap() = Some(token.clone());
     for svc in [&a, &b] {
+        // The Redis and NATS connections come up in the background after
+        // start-up: readiness turns 200 once they are (bounded wait).
+        let started = std::time::Instant::now();
+        while svc.get("/health/ready").await.status != 200
+            && started.elapsed() < std::time::Duration::from_secs(15)
+        {
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
         let ready = svc.get("/health/ready").await.json();
         assert_eq!(
             ready["checks"],
