@@ -171,6 +171,21 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
     ("MAX_BODY_BYTES", "1048576", "larger request bodies get 413"),
     (
+        "BODY_READ_TIMEOUT",
+        "30",
+        "seconds a request body may stall between two reads before 408 (0: no limit)",
+    ),
+    (
+        "BODY_TOTAL_TIMEOUT",
+        "0 (no limit)",
+        "seconds a whole request body may take before 408",
+    ),
+    (
+        "DRAIN_DELAY",
+        "1",
+        "seconds of draining on SIGTERM (readiness 503, Connection: close) before the listener closes",
+    ),
+    (
         "RATE_LIMIT",
         "100/1s",
         "requests per window per client: <count>/<n><s|m|h>",

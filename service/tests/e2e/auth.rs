@@ -353,6 +353,7 @@ async fn internal_config_needs_the_shared_secret() {
         ("INTERNAL_TOKEN", "internal-secret"),
         ("JWT_SECRET", "jwt-secret-value-0123456789"),
         ("ADMIN_PASSWORD", "admin-secret-password"),
+        ("DRAIN_DELAY", "0.5"),
     ])
     .await;
     let res = svc.get("/internal/config").await;
@@ -377,6 +378,10 @@ async fn internal_config_needs_the_shared_secret() {
     assert_eq!(res.status, 200, "{}", res.body);
     let config = res.json();
     assert_eq!(config["RATE_LIMIT"], "100/1s");
+    // The server's own settings, defaults and overrides alike.
+    assert_eq!(config["DRAIN_DELAY"], 0.5);
+    assert_eq!(config["BODY_READ_TIMEOUT"], 30.0);
+    assert_eq!(config["BODY_TOTAL_TIMEOUT"], 0.0);
     assert_eq!(config["ADMIN_EMAIL"], "admin@example.com");
     for secret in [
         "internal-secret",

@@ -27,6 +27,9 @@ fn help_lists_the_variables() {
         "CORS_ORIGINS",
         "RATE_LIMIT",
         "FORWARDED_ALLOW_IPS",
+        "BODY_READ_TIMEOUT",
+        "BODY_TOTAL_TIMEOUT",
+        "DRAIN_DELAY",
     ] {
         assert!(text.contains(var), "--help does not mention {var}:\n{text}");
     }
