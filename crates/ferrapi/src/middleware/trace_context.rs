@@ -25,8 +25,9 @@ pub const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 /// extension. A request that came without a trace (and without
 /// OpenTelemetry exporting one) starts its trace here, at the first
 /// extraction: later extractions in the same request get the same ids, and
-/// they are recorded on the request's span from then on. [`traceparent`](Self::traceparent) is the header to send on
-/// outgoing calls so that they join the trace as children of this request.
+/// they are recorded on the request's span from then on.
+/// [`traceparent`](Self::traceparent) is the header to send on outgoing
+/// calls so that they join the trace as children of this request.
 ///
 /// ```
 /// use ferrapi::middleware::TraceContext;
@@ -162,28 +163,20 @@ impl TraceContext {
     /// valid (with its `tracestate`), else a new sampled trace; a new span
     /// id either way.
     pub fn from_headers(headers: &http::HeaderMap) -> Self {
-        let parsed = headers
-            .get(TRACEPARENT)
-            .and_then(|v| Self::parse(v.as_bytes()));
-        match parsed {
-            Some(parsed) => Self::joining(parsed, headers),
-            None => Self::new_trace(),
-        }
+        Self::joining(headers).unwrap_or_else(Self::new_trace)
     }
 
-    /// A new span in the caller's trace (`parse`'s result), with the
-    /// caller's `tracestate` from `headers`.
-    fn joining(
-        (trace_id, parent, flags): ([u8; 16], [u8; 8], u8),
-        headers: &http::HeaderMap,
-    ) -> Self {
-        Self {
+    /// A new span in the caller's trace, with the caller's `tracestate`,
+    /// when `headers` carry a valid `traceparent`.
+    fn joining(headers: &http::HeaderMap) -> Option<Self> {
+        let (trace_id, parent, flags) = Self::parse(headers.get(TRACEPARENT)?.as_bytes())?;
+        Some(Self {
             trace_id,
             span_id: random_nonzero(),
             parent_id: Some(parent),
             flags,
             tracestate: headers.get(TRACESTATE).cloned(),
-        }
+        })
     }
 
     /// A new sampled trace.
@@ -300,7 +293,7 @@ impl DescribeInput for TraceContext {}
 
 /// Honours W3C `traceparent`/`tracestate`: for a request that carries a
 /// valid `traceparent` (or whose span OpenTelemetry exports, see
-/// [`telemetry`](crate::telemetry)), puts the [`TraceContext`] on the
+/// `telemetry`, feature `otel`), puts the [`TraceContext`] on the
 /// request, records `trace_id` and `span_id` on the request's tracing span
 /// (the one [`RequestIdLayer`](super::RequestIdLayer) opens, so every log
 /// line of the request carries them), and answers with `traceparent`
@@ -312,7 +305,7 @@ impl DescribeInput for TraceContext {}
 /// [`start_traces`](Self::start_traces) says so, or a handler extracts
 /// [`TraceContext`] (to call another service), which starts one then. As
 /// in FastAPI with OpenTelemetry, new traces are the tracer's business;
-/// with [`telemetry`](crate::telemetry) installed every request has one.
+/// with `telemetry` (feature `otel`) installed every request has one.
 ///
 /// ```
 /// use ferrapi::middleware::TraceContextLayer;
@@ -396,20 +389,11 @@ impl TraceContextLayer {
         let exported = req.extensions().get::<TraceContext>().cloned();
         #[cfg(not(feature = "otel"))]
         let exported: Option<TraceContext> = None;
-        let trace = match exported {
+        let trace = match exported.or_else(|| TraceContext::joining(req.headers())) {
             Some(trace) => trace,
-            None => {
-                let parsed = req
-                    .headers()
-                    .get(TRACEPARENT)
-                    .and_then(|v| TraceContext::parse(v.as_bytes()));
-                match parsed {
-                    Some(parsed) => TraceContext::joining(parsed, req.headers()),
-                    None if self.start_traces => TraceContext::new_trace(),
-                    // No trace to honour, none to start: nothing to do.
-                    None => return None,
-                }
-            }
+            None if self.start_traces => TraceContext::new_trace(),
+            // No trace to honour, none to start: nothing to do.
+            None => return None,
         };
         record_on(&tracing::Span::current(), &trace);
         let header = trace.traceparent_header();
