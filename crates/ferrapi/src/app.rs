@@ -1142,7 +1142,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         #[cfg(feature = "metrics")]
         let measure = unmatched_metrics
             .as_ref()
-            .map(|m| m.start(unmatched.clone(), method.clone()));
+            .map(|m| m.start(&unmatched, &method));
         let _ = &method;
         async move {
             let res = shared.render_error(HttpError::not_found("Not Found").into());

@@ -74,6 +74,16 @@ struct StatusCount {
     statsd: Option<Counter>,
 }
 
+impl StatusCount {
+    fn add_one(&self) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        #[cfg(feature = "statsd")]
+        if let Some(c) = &self.statsd {
+            c.increment(1);
+        }
+    }
+}
+
 /// The series by (route template, method).
 type SeriesMap = HashMap<(Arc<str>, Method), Arc<RouteSeries>, foldhash::fast::RandomState>;
 
@@ -83,6 +93,17 @@ struct HttpShared {
     in_flight: AtomicI64,
     #[cfg(feature = "statsd")]
     statsd: Option<(Arc<crate::statsd::Statsd>, Gauge)>,
+}
+
+impl HttpShared {
+    /// One more (`1`) or one fewer (`-1`) request in flight.
+    fn in_flight(&self, delta: i64) {
+        self.in_flight.fetch_add(delta, Ordering::Relaxed);
+        #[cfg(feature = "statsd")]
+        if let Some((_, gauge)) = &self.statsd {
+            gauge.increment(delta as f64);
+        }
+    }
 }
 
 /// A fixed-bucket histogram of integer observations (nanoseconds, bytes).
@@ -155,11 +176,7 @@ impl RouteSeries {
             let statuses = self.statuses.read().unwrap_or_else(|p| p.into_inner());
             match statuses.iter().find(|s| s.status == status) {
                 Some(s) => {
-                    s.count.fetch_add(1, Ordering::Relaxed);
-                    #[cfg(feature = "statsd")]
-                    if let Some(c) = &s.statsd {
-                        c.increment(1);
-                    }
+                    s.add_one();
                     true
                 }
                 None => false,
@@ -186,11 +203,7 @@ impl RouteSeries {
     fn new_status(&self, status: u16) {
         let mut statuses = self.statuses.write().unwrap_or_else(|p| p.into_inner());
         if let Some(s) = statuses.iter().find(|s| s.status == status) {
-            s.count.fetch_add(1, Ordering::Relaxed);
-            #[cfg(feature = "statsd")]
-            if let Some(c) = &s.statsd {
-                c.increment(1);
-            }
+            s.add_one();
             return;
         }
         #[cfg(feature = "statsd")]
@@ -507,17 +520,13 @@ impl Metrics {
 
     /// Starts measuring one request of `route` (looked up: see
     /// [`start_series`](Self::start_series) for a route resolved earlier).
-    pub(crate) fn start(&self, route: Arc<str>, method: Method) -> InFlight {
-        Self::start_series(self.series(&route, &method))
+    pub(crate) fn start(&self, route: &Arc<str>, method: &Method) -> InFlight {
+        Self::start_series(self.series(route, method))
     }
 
     /// Starts measuring one request of a series resolved earlier.
     pub(crate) fn start_series(series: Arc<RouteSeries>) -> InFlight {
-        series.http.in_flight.fetch_add(1, Ordering::Relaxed);
-        #[cfg(feature = "statsd")]
-        if let Some((_, gauge)) = &series.http.statsd {
-            gauge.increment(1.0);
-        }
+        series.http.in_flight(1);
         InFlight {
             series,
             started: Instant::now(),
@@ -606,12 +615,7 @@ impl InFlight {
         self.done = true;
         let nanos = u64::try_from(self.started.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.series.record(status, nanos, size);
-        let http = &self.series.http;
-        http.in_flight.fetch_sub(1, Ordering::Relaxed);
-        #[cfg(feature = "statsd")]
-        if let Some((_, gauge)) = &http.statsd {
-            gauge.decrement(1.0);
-        }
+        self.series.http.in_flight(-1);
     }
 }
 

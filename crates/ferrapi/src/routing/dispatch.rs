@@ -290,15 +290,13 @@ impl Dispatch {
             req.extensions_mut().insert(params);
         }
         #[cfg(feature = "metrics")]
-        let measure = match (&inner.metrics, &endpoint.series) {
-            // A HEAD served by the GET route has its own series.
-            (Some(m), _) if head && entry.endpoints[1].is_none() => {
-                Some(m.start(endpoint.cx.path.clone(), Method::HEAD))
+        let measure = inner.metrics.as_ref().map(|m| match &endpoint.series {
+            // A HEAD served by the GET route has its own series, looked up.
+            Some(series) if !(head && entry.endpoints[1].is_none()) => {
+                crate::metrics::Metrics::start_series(series.clone())
             }
-            (Some(_), Some(series)) => Some(crate::metrics::Metrics::start_series(series.clone())),
-            (Some(m), None) => Some(m.start(endpoint.cx.path.clone(), req.method().clone())),
-            (None, _) => None,
-        };
+            _ => m.start(&endpoint.cx.path, req.method()),
+        });
         // The access log (when installed) reports the route template.
         crate::middleware::note_route(&req, &endpoint.cx.path);
         // The exported server span (feature `otel`) is named by the template.
