@@ -1124,11 +1124,12 @@ async def check_security(ctx):
              f"{out.elapsed:.2f} s {out.body[:100]!r}; RSS {rss_before} -> {rss_after} KiB")
     c.expect(rss_after - rss_before < 32 * 1024, f"the bomb did not inflate the process "
              f"({rss_after - rss_before:+d} KiB)")
+    bomb_status = out.status
     small = gzip.compress(json.dumps({"name": "Gzip Body", "email": "gzip@example.com", "age": 30}).encode())
     out = await call("POST", "/api/v1/users", body=small,
                      headers={"content-type": "application/json", "content-encoding": "gzip"})
     c.info(f"a small gzip-compressed JSON body: {out.label()} {out.body[:100]!r}")
-    bomb_status = out.status
+    small_status = out.status
 
     # 7. Passwords never in responses or in the JSON logs.
     for email, pw in passwords.items():
@@ -1176,7 +1177,7 @@ async def check_security(ctx):
              f"14 parameters: users unchanged ({len(after)}); 13 traversal attempts: none served; "
              f"headers accepted up to {accepted[-1] if accepted else '-'}, 431 from "
              f"{refused[0] if refused else 'never'}; {len(malformed)} malformed heads: 4xx; "
-             f"{len(checks)} credential-less or forged requests: 401/403; gzip bomb: {bomb_status}; "
+             f"{len(checks)} credential-less or forged requests: 401/403; gzip bomb: {bomb_status}, a small gzip body: {small_status}; "
              f"passwords in {len(responses)} responses / {lines} log lines: {len(in_responses) + len(in_logs)}; "
              f"{LOGIN_FLOOD} concurrent logins: RSS {rss_before // 1024} -> {rss_flood // 1024} MiB, "
              f"{threads} threads")

@@ -17,6 +17,16 @@
 //! time (bounded by the request timeout), not memory or threads: 64
 //! concurrent logins on 2 cores hold 2 × 19 MiB, not 64 × 19 MiB.
 //!
+//! The memory itself is reused: each running hash borrows one of at most
+//! [`max_concurrent_hashes`] buffers, kept for the next hash (up to
+//! 64 MiB each). Allocating 19 MiB per hash and freeing it left the
+//! process's RSS to the allocator: glibc, after the first such block is
+//! freed, serves later ones from per-thread arenas and keeps them, so a
+//! login flood spread over the blocking pool's threads grew the process
+//! by hundreds of MiB at random. The argon2 crate computes into the
+//! buffer we give it (`hash_password_into_with_memory`); only the PHC
+//! string around the result is assembled here, with the `phc` types.
+//!
 //! ```
 //! use ferrapi::middleware::password::PasswordHasher;
 //!
@@ -29,10 +39,14 @@
 //! # Ok::<(), ferrapi::middleware::password::PasswordError>(())
 //! ```
 
-use argon2::password_hash::phc::PasswordHash;
-use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
+
+/// The largest Argon2 memory buffer kept for reuse, in 1 KiB blocks
+/// (64 MiB): a hash stored with a larger memory cost still verifies, with
+/// memory of its own, freed afterwards.
+const KEEP_BLOCKS: usize = 64 * 1024;
 
 /// How many Argon2 hashes (or verifications) may run at once in this
 /// process: the number of cores (`std::thread::available_parallelism`), at
@@ -57,6 +71,9 @@ struct Limiter {
     running: Mutex<usize>,
     freed: Condvar,
     turns: Arc<tokio::sync::Semaphore>,
+    /// Argon2 memory of finished hashes, for the next ones: never more
+    /// buffers than `permits`, as no more hashes run at once.
+    memory: Mutex<Vec<Vec<Block>>>,
 }
 
 fn limiter() -> &'static Limiter {
@@ -68,6 +85,7 @@ fn limiter() -> &'static Limiter {
             running: Mutex::new(0),
             freed: Condvar::new(),
             turns: Arc::new(tokio::sync::Semaphore::new(permits)),
+            memory: Mutex::new(Vec::new()),
         }
     })
 }
@@ -103,6 +121,75 @@ fn bounded<T>(work: impl FnOnce() -> T) -> T {
     work()
 }
 
+/// Computes Argon2 of `password` and `salt` into `out`, once fewer than
+/// [`max_concurrent_hashes`] hashes are running, in a reused buffer.
+fn argon2_into(
+    argon2: &Argon2<'_>,
+    password: &[u8],
+    salt: &[u8],
+    out: &mut [u8],
+) -> Result<(), PasswordError> {
+    let hashing = |e: argon2::Error| PasswordError::Hashing(e.to_string());
+    bounded(|| {
+        let limiter = limiter();
+        let needed = argon2.params().block_count();
+        let mut memory = limiter
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_default();
+        if memory.len() < needed {
+            #[cfg(test)]
+            tests::GROWN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            memory
+                .try_reserve_exact(needed - memory.len())
+                .map_err(|_| hashing(argon2::Error::OutOfMemory))?;
+            memory.resize(needed, Block::default());
+        }
+        let blocks = memory.get_mut(..needed).unwrap_or_default();
+        let result = argon2
+            .hash_password_into_with_memory(password, salt, out, blocks)
+            .map_err(hashing);
+        if memory.len() <= KEEP_BLOCKS {
+            limiter
+                .memory
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(memory);
+        }
+        result
+    })
+}
+
+/// The PHC string of `password` hashed by `argon2` with `salt`.
+fn phc_hash(
+    argon2: &Argon2<'_>,
+    algorithm: Algorithm,
+    version: Version,
+    password: &[u8],
+    salt: &[u8],
+) -> Result<PasswordHash, PasswordError> {
+    let phc = |e: argon2::password_hash::phc::Error| PasswordError::Hashing(e.to_string());
+    let mut buffer = [0u8; Output::MAX_LENGTH];
+    let len = argon2
+        .params()
+        .output_len()
+        .unwrap_or(Params::DEFAULT_OUTPUT_LEN);
+    let out = buffer
+        .get_mut(..len)
+        .ok_or_else(|| PasswordError::Params(format!("output length {len}")))?;
+    argon2_into(argon2, password, salt, out)?;
+    Ok(PasswordHash {
+        algorithm: algorithm.ident(),
+        version: Some(version.into()),
+        params: ParamsString::try_from(argon2.params())
+            .map_err(|e| PasswordError::Params(e.to_string()))?,
+        salt: Some(Salt::new(salt).map_err(phc)?),
+        hash: Some(Output::new(out).map_err(phc)?),
+    })
+}
+
 /// Runs `work` (a synchronous method of [`PasswordHasher`], which takes its
 /// place among the running hashes itself) on tokio's blocking pool once a
 /// turn is free: waiting does not hold a thread.
@@ -135,6 +222,11 @@ pub enum PasswordError {
     #[error("password hashing failed: {0}")]
     Hashing(String),
 }
+
+/// The algorithm of new hashes: Argon2id.
+const ALGORITHM: Algorithm = Algorithm::Argon2id;
+/// The version of new hashes: 0x13 (19).
+const VERSION: Version = Version::V0x13;
 
 /// Hashes and verifies passwords with Argon2id.
 #[derive(Debug, Clone)]
@@ -175,7 +267,7 @@ impl PasswordHasher {
     }
 
     fn argon2(&self) -> Argon2<'static> {
-        Argon2::new(Algorithm::Argon2id, Version::V0x13, self.params.clone())
+        Argon2::new(ALGORITHM, VERSION, self.params.clone())
     }
 
     /// Hashes `password` with a fresh random salt.
@@ -183,12 +275,16 @@ impl PasswordHasher {
     /// # Errors
     /// Hashing failed.
     pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
-        bounded(|| {
-            self.argon2()
-                .hash_password(password.as_bytes())
-                .map(|h| h.to_string())
-                .map_err(|e| PasswordError::Hashing(e.to_string()))
-        })
+        let salt = argon2::password_hash::try_generate_salt()
+            .map_err(|e| PasswordError::Hashing(e.to_string()))?;
+        phc_hash(
+            &self.argon2(),
+            ALGORITHM,
+            VERSION,
+            password.as_bytes(),
+            &salt,
+        )
+        .map(|h| h.to_string())
     }
 
     /// Whether `password` matches `hash` (with the parameters stored in the
@@ -197,20 +293,42 @@ impl PasswordHasher {
     /// # Errors
     /// `hash` is not a valid PHC string.
     pub fn verify(&self, password: &str, hash: &str) -> Result<bool, PasswordError> {
-        let parsed =
-            PasswordHash::new(hash).map_err(|e| PasswordError::MalformedHash(e.to_string()))?;
-        match bounded(|| self.argon2().verify_password(password.as_bytes(), &parsed)) {
-            Ok(()) => Ok(true),
-            Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-            Err(e) => Err(PasswordError::MalformedHash(e.to_string())),
-        }
+        let malformed = |e: String| PasswordError::MalformedHash(e);
+        let parsed = PasswordHash::new(hash).map_err(|e| malformed(e.to_string()))?;
+        let (Some(salt), Some(expected)) = (&parsed.salt, &parsed.hash) else {
+            return Err(malformed("no salt or no hash".into()));
+        };
+        let algorithm =
+            Algorithm::try_from(parsed.algorithm.as_str()).map_err(|e| malformed(e.to_string()))?;
+        let version = match parsed.version {
+            Some(v) => Version::try_from(v).map_err(|e| malformed(e.to_string()))?,
+            None => Version::default(),
+        };
+        let params = Params::try_from(&parsed).map_err(|e| malformed(e.to_string()))?;
+        let argon2 = Argon2::new(algorithm, version, params);
+        let computed = phc_hash(
+            &argon2,
+            algorithm,
+            version,
+            password.as_bytes(),
+            salt.as_ref(),
+        )
+        .map_err(|e| malformed(e.to_string()))?;
+        // `Output`'s equality is constant-time.
+        Ok(computed.hash.as_ref() == Some(expected))
     }
 
     /// Spends the time of a verification without a stored hash, so that an
     /// unknown user name takes as long as a wrong password (no user
     /// enumeration by timing). Always `false`.
     pub fn verify_dummy(&self, password: &str) -> bool {
-        let _ = bounded(|| self.argon2().hash_password(password.as_bytes()));
+        let _ = phc_hash(
+            &self.argon2(),
+            ALGORITHM,
+            VERSION,
+            password.as_bytes(),
+            b"saltsaltsaltsalt",
+        );
         false
     }
 
@@ -220,14 +338,12 @@ impl PasswordHasher {
         let Ok(parsed) = PasswordHash::new(hash) else {
             return true;
         };
-        let current = self.argon2();
-        let Ok(expected) = bounded(|| current.hash_password_with_salt(b"", b"saltsaltsaltsalt"))
-        else {
+        let Ok(params) = ParamsString::try_from(&self.params) else {
             return true;
         };
-        parsed.algorithm != expected.algorithm
-            || parsed.version != expected.version
-            || parsed.params != expected.params
+        parsed.algorithm != ALGORITHM.ident()
+            || parsed.version != Some(VERSION.into())
+            || parsed.params != params
     }
 
     /// [`hash`](Self::hash) on tokio's blocking pool.
@@ -271,6 +387,8 @@ mod tests {
     /// the limiter's own bookkeeping.
     static NOW: AtomicUsize = AtomicUsize::new(0);
     static PEAK: AtomicUsize = AtomicUsize::new(0);
+    /// Argon2 buffers allocated or grown.
+    pub(super) static GROWN: AtomicUsize = AtomicUsize::new(0);
 
     pub(super) struct Probe;
 
@@ -325,11 +443,73 @@ mod tests {
             assert!(thread.join().unwrap_or(false));
         }
         assert_eq!(done, limit * 8 + 8, "every hash ran");
+        assert_eq!(
+            hasher.verify("sync0", &hasher.hash("sync0").unwrap_or_default()),
+            Ok(true)
+        );
         let peak = PEAK.load(Ordering::SeqCst);
         assert!(
             (1..=limit).contains(&peak),
             "{peak} hashes at once, limit {limit}"
         );
+        // The memory was reused: each place's buffer grows at most once
+        // per memory cost these tests use (8, 64, 1024 and 19456 KiB),
+        // whatever order they run in; without reuse, once per hash.
+        let grown = GROWN.load(Ordering::SeqCst);
+        assert!(
+            grown <= 4 * limit,
+            "{grown} Argon2 buffers allocated for {} hashes and the other tests', limit {limit}",
+            limit * 8 + 12
+        );
+        let kept = limiter().memory.lock().map(|m| m.len()).unwrap_or(0);
+        assert!((1..=limit).contains(&kept), "{kept} buffers kept");
+    }
+
+    #[test]
+    fn hashes_agree_with_the_argon2_crate() {
+        use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
+        let hasher = PasswordHasher::with_params(64, 2, 1).unwrap_or_default();
+        let theirs = hasher
+            .argon2()
+            .hash_password_with_salt(b"pw", b"saltsaltsaltsalt")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
+        let ours = phc_hash(
+            &hasher.argon2(),
+            ALGORITHM,
+            VERSION,
+            b"pw",
+            b"saltsaltsaltsalt",
+        )
+        .map(|h| h.to_string())
+        .unwrap_or_default();
+        assert_eq!(ours, theirs);
+        assert!(ours.starts_with("$argon2id$v=19$m=64,t=2,p=1$"), "{ours}");
+        // A random salt verifies both ways, and other variants verify too.
+        let ours = hasher.hash("pw").unwrap_or_default();
+        let parsed = PasswordHash::new(&ours);
+        assert!(parsed.is_ok_and(|p| hasher.argon2().verify_password(b"pw", &p).is_ok()));
+        for algorithm in [Algorithm::Argon2i, Algorithm::Argon2d, Algorithm::Argon2id] {
+            for version in [Version::V0x10, Version::V0x13] {
+                let theirs = Argon2::new(algorithm, version, hasher.params.clone())
+                    .hash_password_with_salt(b"pw", b"0123456789abcdef")
+                    .map(|h| h.to_string())
+                    .unwrap_or_default();
+                assert_eq!(hasher.verify("pw", &theirs), Ok(true), "{theirs}");
+                assert_eq!(hasher.verify("pv", &theirs), Ok(false), "{theirs}");
+            }
+        }
+        assert!(matches!(
+            hasher.verify("pw", "$argon2id$v=19$m=64,t=2,p=1"),
+            Err(PasswordError::MalformedHash(_))
+        ));
+        assert!(matches!(
+            hasher.verify(
+                "pw",
+                "$scrypt$v=19$m=64,t=2,p=1$c2FsdHNhbHRzYWx0c2FsdA$AAAA"
+            ),
+            Err(PasswordError::MalformedHash(_))
+        ));
     }
 
     #[test]
