@@ -4,6 +4,10 @@
 use std::io::IsTerminal;
 use std::path::PathBuf;
 
+/// The longest `DRAIN_DELAY` accepted: the listener must close within
+/// 5 s of SIGTERM, and it closes when the drain ends.
+const MAX_DRAIN_DELAY: std::time::Duration = std::time::Duration::from_secs(4);
+
 /// A variable with a value that cannot be used.
 #[derive(Debug, thiserror::Error)]
 #[error("invalid {var}: {reason}")]
@@ -183,7 +187,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "DRAIN_DELAY",
         "1",
-        "seconds of draining on SIGTERM (readiness 503, Connection: close) before the listener closes",
+        "seconds (at most 4) of draining on SIGTERM (readiness 503, Connection: close) before the listener closes",
     ),
     (
         "RATE_LIMIT",
@@ -367,13 +371,24 @@ impl Config {
         };
         // The server's own variables are checked here too, so that a bad
         // value stops the program before anything starts.
-        ferrapi::ServeConfig::from_env().map_err(|e| match e {
+        let serve = ferrapi::ServeConfig::from_env().map_err(|e| match e {
             ferrapi::ServeError::Config { var, reason } => ConfigError { var, reason },
             other => ConfigError {
                 var: "HOST",
                 reason: other.to_string(),
             },
         })?;
+        // The contract: the listener closes within 5 s of SIGTERM, and it
+        // closes after the drain.
+        if serve.drain_delay > MAX_DRAIN_DELAY {
+            return Err(ConfigError {
+                var: "DRAIN_DELAY",
+                reason: format!(
+                    "at most {} seconds: the listener must close within 5 s of SIGTERM",
+                    MAX_DRAIN_DELAY.as_secs()
+                ),
+            });
+        }
         let (jwt_secret, jwt_secret_generated) = match var("JWT_SECRET") {
             Some(s) if s.len() < 16 => {
                 return Err(ConfigError {

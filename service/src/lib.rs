@@ -237,13 +237,15 @@ pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<au
         )
         .document("v1", "/api/v1")
         .document("v2", "/api/v2")
+        // The bus prefixes every topic with the namespace: the document
+        // names the subject on the wire.
         .publishes::<events::UserEvent>(
-            events::USER_EVENTS.name(),
+            format!("{}.{}", config.namespace, events::USER_EVENTS.name()),
             "User events: one per user created or deleted, published by the instance that made \
-             the change (subject prefixed with `SHARED_NAMESPACE.` when that is set).",
+             the change. The subject is `<SHARED_NAMESPACE>.users` (the namespace is `ferrapi` by default).",
         )
         .subscribes::<events::UserEvent>(
-            events::USER_EVENTS.name(),
+            format!("{}.{}", config.namespace, events::USER_EVENTS.name()),
             "Every instance forwards the topic's events to its WebSocket clients.",
         )
         .metrics("/metrics", resources.metrics.clone())

@@ -46,6 +46,14 @@
 //! the connection closed, before the application sees it (hyper's limits;
 //! HTTP/2 keeps hyper's 16 KiB header list limit).
 //!
+//! # `Host`
+//!
+//! An HTTP/1.1 request without a `Host` header, or with more than one, is
+//! answered `400 Bad Request` (`{"detail": "…"}`) and its connection
+//! closed, before the application sees it, as RFC 9112 (section 3.2)
+//! requires and uvicorn (h11) does; hyper does not check it. HTTP/1.0
+//! requests may omit it; HTTP/2 requests carry `:authority` instead.
+//!
 //! # Shutdown: drain, then close
 //!
 //! When the shutdown future resolves (SIGTERM or SIGINT for
@@ -535,6 +543,16 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
 
     fn call(&self, req: http::Request<hyper::body::Incoming>) -> ServeFuture {
         self.watch.begin(req.version());
+        if req.version() == http::Version::HTTP_11
+            && let Some(detail) = host_fault(req.headers())
+        {
+            return ServeFuture {
+                inner: Inner::Refused {
+                    res: Some(bad_request(detail)),
+                },
+                guard: Some(RequestGuard(self.watch.clone())),
+            };
+        }
         // A request without a body (most GETs) has nothing to time out.
         let mut req = if self.body_timeouts.is_off() || http_body::Body::is_end_stream(req.body()) {
             req.map(axum::body::Body::new)
@@ -565,9 +583,38 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
     }
 }
 
+/// What is wrong with an HTTP/1.1 request's `Host` header, if anything:
+/// there must be exactly one (RFC 9112, section 3.2).
+fn host_fault(headers: &http::HeaderMap) -> Option<&'static str> {
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    match (hosts.next(), hosts.next()) {
+        (Some(_), None) => None,
+        (None, _) => Some("Missing Host header"),
+        (Some(_), Some(_)) => Some("More than one Host header"),
+    }
+}
+
+/// A `400` answered by the server itself, closing the connection.
+fn bad_request(detail: &str) -> http::Response<axum::body::Body> {
+    let body = serde_json::json!({ "detail": detail }).to_string();
+    let mut res = http::Response::new(axum::body::Body::from(body));
+    *res.status_mut() = http::StatusCode::BAD_REQUEST;
+    let headers = res.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("application/json"),
+    );
+    headers.insert(
+        http::header::CONNECTION,
+        http::HeaderValue::from_static("close"),
+    );
+    res
+}
+
 pin_project_lite::pin_project! {
     #[project = InnerProj]
     enum Inner {
+        Refused { res: Option<http::Response<axum::body::Body>> },
         Direct { #[pin] fut: crate::routing::DispatchFuture },
         Layered { #[pin] fut: axum::routing::future::RouteFuture<Infallible> },
         FusedDirect { #[pin] fut: FusedFuture<crate::routing::DispatchFuture> },
@@ -591,6 +638,9 @@ impl Future for ServeFuture {
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let res = match this.inner.project() {
+            InnerProj::Refused { res } => {
+                Ok(res.take().unwrap_or_else(|| bad_request("Bad Request")))
+            }
             InnerProj::Direct { fut } => ready!(fut.poll(cx)),
             InnerProj::Layered { fut } => ready!(fut.poll(cx)),
             InnerProj::FusedDirect { fut } => ready!(fut.poll(cx)),

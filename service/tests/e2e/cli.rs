@@ -62,6 +62,8 @@ fn a_malformed_variable_stops_the_program_with_one_line_naming_it() {
         ("OTEL_EXPORTER_OTLP_ENDPOINT", "collector"),
         ("ACCESS_LOG", "maybe"),
         ("NOTIFICATION_DELAY_MS", "soon"),
+        ("DRAIN_DELAY", "soon"),
+        ("DRAIN_DELAY", "4.5"),
     ] {
         let out = Command::new(BIN)
             .env(var, value)

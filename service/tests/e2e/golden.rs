@@ -18,6 +18,33 @@ fn asyncapi_document_matches_the_golden_file() {
     check_golden("asyncapi", "asyncapi.json", "AsyncAPI");
 }
 
+/// The bus subjects are prefixed with `SHARED_NAMESPACE`: the document
+/// names the subject on the wire.
+#[test]
+fn asyncapi_names_the_namespaced_subject() {
+    let out = Command::new(BIN)
+        .arg("asyncapi")
+        .env("LOG_FORMAT", "json")
+        .env("SHARED_NAMESPACE", "tenant-7")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        doc["channels"]["tenant-7.users"]["address"],
+        "tenant-7.users"
+    );
+    assert_eq!(
+        doc["operations"]["send_tenant-7.users"]["channel"]["$ref"],
+        "#/channels/tenant-7.users"
+    );
+    assert!(doc["channels"].get("ferrapi.users").is_none());
+}
+
 /// Runs `ferrapi-service <command>` and compares what it prints with
 /// `service/<file>` (or rewrites the file with `UPDATE_GOLDEN`).
 fn check_golden(command: &str, file: &str, what: &str) {

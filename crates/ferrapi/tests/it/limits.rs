@@ -1,7 +1,8 @@
 //! Resource bounds over a real socket (issue 11): a slowloris client is cut
 //! by the header timeout; a stalled body holds only its own connection and
 //! is released when its client goes; oversized or too many request headers
-//! are answered 431; JSON nested deeper than the parser's limit is a 422
+//! are answered 431, an HTTP/1.1 request without exactly one `Host` 400;
+//! JSON nested deeper than the parser's limit is a 422
 //! `json_invalid`, never a crash; thousands of idle keep-alive connections
 //! cost a bounded, measured amount of memory and are reaped when idle.
 //!
@@ -323,6 +324,43 @@ async fn too_many_or_too_large_request_headers_are_answered_431() {
     assert!(text.starts_with("HTTP/1.1 431"), "1 MiB header: {text}");
 
     // The server is unharmed.
+    assert_eq!(get_hello(addr).await, 200);
+    server.stop().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_http11_request_needs_exactly_one_host() {
+    let server = TestServer::start(app()).await;
+    let addr = server.addr();
+    for (head, detail) in [
+        ("GET /hello HTTP/1.1\r\n\r\n", "Missing Host header"),
+        (
+            "GET /hello HTTP/1.1\r\nhost: a\r\nhost: b\r\n\r\n",
+            "More than one Host header",
+        ),
+    ] {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        s.write_all(head.as_bytes()).await.unwrap();
+        let (buf, closed) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+        let text = String::from_utf8_lossy(&buf);
+        assert!(text.starts_with("HTTP/1.1 400"), "{head:?}: {text}");
+        assert!(
+            text.to_ascii_lowercase()
+                .contains("content-type: application/json"),
+            "{text}"
+        );
+        assert!(
+            text.ends_with(&format!("{{\"detail\":\"{detail}\"}}")),
+            "{text}"
+        );
+        assert!(closed, "the connection is closed after the 400");
+    }
+    // HTTP/1.0 may omit it; one Host is served.
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"GET /hello HTTP/1.0\r\n\r\n").await.unwrap();
+    let (buf, _) = read_until_closed(&mut s, Duration::from_secs(10)).await;
+    let text = String::from_utf8_lossy(&buf);
+    assert!(text.starts_with("HTTP/1.0 200"), "HTTP/1.0: {text}");
     assert_eq!(get_hello(addr).await, 200);
     server.stop().await.unwrap();
 }
