@@ -92,17 +92,8 @@ fn unknown_command_is_refused() {
 
 #[test]
 fn openapi_and_migrate_subcommands() {
-    let out = Command::new(BIN)
-        .arg("openapi")
-        .env("LOG_FORMAT", "json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let doc: serde_json::Value =
+        serde_json::from_slice(&crate::print_document("openapi", &[])).unwrap();
     assert_eq!(doc["openapi"], "3.1.0");
     assert!(doc["paths"]["/api/v1/users/{user_id}"]["get"].is_object());
 

@@ -5,9 +5,6 @@
 //! `UPDATE_GOLDEN=1 cargo test -p ferrapi-service --test e2e golden`
 //! rewrites them.
 
-use crate::BIN;
-use std::process::Command;
-
 #[test]
 fn openapi_document_matches_the_golden_file() {
     check_golden("openapi", "openapi.json", "OpenAPI");
@@ -22,18 +19,8 @@ fn asyncapi_document_matches_the_golden_file() {
 /// names the subject on the wire.
 #[test]
 fn asyncapi_names_the_namespaced_subject() {
-    let out = Command::new(BIN)
-        .arg("asyncapi")
-        .env("LOG_FORMAT", "json")
-        .env("SHARED_NAMESPACE", "tenant-7")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let out = crate::print_document("asyncapi", &[("SHARED_NAMESPACE", "tenant-7")]);
+    let doc: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(
         doc["channels"]["tenant-7.users"]["address"],
         "tenant-7.users"
@@ -48,17 +35,7 @@ fn asyncapi_names_the_namespaced_subject() {
 /// Runs `ferrapi-service <command>` and compares what it prints with
 /// `service/<file>` (or rewrites the file with `UPDATE_GOLDEN`).
 fn check_golden(command: &str, file: &str, what: &str) {
-    let out = Command::new(BIN)
-        .arg(command)
-        .env("LOG_FORMAT", "json")
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let generated = String::from_utf8(out.stdout).unwrap();
+    let generated = String::from_utf8(crate::print_document(command, &[])).unwrap();
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(file);
     if std::env::var_os("UPDATE_GOLDEN").is_some() {
         std::fs::write(&path, &generated).unwrap();

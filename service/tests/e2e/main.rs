@@ -59,6 +59,23 @@ pub fn shared_mode() -> Option<Shared> {
 }
 
 /// The namespace (and database name) of a test's folder.
+/// Runs `ferrapi-service <command>` (`openapi`, `asyncapi`) with `env`
+/// and returns what it printed, asserting that it succeeded.
+pub fn print_document(command: &str, env: &[(&str, &str)]) -> Vec<u8> {
+    let out = std::process::Command::new(BIN)
+        .arg(command)
+        .env("LOG_FORMAT", "json")
+        .envs(env.iter().copied())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
 pub fn namespace_for(dir: &std::path::Path) -> String {
     dir.file_name()
         .map(|n| {
