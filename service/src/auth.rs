@@ -7,10 +7,19 @@
 //! other algorithms are refused) and loads the user, so a deleted user's
 //! token stops working at once and an admin flag change takes effect on the
 //! next request. Failures answer 401 with `WWW-Authenticate: Bearer`.
+//!
+//! The token is verified once per request, by the stack's lenient
+//! [`JwtLayer`](ferrapi::middleware::jwt::JwtLayer) (see [`Auth::layer`]):
+//! the rate limiter's key and [`CurrentUser`] read the verified subject
+//! from the request. A refused token passes the layer without claims, so
+//! public routes (login, health, docs) serve it as FastAPI does, and
+//! [`CurrentUser`] refuses it.
 
 use ferrapi::extract::{Dependency, FromRequestParts, Rejection, RequestContext};
 use ferrapi::http::request::Parts;
-use ferrapi::middleware::jwt::{IssuedToken, JwtIssuer, JwtVerifier, VerifyingKey};
+use ferrapi::middleware::jwt::{
+    IssuedToken, JwtIssuer, JwtLayer, JwtVerifier, VerifiedClaims, VerifyingKey,
+};
 use ferrapi::middleware::password::PasswordHasher;
 use ferrapi::openapi::OperationBuilder;
 use ferrapi::prelude::*;
@@ -74,6 +83,19 @@ impl Auth {
         let claims: TokenClaims = self.verifier.verify(token).ok()?;
         claims.sub.parse().ok()
     }
+
+    /// The layer that verifies each request's bearer token once, for the
+    /// rate limiter and [`CurrentUser`]; a refused token passes it
+    /// without claims.
+    pub fn layer(&self) -> JwtLayer {
+        JwtLayer::new(self.verifier.clone()).reject_invalid(false)
+    }
+}
+
+/// The user id of the token [`Auth::layer`] verified for this request.
+pub fn verified_user_id(extensions: &ferrapi::http::Extensions) -> Option<i64> {
+    let VerifiedClaims(claims) = extensions.get::<VerifiedClaims>()?;
+    claims.get("sub")?.as_str()?.parse().ok()
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -165,7 +187,11 @@ impl Dependency for CurrentUser {
                 .with_header("www-authenticate", "Bearer error=\"invalid_token\"")
                 .into()
         };
-        let id = auth.user_id(token.token()).ok_or_else(invalid)?;
+        // Verified by the layer; else (no layer, or a refused token)
+        // verified here.
+        let id = verified_user_id(&parts.extensions)
+            .or_else(|| auth.user_id(token.token()))
+            .ok_or_else(invalid)?;
         let Some(cache) = cx.state::<Cache>() else {
             return Err(HttpError::internal().into());
         };

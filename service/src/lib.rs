@@ -182,18 +182,12 @@ pub fn app(resources: Resources, config: &config::Config) -> App {
 pub fn app_with_auth(resources: Resources, config: &config::Config, auth: Arc<auth::Auth>) -> App {
     // Authenticated requests count against the user's bucket, anonymous
     // ones against the client address.
-    let key_auth = auth.clone();
-    let user_key = RateLimitKey::from_fn(move |parts| {
-        let value = parts.headers.get(ferrapi::http::header::AUTHORIZATION)?;
-        let (scheme, token) = value.to_str().ok()?.split_once(' ')?;
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            return None;
-        }
-        key_auth
-            .user_id(token.trim())
-            .map(|id| format!("user:{id}"))
+    // The stack's JWT layer verified the token (once per request).
+    let user_key = RateLimitKey::from_fn(|parts| {
+        auth::verified_user_id(&parts.extensions).map(|id| format!("user:{id}"))
     });
     let mut stack = Stack::defaults()
+        .jwt(auth.layer())
         .access_log(
             config
                 .access_log

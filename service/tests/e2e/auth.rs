@@ -103,6 +103,29 @@ async fn login_tokens_and_refusals() {
     let res = svc.get("/api/v1/users/me").await;
     assert_eq!(res.status, 401);
     assert_eq!(res.header("www-authenticate"), Some("Bearer"));
+    // Public routes do not look at the token (as in FastAPI): a refused
+    // one does not stop a login or a health check.
+    let res = svc
+        .request(
+            "GET",
+            "/health/live",
+            &[("authorization", "Bearer not-a-token")],
+            "",
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
+    let res = svc
+        .request(
+            "POST",
+            "/api/v1/auth/token",
+            &[
+                ("authorization", "Bearer not-a-token"),
+                ("content-type", "application/x-www-form-urlencoded"),
+            ],
+            "username=admin%40example.com&password=admin",
+        )
+        .await;
+    assert_eq!(res.status, 200, "{}", res.body);
 
     // A user created without a password cannot log in.
     *svc.token.lock().unwrap() = Some(token.clone());

@@ -618,6 +618,12 @@ impl<T> DescribeInput for Claims<T> {
 /// [`Claims<T>`] and by a rate-limit key). Requests without a token pass;
 /// routes that need one say so by taking [`Claims<T>`].
 ///
+/// With [`reject_invalid(false)`](Self::reject_invalid) a refused token
+/// passes too, without claims, as in FastAPI where only the routes that
+/// depend on the token look at it: a public route serves the request,
+/// and [`Claims<T>`] answers the 401. A valid token is still verified once
+/// per request, here.
+///
 /// ```
 /// use ferrapi::middleware::jwt::{JwtLayer, JwtVerifier, VerifiedClaims, VerifyingKey};
 /// use ferrapi::middleware::{RateLimitKey, RateLimitLayer, TrustedProxies};
@@ -637,14 +643,31 @@ impl<T> DescribeInput for Claims<T> {
 #[derive(Debug, Clone)]
 pub struct JwtLayer {
     verifier: Arc<JwtVerifier>,
+    reject_invalid: bool,
 }
 
 impl JwtLayer {
-    /// Verifies with `verifier`.
+    /// Verifies with `verifier`; a refused token is answered 401.
     pub fn new(verifier: JwtVerifier) -> Self {
         Self {
             verifier: Arc::new(verifier),
+            reject_invalid: true,
         }
+    }
+
+    /// Whether a refused token is answered 401 by the layer (the default),
+    /// or passes without claims, left to the routes that need a token.
+    ///
+    /// ```
+    /// use ferrapi::middleware::jwt::{JwtLayer, JwtVerifier, VerifyingKey};
+    ///
+    /// let verifier = JwtVerifier::new(VerifyingKey::hs256(b"0123456789abcdef0123456789abcdef"));
+    /// let layer = JwtLayer::new(verifier).reject_invalid(false);
+    /// ```
+    #[must_use]
+    pub fn reject_invalid(mut self, reject: bool) -> Self {
+        self.reject_invalid = reject;
+        self
     }
 }
 
@@ -654,6 +677,7 @@ impl<S> Layer<S> for JwtLayer {
         JwtService {
             inner,
             verifier: self.verifier.clone(),
+            reject_invalid: self.reject_invalid,
         }
     }
 }
@@ -663,6 +687,7 @@ impl<S> Layer<S> for JwtLayer {
 pub struct JwtService<S> {
     inner: S,
     verifier: Arc<JwtVerifier>,
+    reject_invalid: bool,
 }
 
 impl<S, B> Service<Request<B>> for JwtService<S>
@@ -698,10 +723,12 @@ where
                     req.extensions_mut()
                         .insert(VerifiedClaims(Arc::new(claims)));
                 }
-                Step::Done(Err(e)) => {
+                Step::Done(Err(e)) if self.reject_invalid => {
                     let res = crate::response::error_response(&invalid_token(&e));
                     return Either::Left(Either::Right(std::future::ready(Ok(res))));
                 }
+                // Left to the routes that need a token.
+                Step::Done(Err(_)) => {}
                 #[cfg(feature = "jwks")]
                 Step::Refresh(generation) => {
                     // The service polled ready is the one that is called.
@@ -709,7 +736,11 @@ where
                     let inner = std::mem::replace(&mut self.inner, ready);
                     let verifier = self.verifier.clone();
                     return Either::Right(Box::pin(verify_then_call(
-                        verifier, generation, req, inner,
+                        verifier,
+                        generation,
+                        req,
+                        inner,
+                        self.reject_invalid,
                     )));
                 }
             }
@@ -730,6 +761,7 @@ async fn verify_then_call<S, B>(
     generation: u64,
     mut req: Request<B>,
     mut inner: S,
+    reject_invalid: bool,
 ) -> Result<Response, std::convert::Infallible>
 where
     S: Service<Request<B>, Error = std::convert::Infallible>,
@@ -743,13 +775,15 @@ where
         None => Err(JwtError::Malformed("no bearer token".into())),
     };
     match verified {
-        Ok(claims) => {
-            req.extensions_mut()
-                .insert(VerifiedClaims(Arc::new(claims)));
+        Err(e) if reject_invalid => Ok(crate::response::error_response(&invalid_token(&e))),
+        verified => {
+            if let Ok(claims) = verified {
+                req.extensions_mut()
+                    .insert(VerifiedClaims(Arc::new(claims)));
+            }
             req.extensions_mut().insert(verifier);
             let res = inner.call(req).await?;
             Ok(axum::response::IntoResponse::into_response(res))
         }
-        Err(e) => Ok(crate::response::error_response(&invalid_token(&e))),
     }
 }

@@ -1561,6 +1561,34 @@ MCowBQYDK2VwAyEAJR8XTXXKlxQCBEdwqhh1bFZs7VeeQHgpphhRAve4TVY=
         assert_eq!(res.json::<Value>(), json!({"detail": "Not authenticated"}));
     }
 
+    #[tokio::test]
+    async fn a_lenient_layer_leaves_refused_tokens_to_the_routes() {
+        let stack = Stack::new().jwt(
+            JwtLayer::new(JwtVerifier::new(VerifyingKey::hs256(SECRET))).reject_invalid(false),
+        );
+        let client = TestClient::new(stack.apply(routes().route(me)));
+        // A bad token: a public route serves, a `Claims` route refuses it.
+        let res = client
+            .get("/hello")
+            .header("authorization", "Bearer nope")
+            .send()
+            .await;
+        assert_eq!(res.status(), 200);
+        assert_invalid(&call(&client, "nope").await, "bad token on a Claims route");
+        let expired = hs256(
+            json!({"alg": "HS256"}),
+            json!({"sub": "alice", "exp": now() - 120}),
+            SECRET,
+        );
+        assert_invalid(&call(&client, &expired).await, "expired token");
+        // A good one reaches the handler as claims.
+        let alice = JwtIssuer::hs256(SECRET)
+            .issue(&json!({"sub": "alice"}))
+            .unwrap()
+            .access_token;
+        assert_eq!(call(&client, &alice).await.text(), "alice");
+    }
+
     #[test]
     fn claims_document_the_bearer_scheme() {
         let built = App::new().route(me).build().unwrap();
