@@ -17,15 +17,20 @@
 //! time (bounded by the request timeout), not memory or threads: 64
 //! concurrent logins on 2 cores hold 2 × 19 MiB, not 64 × 19 MiB.
 //!
-//! The memory itself is reused: each running hash borrows one of at most
-//! [`max_concurrent_hashes`] buffers, kept for the next hash (up to
-//! 64 MiB each). Allocating 19 MiB per hash and freeing it left the
-//! process's RSS to the allocator: glibc, after the first such block is
-//! freed, serves later ones from per-thread arenas and keeps them, so a
-//! login flood spread over the blocking pool's threads grew the process
-//! by hundreds of MiB at random. The argon2 crate computes into the
-//! buffer we give it (`hash_password_into_with_memory`); only the PHC
-//! string around the result is assembled here, with the `phc` types.
+//! The memory itself is reused while hashes keep coming: each running hash
+//! borrows one of at most [`max_concurrent_hashes`] buffers, kept for the
+//! next one (up to 64 MiB each). When a hash ends and no other is running
+//! or waiting, the buffers are freed, so an idle process holds no hash
+//! memory. Each buffer reserves at least 32 MiB of address space (only
+//! the hash's memory cost is ever touched): glibc serves blocks that large
+//! with `mmap` whatever its dynamic threshold, so freeing one gives its
+//! pages back. Allocating 19 MiB per hash left the process's RSS to the
+//! allocator: once glibc's threshold rises above that size, such blocks
+//! come from per-thread arenas, which keep them, so a login flood spread
+//! over the blocking pool's threads grew the process by hundreds of MiB at
+//! random. The argon2 crate computes into the buffer we give it
+//! (`hash_password_into_with_memory`); only the PHC string around the
+//! result is assembled here, with the `phc` types.
 //!
 //! ```
 //! use ferrapi::middleware::password::PasswordHasher;
@@ -47,6 +52,12 @@ use std::sync::{Arc, Condvar, Mutex, OnceLock};
 /// (64 MiB): a hash stored with a larger memory cost still verifies, with
 /// memory of its own, freed afterwards.
 const KEEP_BLOCKS: usize = 64 * 1024;
+
+/// The least address space a buffer reserves, in 1 KiB blocks: just over
+/// glibc's largest dynamic mmap threshold (32 MiB), so that the buffer is
+/// always its own mapping, unmapped when freed. Pages past the hash's
+/// memory cost are never touched and cost no memory.
+const MAPPED_BLOCKS: usize = 32 * 1024 + 1;
 
 /// How many Argon2 hashes (or verifications) may run at once in this
 /// process: the number of cores (`std::thread::available_parallelism`), at
@@ -143,7 +154,7 @@ fn argon2_into(
             #[cfg(test)]
             tests::GROWN.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             memory
-                .try_reserve_exact(needed - memory.len())
+                .try_reserve_exact(needed.max(MAPPED_BLOCKS) - memory.len())
                 .map_err(|_| hashing(argon2::Error::OutOfMemory))?;
             memory.resize(needed, Block::default());
         }
@@ -151,12 +162,18 @@ fn argon2_into(
         let result = argon2
             .hash_password_into_with_memory(password, salt, out, blocks)
             .map_err(hashing);
-        if memory.len() <= KEEP_BLOCKS {
-            limiter
-                .memory
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .push(memory);
+        let mut pool = limiter.memory.lock().unwrap_or_else(|e| e.into_inner());
+        // Nothing else hashing or waiting: no memory held while idle. An
+        // async caller holds a turn while it hashes, and a free turn is
+        // handed to a waiter at once, so more than one free turn besides
+        // this hash's means no async caller waits.
+        let running = *limiter.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running == 1 && limiter.turns.available_permits() + 1 >= limiter.permits {
+            #[cfg(test)]
+            tests::RELEASED.fetch_add(pool.len() + 1, std::sync::atomic::Ordering::SeqCst);
+            pool.clear();
+        } else if memory.len() <= KEEP_BLOCKS {
+            pool.push(memory);
         }
         result
     })
@@ -389,6 +406,8 @@ mod tests {
     static PEAK: AtomicUsize = AtomicUsize::new(0);
     /// Argon2 buffers allocated or grown.
     pub(super) static GROWN: AtomicUsize = AtomicUsize::new(0);
+    /// Argon2 buffers freed when the hasher fell idle.
+    pub(super) static RELEASED: AtomicUsize = AtomicUsize::new(0);
 
     pub(super) struct Probe;
 
@@ -406,8 +425,17 @@ mod tests {
         }
     }
 
+    /// The tests that hash run one at a time: whether the limiter is idle,
+    /// and the process's RSS, depend on what else hashes.
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn hashes_in_flight_never_exceed_the_permits() {
+        let _serial = SERIAL.lock().await;
+        let (grown_before, released_before) = (
+            GROWN.load(Ordering::SeqCst),
+            RELEASED.load(Ordering::SeqCst),
+        );
         // 1 MiB, 2 passes: a few milliseconds each, long enough to overlap.
         let hasher = PasswordHasher::with_params(1024, 2, 1).unwrap_or_default();
         let limit = max_concurrent_hashes();
@@ -452,21 +480,63 @@ mod tests {
             (1..=limit).contains(&peak),
             "{peak} hashes at once, limit {limit}"
         );
-        // The memory was reused: each place's buffer grows at most once
-        // per memory cost these tests use (8, 64, 1024 and 19456 KiB),
-        // whatever order they run in; without reuse, once per hash.
-        let grown = GROWN.load(Ordering::SeqCst);
+        // The memory was reused: a buffer is allocated only for a free place
+        // or after the buffers were freed (the hasher fell idle between
+        // two hashes); without reuse, once per hash.
+        let hashes = limit * 8 + 12;
+        let grown = GROWN.load(Ordering::SeqCst) - grown_before;
+        let released = RELEASED.load(Ordering::SeqCst) - released_before;
         assert!(
-            grown <= 4 * limit,
-            "{grown} Argon2 buffers allocated for {} hashes and the other tests', limit {limit}",
-            limit * 8 + 12
+            grown <= limit + released && grown < hashes / 2,
+            "{grown} Argon2 buffers allocated for {hashes} hashes ({released} freed), limit {limit}"
         );
-        let kept = limiter().memory.lock().map(|m| m.len()).unwrap_or(0);
-        assert!((1..=limit).contains(&kept), "{kept} buffers kept");
+        assert!(released >= 1, "the buffers were never freed");
+        // Idle now: the buffers were freed.
+        let kept = limiter()
+            .memory
+            .lock()
+            .map(|m| m.len())
+            .unwrap_or(usize::MAX);
+        assert_eq!(kept, 0, "buffers kept while idle");
+    }
+
+    /// Resident memory of this process, from `/proc/self/statm`.
+    #[cfg(target_os = "linux")]
+    fn rss_bytes() -> usize {
+        std::fs::read_to_string("/proc/self/statm")
+            .ok()
+            .and_then(|s| s.split_whitespace().nth(1)?.parse::<usize>().ok())
+            .map_or(0, |pages| pages * 4096)
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn an_idle_hasher_gives_its_memory_back() {
+        let _serial = SERIAL.blocking_lock();
+        // 32 MiB: far above what anything else in these tests holds.
+        let hasher = PasswordHasher::with_params(32 * 1024, 1, 1).unwrap_or_default();
+        let released = RELEASED.load(Ordering::SeqCst);
+        let before = rss_bytes();
+        assert!(hasher.hash("pw").is_ok());
+        let after = rss_bytes();
+        assert!(
+            RELEASED.load(Ordering::SeqCst) > released,
+            "no buffer released"
+        );
+        assert!(
+            after < before + (16 << 20),
+            "RSS {} -> {} MiB after one 32 MiB hash",
+            before >> 20,
+            after >> 20
+        );
+        // The buffer is kept (virtual), and serves again.
+        let hash = hasher.hash("pw").unwrap_or_default();
+        assert_eq!(hasher.verify("pw", &hash), Ok(true));
     }
 
     #[test]
     fn hashes_agree_with_the_argon2_crate() {
+        let _serial = SERIAL.blocking_lock();
         use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
         let hasher = PasswordHasher::with_params(64, 2, 1).unwrap_or_default();
         let theirs = hasher
@@ -514,6 +584,7 @@ mod tests {
 
     #[test]
     fn hash_verify_and_rehash() {
+        let _serial = SERIAL.blocking_lock();
         let fast = PasswordHasher::insecure_fast_for_tests();
         let hash = fast.hash("pw").unwrap_or_default();
         assert!(hash.starts_with("$argon2id$v=19$m=8,t=1,p=1$"), "{hash}");
