@@ -9,7 +9,7 @@
 //! next request. Failures answer 401 with `WWW-Authenticate: Bearer`.
 //!
 //! The token is verified once per request, by the stack's lenient
-//! [`JwtLayer`](ferrapi::middleware::jwt::JwtLayer) (see [`Auth::layer`]):
+//! [`JwtLayer`] (see [`Auth::layer`]):
 //! the rate limiter's key and [`CurrentUser`] read the verified subject
 //! from the request. A refused token passes the layer without claims, so
 //! public routes (login, health, docs) serve it as FastAPI does, and
