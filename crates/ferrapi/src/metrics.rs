@@ -310,21 +310,27 @@ const UPKEEP_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
 /// render (a scrape) or an upkeep: without a scraper, memory would grow by
 /// every request. A thread folds them every [`UPKEEP_INTERVAL`], and ends
 /// within an interval of the registry being dropped.
-fn spawn_upkeep(handle: std::sync::Weak<PrometheusHandle>) {
+/// `after_each` runs after every upkeep (tests count them).
+fn spawn_upkeep(
+    handle: std::sync::Weak<PrometheusHandle>,
+    interval: std::time::Duration,
+    mut after_each: impl FnMut() + Send + 'static,
+) -> Option<std::thread::JoinHandle<()>> {
     let spawned = std::thread::Builder::new()
         .name("ferrapi-metrics-upkeep".into())
         .spawn(move || {
             loop {
-                std::thread::sleep(UPKEEP_INTERVAL);
+                std::thread::sleep(interval);
                 match handle.upgrade() {
                     Some(handle) => handle.run_upkeep(),
                     None => break,
                 }
+                after_each();
             }
         });
-    if let Err(e) = spawned {
-        tracing::warn!(error = %e, "cannot start the metrics upkeep thread: histogram samples are folded only when /metrics is scraped");
-    }
+    spawned
+        .map_err(|e| tracing::warn!(error = %e, "cannot start the metrics upkeep thread: histogram samples are folded only when /metrics is scraped"))
+        .ok()
 }
 
 static META: Metadata<'static> = Metadata::new("ferrapi", metrics::Level::INFO, Some("ferrapi"));
@@ -347,7 +353,7 @@ impl Metrics {
             .unwrap_or_else(|_| PrometheusBuilder::new());
         let recorder = builder.build_recorder();
         let handle = Arc::new(recorder.handle());
-        spawn_upkeep(Arc::downgrade(&handle));
+        spawn_upkeep(Arc::downgrade(&handle), UPKEEP_INTERVAL, || {});
         let recorder = Registry {
             prometheus: Arc::new(recorder),
             #[cfg(feature = "statsd")]
@@ -684,6 +690,48 @@ mod tests {
         text.lines()
             .find(|l| l.starts_with(prefix))
             .unwrap_or_else(|| panic!("no `{prefix}` in\n{text}"))
+    }
+
+    #[test]
+    fn the_upkeep_thread_runs_until_the_registry_is_gone() {
+        use std::sync::atomic::AtomicUsize;
+        use std::time::{Duration, Instant};
+        let handle = Arc::new(PrometheusBuilder::new().build_recorder().handle());
+        let upkeeps = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&upkeeps);
+        let thread = spawn_upkeep(
+            Arc::downgrade(&handle),
+            Duration::from_millis(10),
+            move || {
+                counter.fetch_add(1, Ordering::SeqCst);
+            },
+        )
+        .unwrap();
+        // Bounded waits: 5 s for three upkeeps, 5 s for the thread to end.
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while upkeeps.load(Ordering::SeqCst) < 3 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            upkeeps.load(Ordering::SeqCst) >= 3,
+            "the upkeep did not run"
+        );
+        drop(handle);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !thread.is_finished() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(
+            thread.is_finished(),
+            "the upkeep thread outlived its registry"
+        );
+        let ran = upkeeps.load(Ordering::SeqCst);
+        std::thread::sleep(Duration::from_millis(50));
+        assert_eq!(
+            upkeeps.load(Ordering::SeqCst),
+            ran,
+            "an upkeep after the end"
+        );
     }
 
     #[test]
