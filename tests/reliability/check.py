@@ -222,7 +222,13 @@ async def check_shutdown(ctx):
     fivexx = sum(n for k, n in total.items() if k.isdigit() and int(k) >= 500)
     unexpected = sum(n for (ph, op, label), n in load.counts.items()
                      if label.isdigit() and int(label) not in EXPECTED[op] and int(label) < 500)
-    broken = total.get(httpc.BROKEN, 0) + total.get(httpc.TIMEOUT, 0) + total.get(httpc.CONNECT_ERROR, 0)
+    # A connect that failed (other than refused: reset, timed out) once
+    # SIGTERM had come was never accepted: the listener was closing, as for
+    # a refused one. Before SIGTERM it is a failure.
+    connect_errors = [r for r in load.records if r.outcome.error == httpc.CONNECT_ERROR]
+    not_accepted = [r for r in connect_errors if r.t - r.outcome.elapsed >= sigterm_at[0]]
+    broken = (total.get(httpc.BROKEN, 0) + total.get(httpc.TIMEOUT, 0)
+              + len(connect_errors) - len(not_accepted))
     # Closed before any response byte: on a new connection, the server never
     # accepted it (reset from the listen backlog when the listener closed:
     # the same as a refused connect); on a reused keep-alive connection, the
@@ -237,6 +243,10 @@ async def check_shutdown(ctx):
     # connection, or took effect without an answer.
     failed = fivexx + unexpected + broken + keepalive_cut + len(unanswered_done) + len(refused_done)
     c.info(f"{in_flight} requests in flight at SIGTERM were answered")
+    if connect_errors:
+        c.info(f"connects failed (not refused): {len(connect_errors)}, {len(not_accepted)} of them after "
+               f"SIGTERM (never accepted: counted with the refused): "
+               f"{collections.Counter(r.outcome.detail for r in connect_errors)}")
     c.expect(fivexx == 0, f"{fivexx} answers 5xx")
     c.expect(unexpected == 0, f"{unexpected} answers with an unexpected status")
     c.expect(broken == 0, f"{broken} responses broken mid-way or timed out")
@@ -257,7 +267,7 @@ async def check_shutdown(ctx):
              f"({len(missing)} missing, {len(doubled)} doubled; waited {took:.1f} s)")
     svc.stop()
     c.figure(f"sent {load.sent}, answered {answered} ({in_flight} in flight at SIGTERM), "
-             f"refused {total.get(httpc.REFUSED, 0) + backlog}, cut unanswered on keep-alive "
+             f"refused {total.get(httpc.REFUSED, 0) + backlog + len(not_accepted)}, cut unanswered on keep-alive "
              f"{keepalive_cut} ({len(unanswered_done)} took effect), failed {failed}; "
              f"creates acknowledged {len(load.acknowledged)}, lost {len(lost)}; "
              f"welcomes missing {len(missing)}; exit {code} after {exit_after:.2f} s "

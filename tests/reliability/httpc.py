@@ -26,15 +26,17 @@ class Outcome:
     (one of the constants above). `reused` tells whether the connection had
     already carried a request."""
 
-    __slots__ = ("status", "error", "headers", "body", "reused", "elapsed")
+    __slots__ = ("status", "error", "headers", "body", "reused", "elapsed", "detail")
 
-    def __init__(self, status=None, error=None, headers=None, body=b"", reused=False, elapsed=0.0):
+    def __init__(self, status=None, error=None, headers=None, body=b"", reused=False, elapsed=0.0,
+                 detail=""):
         self.status = status
         self.error = error
         self.headers = headers or {}
         self.body = body
         self.reused = reused
         self.elapsed = elapsed
+        self.detail = detail  # what the error was (the exception), for the report
 
     def json(self):
         try:
@@ -152,8 +154,9 @@ class Conn:
                     asyncio.open_connection(self.host, self.port, limit=1 << 20), self.connect_timeout)
             except ConnectionRefusedError:
                 return Outcome(error=REFUSED, elapsed=time.monotonic() - started)
-            except (OSError, asyncio.TimeoutError):
-                return Outcome(error=CONNECT_ERROR, elapsed=time.monotonic() - started)
+            except (OSError, asyncio.TimeoutError) as e:
+                return Outcome(error=CONNECT_ERROR, elapsed=time.monotonic() - started,
+                               detail=type(e).__name__)
         reused = self.used > 0
         self.used += 1
         try:
