@@ -179,15 +179,8 @@ fn argon2_into(
     })
 }
 
-/// The PHC string of `password` hashed by `argon2` with `salt`.
-fn phc_hash(
-    argon2: &Argon2<'_>,
-    algorithm: Algorithm,
-    version: Version,
-    password: &[u8],
-    salt: &[u8],
-) -> Result<PasswordHash, PasswordError> {
-    let phc = |e: argon2::password_hash::phc::Error| PasswordError::Hashing(e.to_string());
+/// Argon2 of `password` and `salt`, of `argon2`'s output length.
+fn output(argon2: &Argon2<'_>, password: &[u8], salt: &[u8]) -> Result<Output, PasswordError> {
     let mut buffer = [0u8; Output::MAX_LENGTH];
     let len = argon2
         .params()
@@ -197,14 +190,7 @@ fn phc_hash(
         .get_mut(..len)
         .ok_or_else(|| PasswordError::Params(format!("output length {len}")))?;
     argon2_into(argon2, password, salt, out)?;
-    Ok(PasswordHash {
-        algorithm: algorithm.ident(),
-        version: Some(version.into()),
-        params: ParamsString::try_from(argon2.params())
-            .map_err(|e| PasswordError::Params(e.to_string()))?,
-        salt: Some(Salt::new(salt).map_err(phc)?),
-        hash: Some(Output::new(out).map_err(phc)?),
-    })
+    Output::new(out).map_err(|e| PasswordError::Hashing(e.to_string()))
 }
 
 /// Runs `work` (a synchronous method of [`PasswordHasher`], which takes its
@@ -287,6 +273,18 @@ impl PasswordHasher {
         Argon2::new(ALGORITHM, VERSION, self.params.clone())
     }
 
+    /// The PHC string of `password` hashed with `salt` by this hasher.
+    fn phc_hash(&self, password: &[u8], salt: &[u8]) -> Result<PasswordHash, PasswordError> {
+        Ok(PasswordHash {
+            algorithm: ALGORITHM.ident(),
+            version: Some(VERSION.into()),
+            params: ParamsString::try_from(&self.params)
+                .map_err(|e| PasswordError::Params(e.to_string()))?,
+            salt: Some(Salt::new(salt).map_err(|e| PasswordError::Hashing(e.to_string()))?),
+            hash: Some(output(&self.argon2(), password, salt)?),
+        })
+    }
+
     /// Hashes `password` with a fresh random salt.
     ///
     /// # Errors
@@ -294,14 +292,8 @@ impl PasswordHasher {
     pub fn hash(&self, password: &str) -> Result<String, PasswordError> {
         let salt = argon2::password_hash::try_generate_salt()
             .map_err(|e| PasswordError::Hashing(e.to_string()))?;
-        phc_hash(
-            &self.argon2(),
-            ALGORITHM,
-            VERSION,
-            password.as_bytes(),
-            &salt,
-        )
-        .map(|h| h.to_string())
+        self.phc_hash(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
     }
 
     /// Whether `password` matches `hash` (with the parameters stored in the
@@ -323,29 +315,17 @@ impl PasswordHasher {
         };
         let params = Params::try_from(&parsed).map_err(|e| malformed(e.to_string()))?;
         let argon2 = Argon2::new(algorithm, version, params);
-        let computed = phc_hash(
-            &argon2,
-            algorithm,
-            version,
-            password.as_bytes(),
-            salt.as_ref(),
-        )
-        .map_err(|e| malformed(e.to_string()))?;
+        let computed = output(&argon2, password.as_bytes(), salt.as_ref())
+            .map_err(|e| malformed(e.to_string()))?;
         // `Output`'s equality is constant-time.
-        Ok(computed.hash.as_ref() == Some(expected))
+        Ok(&computed == expected)
     }
 
     /// Spends the time of a verification without a stored hash, so that an
     /// unknown user name takes as long as a wrong password (no user
     /// enumeration by timing). Always `false`.
     pub fn verify_dummy(&self, password: &str) -> bool {
-        let _ = phc_hash(
-            &self.argon2(),
-            ALGORITHM,
-            VERSION,
-            password.as_bytes(),
-            b"saltsaltsaltsalt",
-        );
+        let _ = output(&self.argon2(), password.as_bytes(), b"saltsaltsaltsalt");
         false
     }
 
@@ -544,15 +524,10 @@ mod tests {
             .hash_password_with_salt(b"pw", b"saltsaltsaltsalt")
             .map(|h| h.to_string())
             .unwrap_or_default();
-        let ours = phc_hash(
-            &hasher.argon2(),
-            ALGORITHM,
-            VERSION,
-            b"pw",
-            b"saltsaltsaltsalt",
-        )
-        .map(|h| h.to_string())
-        .unwrap_or_default();
+        let ours = hasher
+            .phc_hash(b"pw", b"saltsaltsaltsalt")
+            .map(|h| h.to_string())
+            .unwrap_or_default();
         assert_eq!(ours, theirs);
         assert!(ours.starts_with("$argon2id$v=19$m=64,t=2,p=1$"), "{ours}");
         // A random salt verifies both ways, and other variants verify too.
