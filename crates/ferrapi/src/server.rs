@@ -599,16 +599,12 @@ fn host_fault(headers: &http::HeaderMap) -> Option<&'static str> {
 }
 
 /// A `400` answered by the server itself, closing the connection.
-fn bad_request(detail: &str) -> http::Response<axum::body::Body> {
-    let body = serde_json::json!({ "detail": detail }).to_string();
-    let mut res = http::Response::new(axum::body::Body::from(body));
-    *res.status_mut() = http::StatusCode::BAD_REQUEST;
-    let headers = res.headers_mut();
-    headers.insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/json"),
-    );
-    headers.insert(
+fn bad_request(detail: &'static str) -> http::Response<axum::body::Body> {
+    let mut res = crate::response::error_response(&crate::HttpError::new(
+        http::StatusCode::BAD_REQUEST,
+        detail,
+    ));
+    res.headers_mut().insert(
         http::header::CONNECTION,
         http::HeaderValue::from_static("close"),
     );
