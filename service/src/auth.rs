@@ -23,7 +23,7 @@ use ferrapi::middleware::jwt::{
 use ferrapi::middleware::password::PasswordHasher;
 use ferrapi::openapi::OperationBuilder;
 use ferrapi::prelude::*;
-use ferrapi::security::{OAuth2PasswordFlow, OAuth2PasswordRequestForm, OAuth2Token};
+use ferrapi::security::{OAuth2PasswordFlow, OAuth2Token};
 use ferrapi_storage::cache::Cache;
 use ferrapi_storage::db::DbPool;
 use serde::{Deserialize, Serialize};
@@ -37,6 +37,32 @@ pub struct Login;
 
 impl OAuth2PasswordFlow for Login {
     const TOKEN_URL: &'static str = "/api/v1/auth/token";
+}
+
+// The service's own copy of `ferrapi::security::OAuth2PasswordRequestForm`:
+// the same fields, with `username` documented as what this service takes
+// (the e-mail address), which the framework's type cannot say. Its doc
+// comment is the schema's description in the golden `service/openapi.json`.
+/// The form of an OAuth2 password-flow token request (FastAPI's
+/// `OAuth2PasswordRequestForm`), read with `Form<OAuth2PasswordRequestForm>`.
+#[derive(Debug, Clone, Deserialize, JsonSchema)]
+pub struct OAuth2PasswordRequestForm {
+    /// `password` when given.
+    #[serde(default)]
+    pub grant_type: Option<String>,
+    /// The user's name (for the reference service: the e-mail address).
+    pub username: String,
+    /// The password.
+    pub password: String,
+    /// Space-separated scopes.
+    #[serde(default)]
+    pub scope: String,
+    /// Client id, if the client sends one.
+    #[serde(default)]
+    pub client_id: Option<String>,
+    /// Client secret, if the client sends one.
+    #[serde(default)]
+    pub client_secret: Option<String>,
 }
 
 /// Signing, verifying and hashing, shared by every request (application

@@ -50,7 +50,22 @@ pub struct OperationBuilder<'a> {
     /// Mistakes found while describing (dependency cycles), reported by the
     /// application build with the route named.
     pub problems: Vec<String>,
+    /// The application state the operation's extractors read (`State<T>`),
+    /// checked against the app's state when it is built.
+    pub required_state: Vec<RequiredState>,
     dependency_stack: Vec<(std::any::TypeId, &'static str)>,
+}
+
+/// A state type an operation reads, and the dependencies it is read within
+/// (outermost first): overriding one of those makes the state unneeded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequiredState {
+    /// The state's type.
+    pub type_id: std::any::TypeId,
+    /// Its name, for the build error.
+    pub type_name: &'static str,
+    /// The dependencies it is read within, outermost first, as (type, name).
+    pub within: Vec<(std::any::TypeId, &'static str)>,
 }
 
 impl<'a> OperationBuilder<'a> {
@@ -67,6 +82,7 @@ impl<'a> OperationBuilder<'a> {
             uses_dependencies: false,
             runs_background_tasks: false,
             problems: Vec::new(),
+            required_state: Vec::new(),
             dependency_stack: Vec::new(),
         }
     }
@@ -251,6 +267,21 @@ impl<'a> OperationBuilder<'a> {
         let requirement = json!({ name: scopes });
         if !self.operation.security.contains(&requirement) {
             self.operation.security.push(requirement);
+        }
+    }
+
+    /// Records that the operation reads application state of type `T`
+    /// (`State<T>` does): building the app fails, naming the route and `T`,
+    /// when no such state was registered, unless a dependency it is read
+    /// within is overridden.
+    pub fn require_state<T: 'static>(&mut self) {
+        let need = RequiredState {
+            type_id: std::any::TypeId::of::<T>(),
+            type_name: std::any::type_name::<T>(),
+            within: self.dependency_stack.clone(),
+        };
+        if !self.required_state.contains(&need) {
+            self.required_state.push(need);
         }
     }
 

@@ -87,7 +87,7 @@ pub struct App {
     servers: Vec<Server>,
     external_docs: Option<ExternalDocs>,
     documents: Vec<(String, String)>,
-    docs_url: Option<String>,
+    pub(crate) docs_url: Option<String>,
     redoc_url: Option<String>,
     routes: Vec<Route>,
     state: StateMap,
@@ -107,6 +107,11 @@ pub struct App {
     #[cfg(feature = "metrics")]
     metrics: Option<(String, Arc<crate::metrics::Metrics>)>,
     pub(crate) lifespan: crate::lifespan::Lifespan,
+    pub(crate) console_log: Option<crate::console::ConsoleLog>,
+    /// Applications mounted under a prefix ([`App::mount`]).
+    mounts: Vec<(String, App)>,
+    /// The prefix this app is mounted under (set by the parent's build).
+    root_path: String,
 }
 
 impl fmt::Debug for App {
@@ -156,6 +161,9 @@ impl App {
             #[cfg(feature = "metrics")]
             metrics: None,
             lifespan: crate::lifespan::Lifespan::default(),
+            console_log: None,
+            mounts: Vec::new(),
+            root_path: String::new(),
         }
         .state(crate::Draining::new())
     }
@@ -487,6 +495,50 @@ impl App {
         self
     }
 
+    /// Mounts a whole application under `prefix` (FastAPI's and Starlette's
+    /// `app.mount("/v2", other_app)`): every request whose path is `prefix`
+    /// or starts with `prefix/` is handed to `app` with the prefix removed,
+    /// through this app's middleware and then `app`'s own. `app` keeps its
+    /// routes, state, exception handlers, dependencies and middleware, and
+    /// serves its own document and docs pages under the prefix
+    /// (`/v2/openapi.json`, `/v2/docs`), its document listing `prefix` as its
+    /// server; its routes stay out of this app's document, as in FastAPI.
+    /// Its startup and shutdown hooks run with this app's (after its
+    /// startup hooks, before its shutdown hooks); its [`Draining`](crate::Draining)
+    /// is this app's.
+    ///
+    /// `prefix` starts with `/` and does not end with one; a route of this
+    /// app under the prefix, or a mistake in `app`, fails [`build`](Self::build).
+    ///
+    /// ```
+    /// use ferrapi::prelude::*;
+    /// use ferrapi::testing::TestClient;
+    ///
+    /// #[get("/items")]
+    /// async fn items_v1() -> &'static str { "v1" }
+    ///
+    /// #[get("/items")]
+    /// async fn items_v2() -> &'static str { "v2" }
+    ///
+    /// let v2 = App::new().title("API v2").route(items_v2);
+    /// let app = App::new().route(items_v1).mount("/v2", v2);
+    /// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+    /// let client = TestClient::new(app);
+    /// assert_eq!(client.get("/items").send().await.text(), "v1");
+    /// assert_eq!(client.get("/v2/items").send().await.text(), "v2");
+    /// let doc: serde_json::Value = client.get("/v2/openapi.json").send().await.json();
+    /// assert_eq!(doc["info"]["title"], "API v2");
+    /// assert_eq!(doc["servers"][0]["url"], "/v2");
+    /// assert_eq!(client.get("/v2/docs").send().await.status(), 200);
+    /// # });
+    /// ```
+    #[must_use]
+    pub fn mount(mut self, prefix: impl Into<String>, mut app: App) -> Self {
+        self.lifespan.absorb(std::mem::take(&mut app.lifespan));
+        self.mounts.push((prefix.into(), app));
+        self
+    }
+
     /// Adds a router's routes (FastAPI's `include_router`).
     #[must_use]
     pub fn include(mut self, router: Router) -> Self {
@@ -589,6 +641,25 @@ impl App {
         stack.apply(self)
     }
 
+    /// What the server prints to the console: a startup line (address and
+    /// docs URL, on stderr) and one access line per request (on stdout), by
+    /// default only when no `tracing` subscriber is installed, as uvicorn
+    /// prints them. The `FERRAPI_CONSOLE_LOG` environment variable (`auto`,
+    /// `on`, `startup`, `off`) overrides this. See [`console`](crate::console).
+    ///
+    /// ```
+    /// use ferrapi::console::ConsoleLog;
+    /// use ferrapi::prelude::*;
+    ///
+    /// // Quiet: a log pipeline of your own reads the `tracing` events.
+    /// let app = App::new().console_log(ConsoleLog::Off);
+    /// ```
+    #[must_use]
+    pub fn console_log(mut self, console_log: crate::console::ConsoleLog) -> Self {
+        self.console_log = Some(console_log);
+        self
+    }
+
     /// Checks every route and builds the router and the OpenAPI document.
     /// Every mistake found is reported, each naming its route.
     pub fn build(self) -> Result<BuiltApp, BuildError> {
@@ -645,6 +716,41 @@ pub struct RouteError {
     pub route: String,
     /// What is wrong.
     pub problem: String,
+    /// The kind of mistake, for code that tells them apart.
+    pub kind: RouteErrorKind,
+}
+
+/// The kind of a [`RouteError`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum RouteErrorKind {
+    /// A mistake in the declaration itself: path, method, parameters,
+    /// clashes, documentation.
+    Declaration,
+    /// The route reads application state (`State<T>`, `AppState<T>`) that
+    /// no [`App::state`] call registered.
+    ///
+    /// ```
+    /// use ferrapi::prelude::*;
+    /// use ferrapi::RouteErrorKind;
+    ///
+    /// #[derive(Clone)]
+    /// struct Db;
+    ///
+    /// #[get("/users")]
+    /// async fn users(State(_db): State<Db>) -> &'static str { "[]" }
+    ///
+    /// let err = App::new().route(users).build().unwrap_err();
+    /// assert!(matches!(
+    ///     err.errors[0].kind,
+    ///     RouteErrorKind::MissingState { type_name } if type_name.ends_with("::Db")
+    /// ));
+    /// assert!(err.to_string().contains("GET /users"));
+    /// ```
+    MissingState {
+        /// The state's type name.
+        type_name: &'static str,
+    },
 }
 
 /// Every mistake found in an application's route declarations.
@@ -792,6 +898,9 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         #[cfg(feature = "metrics")]
         metrics,
         lifespan: _,
+        console_log: _,
+        mounts,
+        root_path,
     } = app;
     #[cfg(feature = "metrics")]
     let (routes, metrics) = match metrics {
@@ -818,6 +927,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         None => (routes, None),
     };
     let mut errors = Vec::new();
+    let mut missing_state: Vec<(String, crate::openapi::RequiredState)> = Vec::new();
     let mut checked: Vec<Checked> = Vec::with_capacity(routes.len());
     let mut registry = SchemaRegistry::new();
     let mut asyncapi = AsyncApiBuilder::new(async_info(&info, &tags, &external_docs));
@@ -832,6 +942,14 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     let mut doc = OpenApi::new(info);
     doc.tags = tags;
     doc.servers = servers;
+    // A mounted app's document names where it is mounted, as FastAPI's
+    // does with its `root_path`.
+    if doc.servers.is_empty() && !root_path.is_empty() {
+        doc.servers.push(Server {
+            url: root_path.clone(),
+            description: None,
+        });
+    }
     doc.external_docs = external_docs;
     let mut security_schemes = serde_json::Map::new();
     let mut seen_ops: HashMap<String, String> = HashMap::new();
@@ -846,6 +964,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             errors.push(RouteError {
                 route: label.clone(),
                 problem: p,
+                kind: RouteErrorKind::Declaration,
             })
         };
         for prefix in &route.prefixes {
@@ -875,6 +994,14 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         (route.describe)(&mut op, route.status);
         for p in std::mem::take(&mut op.problems) {
             problem(p);
+        }
+        for need in std::mem::take(&mut op.required_state) {
+            if state.0.contains_key(&need.type_id)
+                || need.within.iter().any(|(id, _)| overrides.contains_key(id))
+            {
+                continue;
+            }
+            missing_state.push((label.clone(), need));
         }
         let uses_dependencies = op.uses_dependencies;
         let buffers_body = op.buffers_body;
@@ -1018,12 +1145,32 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             route_dependencies,
         });
     }
+    // After the routes' own mistakes (the closure above borrows `errors`).
+    for (route, need) in missing_state {
+        let via = if need.within.is_empty() {
+            String::new()
+        } else {
+            let chain: Vec<&str> = need.within.iter().map(|(_, n)| *n).collect();
+            format!(" (through dependency {})", chain.join(" -> "))
+        };
+        errors.push(RouteError {
+            route,
+            problem: format!(
+                "reads state `{}`{via}, but no `App::state` registered a value of that type; add `.state(value)` to the app (or override the dependency that reads it)",
+                need.type_name
+            ),
+            kind: RouteErrorKind::MissingState {
+                type_name: need.type_name,
+            },
+        });
+    }
     for topic in topics {
         let name = topic.name.clone();
         if let Err(e) = asyncapi.topic(topic) {
             errors.push(RouteError {
                 route: format!("bus topic `{name}`"),
                 problem: e.to_string(),
+                kind: RouteErrorKind::Declaration,
             });
         }
     }
@@ -1033,17 +1180,17 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         title: doc.info.title.clone(),
         docs_url,
         redoc_url,
+        // URLs the browser fetches: under the mount prefix, if any.
         documents: match &openapi_url {
-            Some(url) => std::iter::once(("all".to_owned(), url.clone()))
-                .chain(
-                    documents
-                        .iter()
-                        .map(|(name, _)| (name.clone(), document_url(name))),
-                )
+            Some(url) => std::iter::once(("all".to_owned(), format!("{root_path}{url}")))
+                .chain(documents.iter().map(|(name, _)| {
+                    (name.clone(), format!("{root_path}{}", document_url(name)))
+                }))
                 .collect(),
             None => Vec::new(),
         },
         oauth2_redirect: true,
+        root_path: root_path.clone(),
     };
     let mut served: Vec<String> = docs.paths();
     if let Some(url) = &openapi_url {
@@ -1061,7 +1208,62 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
                     "`{}` is served by the app's OpenAPI or AsyncAPI document or docs pages; move the route or set `openapi_url`/`asyncapi_url`/`docs_url`/`redoc_url`",
                     c.full_path
                 ),
+                kind: RouteErrorKind::Declaration,
             });
+        }
+    }
+    // Mounted applications: each built on its own, under its prefix.
+    let draining = state.get::<crate::Draining>().cloned();
+    let mut mounted: Vec<(String, axum::Router)> = Vec::with_capacity(mounts.len());
+    for (prefix, mut sub) in mounts {
+        let label = format!("mount `{prefix}`");
+        let mut problem = |p: String| {
+            errors.push(RouteError {
+                route: label.clone(),
+                problem: p,
+                kind: RouteErrorKind::Declaration,
+            })
+        };
+        if prefix.is_empty() || prefix.contains(['{', '}']) {
+            problem("a mount prefix is a fixed path such as `/v2`".into());
+            continue;
+        }
+        if let Some(p) = template::prefix_problems(&prefix) {
+            problem(p);
+            continue;
+        }
+        let under = |path: &str| {
+            path == prefix.as_str()
+                || path
+                    .strip_prefix(prefix.as_str())
+                    .is_some_and(|rest| rest.starts_with('/'))
+        };
+        for c in checked.iter().filter(|c| under(c.full_path.as_str())) {
+            problem(format!(
+                "{} is under the mount prefix: the mounted app would never see its requests",
+                c.route.label(&c.full_path)
+            ));
+        }
+        if let Some(path) = served.iter().find(|p| under(p.as_str())) {
+            problem(format!(
+                "`{path}` (the app's document or docs pages) is under the mount prefix"
+            ));
+        }
+        if mounted.iter().any(|(p, _)| *p == prefix) {
+            problem("another app is mounted at the same prefix".into());
+        }
+        sub.root_path = format!("{root_path}{prefix}");
+        if let Some(d) = &draining {
+            sub.state
+                .0
+                .insert(TypeId::of::<crate::Draining>(), Box::new(d.clone()));
+        }
+        match sub.build() {
+            Ok(built) => mounted.push((prefix, built.router)),
+            Err(e) => errors.extend(e.errors.into_iter().map(|err| RouteError {
+                route: format!("{} (in the app mounted at `{prefix}`)", err.route),
+                ..err
+            })),
         }
     }
     if !errors.is_empty() {
@@ -1131,6 +1333,11 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     fallback = crate::docs::routes(fallback, &docs);
     for path in &served {
         dispatch.fallback_path(path);
+    }
+    for (prefix, router) in mounted {
+        dispatch.fallback_path(&prefix);
+        dispatch.fallback_path(&format!("{prefix}/{{*mounted}}"));
+        fallback = fallback.nest_service(&prefix, router);
     }
     let not_found = shared.clone();
     #[cfg(feature = "metrics")]

@@ -73,6 +73,11 @@ pub struct DocsConfig {
     /// Serve Swagger UI's OAuth2 redirect page at `docs_url` +
     /// `/oauth2-redirect` and point Swagger UI at it (default `true`).
     pub oauth2_redirect: bool,
+    /// The prefix the app is mounted under (`/v2` for
+    /// `App::mount("/v2", …)`; empty by default): the pages are routed at
+    /// `docs_url` inside the app, but link their assets at this prefix +
+    /// `docs_url`, as the browser sees them (FastAPI's `root_path`).
+    pub root_path: String,
 }
 
 impl Default for DocsConfig {
@@ -85,6 +90,7 @@ impl Default for DocsConfig {
             redoc_url: Some("/redoc".into()),
             documents: vec![("openapi".into(), "/openapi.json".into())],
             oauth2_redirect: true,
+            root_path: String::new(),
         }
     }
 }
@@ -423,9 +429,11 @@ mod imp {
             api_definition: swagger_ui_dist::OpenApiSource::Uri(""),
             title: None,
         });
-        let mut router = html_page(router, base, StatusCode::OK, swagger_page(base, docs));
+        // Links as the browser sees them: under the mount prefix, if any.
+        let href = format!("{}{base}", docs.root_path);
+        let mut router = html_page(router, base, StatusCode::OK, swagger_page(&href, docs));
         if docs.oauth2_redirect {
-            let page = bytes::Bytes::from(oauth2_redirect_page(base));
+            let page = bytes::Bytes::from(oauth2_redirect_page(&href));
             router = router.route(
                 &format!("{base}/oauth2-redirect"),
                 get(move || async move { axum::response::Html(page) }),
@@ -460,7 +468,8 @@ mod imp {
 
     /// The reference page and Scalar's script.
     pub(super) fn reference(router: axum::Router, base: &str, docs: &DocsConfig) -> axum::Router {
-        html_page(router, base, StatusCode::OK, reference_page(base, docs)).route(
+        let href = format!("{}{base}", docs.root_path);
+        html_page(router, base, StatusCode::OK, reference_page(&href, docs)).route(
             &format!("{base}/scalar.js"),
             get(|| async {
                 (

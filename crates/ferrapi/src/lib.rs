@@ -73,6 +73,7 @@ mod app;
 pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;
+pub mod console;
 mod describe;
 pub mod docs;
 pub mod extract;
@@ -99,7 +100,7 @@ pub mod ws;
 #[doc(hidden)]
 pub mod __private;
 
-pub use app::{App, BuildError, BuiltApp, DEFAULT_BODY_LIMIT, RouteError};
+pub use app::{App, BuildError, BuiltApp, DEFAULT_BODY_LIMIT, RouteError, RouteErrorKind};
 pub use blocking::{BlockingError, BlockingPool, blocking};
 pub use extract::{
     Bytes, Cookie, Form, FromRequest, FromRequestParts, Header, Json, Path, Query, Rejection,

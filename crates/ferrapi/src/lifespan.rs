@@ -45,6 +45,15 @@ impl Lifespan {
         Ok(())
     }
 
+    /// Takes a mounted app's hooks: its startup hooks run after this app's,
+    /// its shutdown hooks before this app's.
+    pub(crate) fn absorb(&mut self, mounted: Lifespan) {
+        self.startup.extend(mounted.startup);
+        let mut shutdown = mounted.shutdown;
+        shutdown.append(&mut self.shutdown);
+        self.shutdown = shutdown;
+    }
+
     /// Runs the shutdown hooks in reverse order, logging failures.
     pub(crate) async fn stop(&mut self) {
         while let Some((name, hook)) = self.shutdown.pop() {

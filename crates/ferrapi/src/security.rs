@@ -162,7 +162,8 @@ pub struct OAuth2PasswordRequestForm {
     /// `password` when given.
     #[serde(default)]
     pub grant_type: Option<String>,
-    /// The user's name (for the reference service: the e-mail address).
+    /// The user's name: whatever identifies the user to your application
+    /// (a login, an e-mail address).
     pub username: String,
     /// The password.
     pub password: String,
@@ -319,5 +320,235 @@ impl<S: ApiKeySpec> DescribeInput for ApiKey<S> {
             json!({"type": "apiKey", "name": S::NAME, "in": location}),
             &[],
         );
+    }
+}
+
+/// A set of OAuth2 scopes a route requires, as a type (what FastAPI writes
+/// `scopes=["items"]`): declare one with [`scopes!`](crate::scopes).
+pub trait Scopes: Send + Sync + 'static {
+    /// The scopes, each required.
+    const SCOPES: &'static [&'static str];
+}
+
+/// Declares a [`Scopes`] type: `scopes!(pub ReadItems = ["items"]);`.
+///
+/// ```
+/// use ferrapi::security::Scopes;
+///
+/// ferrapi::scopes!(pub ReadItems = ["items"]);
+/// ferrapi::scopes!(Me = ["me", "items"]);
+/// assert_eq!(ReadItems::SCOPES, ["items"]);
+/// assert_eq!(Me::SCOPES, ["me", "items"]);
+/// ```
+#[macro_export]
+macro_rules! scopes {
+    ($vis:vis $name:ident = [$($scope:literal),* $(,)?]) => {
+        #[doc = concat!("The OAuth2 scopes ", $("`", $scope, "` ",)* "(see `ferrapi::security::Scopes`).")]
+        #[derive(Debug, Clone, Copy, Default)]
+        $vis struct $name;
+        impl $crate::security::Scopes for $name {
+            const SCOPES: &'static [&'static str] = &[$($scope),*];
+        }
+    };
+}
+
+/// What a principal (the current user, a verified token) was granted: what
+/// [`Security`] checks a route's [`Scopes`] against. Implement it on the
+/// dependency that authenticates, reading the token's `scope` claim.
+pub trait HasScopes {
+    /// Whether `scope` was granted.
+    fn has_scope(&self, scope: &str) -> bool;
+}
+
+/// The scopes required of the request, gathered from every [`Security`]
+/// of the route and its dependencies (FastAPI's `SecurityScopes`): a
+/// dependency reads it to build its own `WWW-Authenticate` header or to
+/// check more than [`HasScopes`] says. Empty when no `Security` applies.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SecurityScopes {
+    /// The scopes, each once, in the order they were required.
+    pub scopes: Vec<&'static str>,
+}
+
+impl SecurityScopes {
+    /// The scopes separated by spaces (FastAPI's `scope_str`).
+    pub fn scope_str(&self) -> String {
+        self.scopes.join(" ")
+    }
+
+    fn add(&mut self, scopes: &[&'static str]) {
+        for s in scopes {
+            if !self.scopes.contains(s) {
+                self.scopes.push(s);
+            }
+        }
+    }
+}
+
+impl FromRequestParts for SecurityScopes {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _cx: &RequestContext,
+    ) -> Result<Self, Rejection> {
+        Ok(parts
+            .extensions
+            .get::<SecurityScopes>()
+            .cloned()
+            .unwrap_or_default())
+    }
+}
+
+impl DescribeInput for SecurityScopes {}
+
+/// Dependency `D` (the authenticated principal) with OAuth2 scopes `S`
+/// required (FastAPI's `Security(get_current_user, scopes=[…])`).
+///
+/// At request time `D` is resolved as with [`Depends`](crate::extract::Depends)
+/// (cached per request, overridable), with `S` added to the request's
+/// [`SecurityScopes`] first; then every scope of `S` must be granted
+/// ([`HasScopes`]), else `401` `{"detail": "Not enough permissions"}` with
+/// `WWW-Authenticate: Bearer scope="<the required scopes>"`, as FastAPI's
+/// tutorial answers. In the OpenAPI document the operation's OAuth2
+/// security requirement lists the scopes: `{"OAuth2PasswordBearer": ["items"]}`.
+///
+/// ```
+/// use ferrapi::extract::{Dependency, Depends, Rejection, RequestContext};
+/// use ferrapi::http::request::Parts;
+/// use ferrapi::prelude::*;
+/// use ferrapi::security::{HasScopes, OAuth2PasswordFlow, OAuth2Token, Security};
+/// use ferrapi::testing::TestClient;
+///
+/// struct Login;
+/// impl OAuth2PasswordFlow for Login {
+///     const TOKEN_URL: &'static str = "/token";
+///     const SCOPES: &'static [(&'static str, &'static str)] = &[("items", "Read items.")];
+/// }
+///
+/// #[derive(Clone)]
+/// struct User { scopes: Vec<String> }
+///
+/// impl HasScopes for User {
+///     fn has_scope(&self, scope: &str) -> bool {
+///         self.scopes.iter().any(|s| s == scope)
+///     }
+/// }
+///
+/// impl Dependency for User {
+///     fn describe(op: &mut ferrapi::openapi::OperationBuilder<'_>) {
+///         <OAuth2Token<Login> as ferrapi::openapi::DescribeInput>::describe(op);
+///     }
+///     async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+///         let token = <OAuth2Token<Login> as ferrapi::extract::FromRequestParts>::from_request_parts(parts, cx).await?;
+///         // A real app verifies the token and reads its `scope` claim.
+///         Ok(User { scopes: token.token().split('+').map(str::to_owned).collect() })
+///     }
+/// }
+///
+/// ferrapi::scopes!(ReadItems = ["items"]);
+///
+/// #[get("/items")]
+/// async fn items(Security(_user, _): Security<User, ReadItems>) -> &'static str {
+///     "[]"
+/// }
+///
+/// let app = App::new().route(items);
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// let client = TestClient::new(app);
+/// let denied = client.get("/items").header("authorization", "Bearer me").send().await;
+/// assert_eq!(denied.status(), 401);
+/// assert_eq!(denied.header("www-authenticate"), Some("Bearer scope=\"items\""));
+/// let allowed = client.get("/items").header("authorization", "Bearer me+items").send().await;
+/// assert_eq!(allowed.status(), 200);
+/// # });
+/// ```
+pub struct Security<D, S>(pub D, pub PhantomData<fn() -> S>);
+
+impl<D: std::fmt::Debug, S> std::fmt::Debug for Security<D, S> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Security").field(&self.0).finish()
+    }
+}
+
+impl<D: Clone, S> Clone for Security<D, S> {
+    fn clone(&self) -> Self {
+        Security(self.0.clone(), PhantomData)
+    }
+}
+
+impl<D, S> std::ops::Deref for Security<D, S> {
+    type Target = D;
+    fn deref(&self) -> &D {
+        &self.0
+    }
+}
+
+impl<D, S> FromRequestParts for Security<D, S>
+where
+    D: crate::extract::Dependency + HasScopes,
+    S: Scopes,
+{
+    async fn from_request_parts(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
+        let mut required = parts
+            .extensions
+            .get::<SecurityScopes>()
+            .cloned()
+            .unwrap_or_default();
+        required.add(S::SCOPES);
+        let header = format!("Bearer scope=\"{}\"", required.scope_str());
+        parts.extensions.insert(required);
+        let crate::extract::Depends(principal) =
+            <crate::extract::Depends<D> as FromRequestParts>::from_request_parts(parts, cx).await?;
+        if S::SCOPES.iter().all(|s| principal.has_scope(s)) {
+            Ok(Security(principal, PhantomData))
+        } else {
+            Err(HttpError::unauthorized("Not enough permissions")
+                .with_header("www-authenticate", &header)
+                .into())
+        }
+    }
+}
+
+impl<D, S> DescribeInput for Security<D, S>
+where
+    D: crate::extract::Dependency,
+    S: Scopes,
+{
+    fn describe(op: &mut OperationBuilder<'_>) {
+        <crate::extract::Depends<D> as DescribeInput>::describe(op);
+        add_scopes(op, S::SCOPES);
+        op.error_response(http::StatusCode::UNAUTHORIZED, "Not enough permissions");
+    }
+}
+
+/// Adds `scopes` to the operation's OAuth2 and OpenID Connect security
+/// requirements (the schemes that have scopes).
+fn add_scopes(op: &mut OperationBuilder<'_>, scopes: &[&str]) {
+    let scoped: Vec<String> = op
+        .security_schemes
+        .iter()
+        .filter(|(_, scheme)| {
+            matches!(
+                scheme.get("type").and_then(serde_json::Value::as_str),
+                Some("oauth2" | "openIdConnect")
+            )
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for requirement in &mut op.operation.security {
+        let Some(map) = requirement.as_object_mut() else {
+            continue;
+        };
+        for (name, list) in map.iter_mut() {
+            if !scoped.contains(name) {
+                continue;
+            }
+            if let Some(list) = list.as_array_mut() {
+                for s in scopes {
+                    if !list.iter().any(|v| v == s) {
+                        list.push(json!(s));
+                    }
+                }
+            }
+        }
     }
 }

@@ -135,6 +135,11 @@ pub struct ServeConfig {
     /// is 5 s) and at least one readiness-probe interval of the load
     /// balancer.
     pub drain_delay: Duration,
+    /// The console lines (`FERRAPI_CONSOLE_LOG`: `auto`, `on`, `startup`,
+    /// `off`); `None`, the default, leaves it to
+    /// [`App::console_log`](crate::App::console_log). See
+    /// [`console`](crate::console).
+    pub console_log: Option<crate::console::ConsoleLog>,
 }
 
 /// hyper's default limit on the number of HTTP/1 header fields.
@@ -156,6 +161,7 @@ impl Default for ServeConfig {
             max_header_bytes: HYPER_MAX_BUF,
             grace_period: Duration::from_secs(30),
             drain_delay: DEFAULT_DRAIN_DELAY,
+            console_log: None,
         }
     }
 }
@@ -247,7 +253,8 @@ pub enum ServeError {
 impl ServeConfig {
     /// Defaults overridden by `HOST`, `PORT`, `WORKERS`,
     /// `BODY_READ_TIMEOUT`, `BODY_TOTAL_TIMEOUT` and `DRAIN_DELAY`
-    /// (seconds, decimals allowed, `0` disables) from the environment; a
+    /// (seconds, decimals allowed, `0` disables) and `FERRAPI_CONSOLE_LOG`
+    /// from the environment; a
     /// malformed value is an error naming the variable.
     pub fn from_env() -> Result<Self, ServeError> {
         let mut config = Self::default();
@@ -282,6 +289,12 @@ impl ServeConfig {
         }
         if let Some(t) = env_seconds("DRAIN_DELAY")? {
             config.drain_delay = t;
+        }
+        if let Some(v) = env("FERRAPI_CONSOLE_LOG") {
+            config.console_log = Some(v.parse().map_err(|e| ServeError::Config {
+                var: "FERRAPI_CONSOLE_LOG",
+                reason: format!("{e}"),
+            })?);
         }
         Ok(config)
     }
@@ -380,6 +393,12 @@ impl App {
     ) -> Result<(), ServeError> {
         let mut lifespan = std::mem::take(&mut self.lifespan);
         let draining = self.draining_handle();
+        let console = crate::console::ConsoleLog::lines(
+            config.console_log,
+            self.console_log,
+            crate::console::subscriber_installed(),
+        );
+        let docs_url = self.docs_url.clone();
         let built = self.build()?;
         lifespan.start().await?;
         let app = match (built.fused, built.layered) {
@@ -407,7 +426,10 @@ impl App {
         builder.http2().timer(TokioTimer::new());
         let graceful = hyper_util::server::graceful::GracefulShutdown::new();
         if let Ok(addr) = listener.local_addr() {
-            tracing::info!(%addr, "listening");
+            tracing::info!(%addr, docs = docs_url.as_deref(), "listening");
+            if console.startup {
+                crate::console::print_startup(addr, docs_url.as_deref());
+            }
         }
         let reaper = (!config.header_read_timeout.is_zero())
             .then(|| Reaper::start(config.header_read_timeout));
@@ -455,6 +477,7 @@ impl App {
                 peer,
                 watch: watch.clone(),
                 body_timeouts,
+                access_line: console.access,
             };
             let conn = builder
                 .serve_connection_with_upgrades(TokioIo::new(stream), service)
@@ -534,6 +557,8 @@ struct ConnService {
     peer: SocketAddr,
     watch: Arc<ConnWatch>,
     body_timeouts: BodyTimeouts,
+    /// Whether each request prints a console access line.
+    access_line: bool,
 }
 
 impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnService {
@@ -551,6 +576,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
                     res: Some(bad_request(detail)),
                 },
                 guard: Some(RequestGuard(self.watch.clone())),
+                access: None,
             };
         }
         // A request without a body (most GETs) has nothing to time out.
@@ -562,6 +588,11 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
             })
         };
         req.extensions_mut().insert(ConnectInfo(self.peer));
+        let access = if self.access_line {
+            Some(crate::console::AccessLine::new(&req, self.peer))
+        } else {
+            None
+        };
         let inner = match &self.app {
             AppService::Direct(dispatch) => Inner::Direct {
                 fut: dispatch.call(req),
@@ -579,6 +610,7 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
         ServeFuture {
             inner,
             guard: Some(RequestGuard(self.watch.clone())),
+            access,
         }
     }
 }
@@ -629,6 +661,8 @@ pin_project_lite::pin_project! {
         #[pin]
         inner: Inner,
         guard: Option<RequestGuard>,
+        // The console access line's request data, when it is on.
+        access: Option<Box<crate::console::AccessLine>>,
     }
 }
 
@@ -647,6 +681,9 @@ impl Future for ServeFuture {
             InnerProj::FusedLayered { fut } => ready!(fut.poll(cx)),
         };
         let Ok(mut res) = res;
+        if let Some(line) = this.access.take() {
+            line.print(res.status());
+        }
         let guard = this.guard.take();
         if let Some(RequestGuard(watch)) = &guard
             // The rest of the body was never read: the connection cannot

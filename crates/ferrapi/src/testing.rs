@@ -268,7 +268,15 @@ impl TestServer {
     ///
     /// # Panics
     /// When no loopback port can be bound.
+    ///
+    /// The server prints no console lines unless the app or `config` asks
+    /// for them ([`App::console_log`](crate::App::console_log)).
     pub async fn start_with(app: App, config: crate::ServeConfig) -> Self {
+        let app = if app.console_log.is_none() && config.console_log.is_none() {
+            app.console_log(crate::console::ConsoleLog::Off)
+        } else {
+            app
+        };
         let listener = match tokio::net::TcpListener::bind(("127.0.0.1", 0)).await {
             Ok(l) => l,
             Err(e) => panic!("cannot bind 127.0.0.1: {e}"),

@@ -142,6 +142,7 @@ mod error;
 mod migrate;
 mod pool;
 mod request;
+mod sql;
 mod trace;
 
 pub use config::{Backend, DbConfig};
@@ -149,6 +150,7 @@ pub use error::DbError;
 pub use migrate::{Migration, Migrations};
 pub use pool::{DbPool, PoolStats};
 pub use request::{Db, DbConn};
+pub use sql::StaticSql;
 
 /// sqlx's `Any` types the API hands out, re-exported so that users need not
 /// name sqlx's module paths.

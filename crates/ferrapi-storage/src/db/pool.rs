@@ -142,8 +142,10 @@ impl DbPool {
 
     /// A query written with `?` placeholders, ready for `.bind(…)`; run it
     /// on the pool (`.fetch_one(db_pool.pool())`) or in a transaction.
-    pub fn query(&self, sql: &'static str) -> Query {
-        sqlx::query(self.sql(sql))
+    /// `sql` is text written in the program ([`StaticSql`](super::StaticSql));
+    /// SQL built at run time goes through [`query_dynamic`](Self::query_dynamic).
+    pub fn query(&self, sql: impl super::StaticSql) -> Query {
+        sqlx::query(self.sql(sql.text()))
     }
 
     /// A query built at run time (an `IN (?, ?, …)` list of variable

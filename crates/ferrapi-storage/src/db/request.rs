@@ -139,8 +139,18 @@ impl Db {
     }
 
     /// A query written with `?` placeholders, in the backend's style.
-    pub fn query(&self, sql: &'static str) -> Query {
-        sqlx::query(self.backend().sql(sql))
+    /// `sql` is text written in the program ([`StaticSql`](super::StaticSql)):
+    /// SQL built at run time, such as a `WHERE` assembled from optional
+    /// filters, goes through [`query_dynamic`](Self::query_dynamic), with
+    /// every value bound.
+    ///
+    /// ```
+    /// # async fn run(db: ferrapi_storage::db::Db) -> Result<(), ferrapi_storage::db::DbError> {
+    /// let row = db.fetch_optional(db.query("SELECT id FROM notes WHERE id = ?").bind(7_i64)).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn query(&self, sql: impl super::StaticSql) -> Query {
+        sqlx::query(self.backend().sql(sql.text()))
     }
 
     /// A query built at run time (an `IN (?, ?, …)` list of variable
@@ -248,6 +258,12 @@ impl Db {
 }
 
 impl Dependency for Db {
+    /// A route taking `Depends<Db>` needs a [`DbPool`] registered with
+    /// `App::state`: `App::build` fails naming the route without one.
+    fn describe(op: &mut ferrapi::openapi::OperationBuilder<'_>) {
+        op.require_state::<DbPool>();
+    }
+
     async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
         let Some(pool) = cx.state::<DbPool>() else {
             tracing::error!("Depends<Db> needs a DbPool registered with App::state");

@@ -262,6 +262,10 @@ impl<T: Dependency> DescribeInput for Depends<T> {
 pub struct AppState<T>(pub T);
 
 impl<T: Clone + Send + Sync + 'static> Dependency for AppState<T> {
+    fn describe(op: &mut OperationBuilder<'_>) {
+        op.require_state::<T>();
+    }
+
     async fn resolve(_parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
         match cx.state::<T>() {
             Some(v) => Ok(AppState(v.clone())),

@@ -26,7 +26,10 @@ use http::request::Parts;
 pub struct State<T>(pub T);
 
 /// A handler asked for state that was never registered: a programming
-/// error, answered 500 and logged.
+/// error, answered 500 and logged. [`App::build`](crate::App::build) reports
+/// it first ([`RouteErrorKind::MissingState`](crate::RouteErrorKind)), so a
+/// request meets it only through state read outside `State<T>`'s own
+/// description (a dependency override's provider).
 #[derive(Debug, thiserror::Error)]
 #[error("State<{0}> was requested but App::state was never given a value of that type")]
 pub struct MissingState(pub(crate) &'static str);
@@ -45,4 +48,11 @@ impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
     }
 }
 
-impl<T> DescribeInput for State<T> {}
+// Recorded for the build-time check: a route reading state no `App::state`
+// gave fails `App::build` (the 500 above is then only reachable through an
+// override that reads state itself).
+impl<T: 'static> DescribeInput for State<T> {
+    fn describe(op: &mut crate::openapi::OperationBuilder<'_>) {
+        op.require_state::<T>();
+    }
+}

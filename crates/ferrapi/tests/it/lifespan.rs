@@ -62,6 +62,7 @@ async fn startup_hooks_run_before_serving_and_shutdown_hooks_after_in_reverse() 
 async fn a_failing_startup_hook_stops_the_server_before_it_serves() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let app = App::new()
+        .state(Events::default())
         .route(events)
         .on_startup("connect to the database", || async {
             Err(HttpError::new(ferrapi::http::StatusCode::SERVICE_UNAVAILABLE, "down").into())

@@ -219,7 +219,7 @@ struct Echo {
 }
 
 #[tokio::test]
-async fn state_is_shared_and_missing_state_is_a_500() {
+async fn state_is_shared_and_missing_state_fails_the_build() {
     #[derive(Clone)]
     struct Greeting(String);
     async fn greet(State(g): State<Greeting>) -> Text {
@@ -231,8 +231,19 @@ async fn state_is_shared_and_missing_state_is_a_500() {
             .route(Route::get("/greet", greet)),
     );
     assert_eq!(client.get("/greet").send().await.text(), "hi");
-    let client = TestClient::new(App::new().route(Route::get("/greet", greet)));
-    assert_eq!(client.get("/greet").send().await.status(), 500);
+    // Without the state the app does not build (it used to answer 500).
+    let err = App::new()
+        .route(Route::get("/greet", greet))
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.errors[0].kind,
+            ferrapi::RouteErrorKind::MissingState { type_name } if type_name.ends_with("Greeting")
+        ),
+        "{err}"
+    );
+    assert!(err.errors[0].route.starts_with("GET /greet"), "{err}");
 }
 
 #[get("/docs")]
