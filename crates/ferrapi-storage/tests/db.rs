@@ -375,11 +375,126 @@ async fn request_transaction_commits_on_success_and_rolls_back_otherwise() {
     }
 }
 
+/// `Depends<Db>` without a `DbPool` registered: the app does not build
+/// (it used to answer 500 at request time).
+#[test]
+fn missing_pool_fails_the_build() {
+    let err = App::new()
+        .state(Table("none"))
+        .route(count_notes)
+        .build()
+        .unwrap_err();
+    assert!(
+        matches!(
+            err.errors[0].kind,
+            ferrapi::RouteErrorKind::MissingState { type_name } if type_name.ends_with("DbPool")
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("through dependency"), "{err}");
+}
+
+// ---- Dynamic SQL ----
+
+#[derive(Deserialize, JsonSchema)]
+#[schemars(crate = "ferrapi::schemars")]
+struct NoteFilters {
+    name: Option<String>,
+    min_qty: Option<i64>,
+    #[serde(default)]
+    id: Vec<i64>,
+}
+
+/// A `WHERE` assembled from optional filters: placeholders pasted, values bound.
+#[get("/notes/search")]
+async fn search_notes(
+    Depends(db): Depends<Db>,
+    State(Table(table)): State<Table>,
+    Query(f): Query<NoteFilters>,
+) -> Result<Json<Vec<String>>, ferrapi::Error> {
+    let mut sql = format!("SELECT name FROM {table} WHERE 1 = 1");
+    if f.name.is_some() {
+        sql.push_str(" AND name = ?");
+    }
+    if f.min_qty.is_some() {
+        sql.push_str(" AND qty >= ?");
+    }
+    if !f.id.is_empty() {
+        let marks = vec!["?"; f.id.len()].join(", ");
+        sql.push_str(&format!(" AND id IN ({marks})"));
+    }
+    sql.push_str(" ORDER BY id");
+    let mut query = db.query_dynamic(&sql);
+    if let Some(name) = f.name {
+        query = query.bind(name);
+    }
+    if let Some(min) = f.min_qty {
+        query = query.bind(min);
+    }
+    for id in f.id {
+        query = query.bind(id);
+    }
+    let rows = db.fetch_all(query).await?;
+    Ok(Json(
+        rows.iter()
+            .map(|r| r.try_get("name"))
+            .collect::<Result<_, _>>()?,
+    ))
+}
+
 #[tokio::test]
-async fn missing_pool_is_a_500() {
-    let app = App::new().state(Table("none")).route(count_notes);
-    let res = TestClient::new(app).get("/notes/count").send().await;
-    assert_eq!(res.status(), 500);
+async fn dynamic_where_binds_every_value() {
+    for url in backends() {
+        let (pool, table) = setup(&url).await;
+        for (name, qty) in [("eggs", 12_i64), ("milk", 1), ("o'neil", 7)] {
+            let insert = leak(format!("INSERT INTO {table} (name, qty) VALUES (?, ?)"));
+            pool.execute(pool.query(insert).bind(name).bind(qty))
+                .await
+                .unwrap();
+        }
+        let app = App::new()
+            .state(pool.clone())
+            .state(Table(table))
+            .route(search_notes);
+        let client = TestClient::new(app);
+        let backend = url.as_str();
+        let names = |uri: String| {
+            let client = &client;
+            async move {
+                let res = client.get(&uri).send().await;
+                assert_eq!(res.status(), 200, "{backend}: {uri}: {}", res.text());
+                res.json::<Vec<String>>()
+            }
+        };
+        assert_eq!(
+            names("/notes/search".into()).await,
+            ["eggs", "milk", "o'neil"],
+            "{url}"
+        );
+        assert_eq!(
+            names("/notes/search?min_qty=5".into()).await,
+            ["eggs", "o'neil"],
+            "{url}"
+        );
+        assert_eq!(
+            names("/notes/search?id=1&id=3&min_qty=2".into()).await,
+            ["eggs", "o'neil"],
+            "{url}"
+        );
+        // A quote is a value, never SQL.
+        assert_eq!(
+            names("/notes/search?name=o%27neil".into()).await,
+            ["o'neil"],
+            "{url}"
+        );
+        assert!(
+            names("/notes/search?name=x%27%20OR%20%271%27%3D%271".into())
+                .await
+                .is_empty(),
+            "{url}"
+        );
+        drop_table(&pool, table).await;
+    }
 }
 
 // ---- Concurrency ----

@@ -1176,22 +1176,23 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     }
     let asyncapi_url = asyncapi_url.filter(|_| asyncapi.has_channels());
     // The documents and docs pages must not shadow a route.
-    let docs = crate::docs::DocsConfig {
-        title: doc.info.title.clone(),
-        docs_url,
-        redoc_url,
-        // URLs the browser fetches: under the mount prefix, if any.
-        documents: match &openapi_url {
-            Some(url) => std::iter::once(("all".to_owned(), format!("{root_path}{url}")))
-                .chain(documents.iter().map(|(name, _)| {
-                    (name.clone(), format!("{root_path}{}", document_url(name)))
-                }))
-                .collect(),
-            None => Vec::new(),
-        },
-        oauth2_redirect: true,
-        root_path: root_path.clone(),
-    };
+    let docs =
+        crate::docs::DocsConfig {
+            title: doc.info.title.clone(),
+            docs_url,
+            redoc_url,
+            // URLs the browser fetches: under the mount prefix, if any.
+            documents: match &openapi_url {
+                Some(url) => std::iter::once(("all".to_owned(), format!("{root_path}{url}")))
+                    .chain(documents.iter().map(|(name, _)| {
+                        (name.clone(), format!("{root_path}{}", document_url(name)))
+                    }))
+                    .collect(),
+                None => Vec::new(),
+            },
+            oauth2_redirect: true,
+            root_path: root_path.clone(),
+        };
     let mut served: Vec<String> = docs.paths();
     if let Some(url) = &openapi_url {
         served.push(url.clone());

@@ -224,12 +224,12 @@ mod tests {
         let req = http::Request::get("/items/5?token=secret")
             .body(())
             .unwrap_or_default();
-        let peer: SocketAddr = "127.0.0.1:52814"
-            .parse()
-            .unwrap_or_else(|_| unreachable!());
+        let peer: SocketAddr = "127.0.0.1:52814".parse().unwrap_or_else(|_| unreachable!());
         let line = AccessLine::new(&req, peer).format(http::StatusCode::NOT_FOUND);
         assert!(
-            line.starts_with("INFO:     127.0.0.1:52814 - \"GET /items/5 HTTP/1.1\" 404 Not Found ("),
+            line.starts_with(
+                "INFO:     127.0.0.1:52814 - \"GET /items/5 HTTP/1.1\" 404 Not Found ("
+            ),
             "{line}"
         );
         assert!(!line.contains("secret"));

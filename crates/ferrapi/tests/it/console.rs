@@ -117,15 +117,24 @@ fn listening_addr(line: &str) -> String {
 fn server_without_subscriber_prints_startup_and_access_lines() {
     let child = Child::start(&[]);
     let line = Child::wait_for(&child.stderr, "listening on").expect("a startup line on stderr");
-    assert!(line.starts_with("INFO:     ferrapi listening on http://127.0.0.1:"), "{line}");
+    assert!(
+        line.starts_with("INFO:     ferrapi listening on http://127.0.0.1:"),
+        "{line}"
+    );
     let addr = listening_addr(&line);
-    assert!(line.contains(&format!("docs: http://{addr}/docs")), "{line}");
+    assert!(
+        line.contains(&format!("docs: http://{addr}/docs")),
+        "{line}"
+    );
     assert!(get(&addr, "/items/5?token=secret").contains("200"));
     let access = Child::wait_for(&child.stdout, "\"GET /items/5 HTTP/1.1\"")
         .expect("an access line on stdout");
     assert!(access.starts_with("INFO:     127.0.0.1:"), "{access}");
     assert!(access.contains("\" 200 OK ("), "{access}");
-    assert!(!access.contains("secret"), "the query is left out: {access}");
+    assert!(
+        !access.contains("secret"),
+        "the query is left out: {access}"
+    );
     get(&addr, "/nowhere");
     let access = Child::wait_for(&child.stdout, "/nowhere").expect("a 404 access line");
     assert!(access.contains("\" 404 Not Found ("), "{access}");
@@ -156,7 +165,10 @@ fn console_log_off_by_environment_prints_nothing() {
     let addr = format!("127.0.0.1:{port}");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while std::net::TcpStream::connect(&addr).is_err() {
-        assert!(std::time::Instant::now() < deadline, "the child never listened");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child never listened"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
     assert!(get(&addr, "/items/1").contains("200"));
@@ -182,7 +194,9 @@ fn console_log_bad_environment_value_is_a_config_error() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
-        stderr.contains("child error: FERRAPI_CONSOLE_LOG: `loud` is not one of auto, on, startup, off"),
+        stderr.contains(
+            "child error: FERRAPI_CONSOLE_LOG: `loud` is not one of auto, on, startup, off"
+        ),
         "{stderr}"
     );
     assert!(!stderr.contains("listening on"), "{stderr}");

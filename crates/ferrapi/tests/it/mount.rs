@@ -25,7 +25,10 @@ async fn whoami(State(name): State<Name>) -> &'static str {
 }
 
 /// Stamps the mounted app's responses.
-async fn stamp_v2(req: ferrapi::axum::extract::Request, next: Next) -> ferrapi::axum::response::Response {
+async fn stamp_v2(
+    req: ferrapi::axum::extract::Request,
+    next: Next,
+) -> ferrapi::axum::response::Response {
     let mut res = next.run(req).await;
     res.headers_mut()
         .insert("x-app", ferrapi::http::HeaderValue::from_static("v2"));
@@ -33,7 +36,10 @@ async fn stamp_v2(req: ferrapi::axum::extract::Request, next: Next) -> ferrapi::
 }
 
 /// Stamps every response of the main app.
-async fn stamp_main(req: ferrapi::axum::extract::Request, next: Next) -> ferrapi::axum::response::Response {
+async fn stamp_main(
+    req: ferrapi::axum::extract::Request,
+    next: Next,
+) -> ferrapi::axum::response::Response {
     let mut res = next.run(req).await;
     res.headers_mut()
         .insert("x-outer", ferrapi::http::HeaderValue::from_static("main"));
@@ -68,7 +74,11 @@ async fn mounted_app_serves_its_routes_under_the_prefix_with_its_own_state_and_l
 
     let res = client.get("/v2/items/7").send().await;
     assert_eq!(res.json::<Value>(), json!({"id": 7, "version": 2}));
-    assert_eq!(res.header("x-app"), Some("v2"), "the mounted app's own layer");
+    assert_eq!(
+        res.header("x-app"),
+        Some("v2"),
+        "the mounted app's own layer"
+    );
 
     assert_eq!(client.get("/whoami").send().await.text(), "the main app");
     assert_eq!(client.get("/v2/whoami").send().await.text(), "the v2 app");
@@ -79,7 +89,10 @@ async fn mounted_app_validates_and_answers_404_itself() {
     let client = TestClient::new(app());
     let res = client.get("/v2/items/abc").send().await;
     assert_eq!(res.status(), 422);
-    assert_eq!(res.json::<Value>()["detail"][0]["loc"], json!(["path", "item_id"]));
+    assert_eq!(
+        res.json::<Value>()["detail"][0]["loc"],
+        json!(["path", "item_id"])
+    );
     let res = client.get("/v2/nowhere").send().await;
     assert_eq!(res.status(), 404);
     assert_eq!(res.json::<Value>(), json!({"detail": "Not Found"}));
@@ -93,7 +106,11 @@ async fn mounted_app_has_its_own_document_and_docs_pages() {
     let main: Value = client.get("/openapi.json").send().await.json();
     assert_eq!(main["info"]["title"], "Main");
     let paths: Vec<&String> = main["paths"].as_object().unwrap().keys().collect();
-    assert_eq!(paths, ["/items", "/whoami"], "mounted routes stay out, as in FastAPI");
+    assert_eq!(
+        paths,
+        ["/items", "/whoami"],
+        "mounted routes stay out, as in FastAPI"
+    );
 
     let sub: Value = client.get("/v2/openapi.json").send().await.json();
     assert_eq!(sub["info"]["title"], "API v2");
@@ -105,8 +122,14 @@ async fn mounted_app_has_its_own_document_and_docs_pages() {
     let html = res.text();
     assert!(html.contains(r#""url":"/v2/openapi.json""#), "{html}");
     assert!(html.contains(r#"href="/v2/docs/swagger-ui.css""#), "{html}");
-    assert!(html.contains(r#"src="/v2/docs/swagger-ui-bundle.js""#), "{html}");
-    assert_eq!(client.get("/v2/docs/swagger-ui.css").send().await.status(), 200);
+    assert!(
+        html.contains(r#"src="/v2/docs/swagger-ui-bundle.js""#),
+        "{html}"
+    );
+    assert_eq!(
+        client.get("/v2/docs/swagger-ui.css").send().await.status(),
+        200
+    );
     assert_eq!(client.get("/v2/redoc").send().await.status(), 200);
 }
 
@@ -135,7 +158,10 @@ fn mount_mistakes_fail_the_build() {
         "{text}"
     );
     assert!(text.contains("prefix `v3/` must start with `/`"), "{text}");
-    assert!(text.contains("(the app's document or docs pages) is under the mount prefix"), "{text}");
+    assert!(
+        text.contains("(the app's document or docs pages) is under the mount prefix"),
+        "{text}"
+    );
     assert!(text.contains("(in the app mounted at `/v4`)"), "{text}");
     assert!(text.contains("same method and path"), "{text}");
 }

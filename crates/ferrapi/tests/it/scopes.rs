@@ -13,8 +13,11 @@ use serde_json::{Value, json};
 struct Login;
 impl OAuth2PasswordFlow for Login {
     const TOKEN_URL: &'static str = "/token";
-    const SCOPES: &'static [(&'static str, &'static str)] =
-        &[("me", "Your profile."), ("items", "Items."), ("admin", "Everything.")];
+    const SCOPES: &'static [(&'static str, &'static str)] = &[
+        ("me", "Your profile."),
+        ("items", "Items."),
+        ("admin", "Everything."),
+    ];
 }
 
 /// The token is `scope,scope`.
@@ -36,9 +39,10 @@ impl Dependency for User {
         <OAuth2Token<Login> as ferrapi::openapi::DescribeInput>::describe(op);
     }
     async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
-        let token =
-            <OAuth2Token<Login> as ferrapi::extract::FromRequestParts>::from_request_parts(parts, cx)
-                .await?;
+        let token = <OAuth2Token<Login> as ferrapi::extract::FromRequestParts>::from_request_parts(
+            parts, cx,
+        )
+        .await?;
         let required =
             <SecurityScopes as ferrapi::extract::FromRequestParts>::from_request_parts(parts, cx)
                 .await?;
@@ -72,8 +76,10 @@ impl Dependency for AdminUser {
         <Security<User, Admin> as ferrapi::openapi::DescribeInput>::describe(op);
     }
     async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
-        <Security<User, Admin> as ferrapi::extract::FromRequestParts>::from_request_parts(parts, cx)
-            .await?;
+        <Security<User, Admin> as ferrapi::extract::FromRequestParts>::from_request_parts(
+            parts, cx,
+        )
+        .await?;
         Ok(AdminUser)
     }
 }
@@ -119,13 +125,30 @@ async fn missing_scope_is_401_naming_the_required_scopes() {
     let client = TestClient::new(app());
     let res = get(&client, "/me/items", "items").await;
     assert_eq!(res.status(), 401);
-    assert_eq!(res.json::<Value>(), json!({"detail": "Not enough permissions"}));
-    assert_eq!(res.header("www-authenticate"), Some(r#"Bearer scope="items me""#));
+    assert_eq!(
+        res.json::<Value>(),
+        json!({"detail": "Not enough permissions"})
+    );
+    assert_eq!(
+        res.header("www-authenticate"),
+        Some(r#"Bearer scope="items me""#)
+    );
 
-    let res = client.delete("/items").header("authorization", "Bearer items,me").send().await;
+    let res = client
+        .delete("/items")
+        .header("authorization", "Bearer items,me")
+        .send()
+        .await;
     assert_eq!(res.status(), 401);
-    assert_eq!(res.header("www-authenticate"), Some(r#"Bearer scope="admin""#));
-    let res = client.delete("/items").header("authorization", "Bearer admin").send().await;
+    assert_eq!(
+        res.header("www-authenticate"),
+        Some(r#"Bearer scope="admin""#)
+    );
+    let res = client
+        .delete("/items")
+        .header("authorization", "Bearer admin")
+        .send()
+        .await;
     assert_eq!(res.status(), 204);
 
     // No token at all: the scheme's own 401.
@@ -150,19 +173,29 @@ fn operations_list_their_scopes_in_the_document() {
     let built = app().build().unwrap();
     let doc = serde_json::to_value(built.openapi()).unwrap();
     let security = |path: &str, method: &str| doc["paths"][path][method]["security"].clone();
-    assert_eq!(security("/items", "get"), json!([{"OAuth2PasswordBearer": ["items"]}]));
+    assert_eq!(
+        security("/items", "get"),
+        json!([{"OAuth2PasswordBearer": ["items"]}])
+    );
     assert_eq!(
         security("/me/items", "get"),
         json!([{"OAuth2PasswordBearer": ["items", "me"]}])
     );
-    assert_eq!(security("/items", "delete"), json!([{"OAuth2PasswordBearer": ["admin"]}]));
-    assert_eq!(security("/open", "get"), json!([{"OAuth2PasswordBearer": []}]));
+    assert_eq!(
+        security("/items", "delete"),
+        json!([{"OAuth2PasswordBearer": ["admin"]}])
+    );
+    assert_eq!(
+        security("/open", "get"),
+        json!([{"OAuth2PasswordBearer": []}])
+    );
     assert_eq!(
         doc["paths"]["/items"]["get"]["responses"]["401"]["description"],
         "Not enough permissions"
     );
     assert_eq!(
-        doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["scopes"]["items"],
+        doc["components"]["securitySchemes"]["OAuth2PasswordBearer"]["flows"]["password"]["scopes"]
+            ["items"],
         "Items."
     );
     assert_eq!(Items::SCOPES, ["items"]);

@@ -31,7 +31,8 @@ impl Dependency for CurrentUser {
         <State<Pool> as ferrapi::openapi::DescribeInput>::describe(op);
     }
     async fn resolve(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
-        let State(_pool) = <State<Pool> as ferrapi::FromRequestParts>::from_request_parts(parts, cx).await?;
+        let State(_pool) =
+            <State<Pool> as ferrapi::FromRequestParts>::from_request_parts(parts, cx).await?;
         Ok(CurrentUser)
     }
 }
