@@ -77,7 +77,9 @@ def measure(server, ep, n: int, warmup: int, database_url: str | None, out: Path
         raise RuntimeError(f"port {server.port} is taken")
     cg_out = out / f"callgrind.{server.key}.{ep.key}.out"
     cg_out.unlink(missing_ok=True)
-    env = dict(os.environ, PORT=str(server.port), RUST_LOG="warn", **VG_ENV, **server.env)
+    # No console access line, as uvicorn runs with --no-access-log (see harness.start).
+    env = dict(os.environ, PORT=str(server.port), RUST_LOG="warn", FERRAPI_CONSOLE_LOG="startup",
+               **VG_ENV, **server.env)
     env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url

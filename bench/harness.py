@@ -151,7 +151,11 @@ def wait_ready(server: Server, timeout: float = 60.0) -> None:
 def start(server: Server, cpu: int, database_url: str | None, log_dir: Path) -> None:
     if not port_free(server.port):
         raise RuntimeError(f"port {server.port} on {HOST} is taken; stop what holds it")
-    env = dict(os.environ, HOST=HOST, PORT=str(server.port), RUST_LOG="warn", **server.env)
+    # FERRAPI_CONSOLE_LOG=startup: no console access line per request, as
+    # uvicorn runs with --no-access-log below (ferrapi prints one by default
+    # when no tracing subscriber is installed, as uvicorn does).
+    env = dict(os.environ, HOST=HOST, PORT=str(server.port), RUST_LOG="warn",
+               FERRAPI_CONSOLE_LOG="startup", **server.env)
     env.pop("DATABASE_URL", None)
     if database_url:
         env["DATABASE_URL"] = database_url

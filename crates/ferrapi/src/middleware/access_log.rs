@@ -32,7 +32,9 @@ pub(crate) fn note_route<B>(req: &Request<B>, route: &Arc<str>) {
 /// Headers other than `User-Agent` are never logged, nor query strings
 /// (they may carry tokens), nor bodies: secrets stay out of the log.
 /// Switch it off by not installing it (`Stack::access_log(None)`), or
-/// filter the target (`RUST_LOG=info,ferrapi::access=off`).
+/// filter the target (`RUST_LOG=info,ferrapi::access=off`). A program
+/// with no subscriber at all gets the server's plain console line instead
+/// (see [`console`](crate::console)).
 ///
 /// ```
 /// use ferrapi::middleware::AccessLogLayer;
