@@ -533,8 +533,7 @@ impl App {
     /// # });
     /// ```
     #[must_use]
-    pub fn mount(mut self, prefix: impl Into<String>, mut app: App) -> Self {
-        self.lifespan.absorb(std::mem::take(&mut app.lifespan));
+    pub fn mount(mut self, prefix: impl Into<String>, app: App) -> Self {
         self.mounts.push((prefix.into(), app));
         self
     }
@@ -660,6 +659,33 @@ impl App {
         self
     }
 
+    /// Runs the startup hooks of this app and then of its mounted apps,
+    /// registering the states they make in the app that declared them; the
+    /// lifespans to stop, in reverse order, once serving is over.
+    pub(crate) fn start_lifespans(&mut self) -> futures_util::future::BoxFuture<'_, Started> {
+        Box::pin(async move {
+            let mut lifespan = std::mem::take(&mut self.lifespan);
+            let made = match lifespan.start().await {
+                Ok(made) => made,
+                Err(e) => return Err((e, Vec::new())),
+            };
+            for (id, value) in made {
+                self.state.0.insert(id, value);
+            }
+            let mut started = vec![lifespan];
+            for (_, mounted) in &mut self.mounts {
+                match mounted.start_lifespans().await {
+                    Ok(more) => started.extend(more),
+                    Err((e, more)) => {
+                        started.extend(more);
+                        return Err((e, started));
+                    }
+                }
+            }
+            Ok(started)
+        })
+    }
+
     /// Checks every route and builds the router and the OpenAPI document.
     /// Every mistake found is reported, each naming its route.
     pub fn build(self) -> Result<BuiltApp, BuildError> {
@@ -708,6 +734,10 @@ impl BuiltApp {
         self.router.clone()
     }
 }
+
+/// The lifespans of the apps started, or the error and those started before it.
+pub(crate) type Started =
+    Result<Vec<crate::lifespan::Lifespan>, (crate::ServeError, Vec<crate::lifespan::Lifespan>)>;
 
 /// One mistake in a route declaration.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -897,7 +927,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         overrides,
         #[cfg(feature = "metrics")]
         metrics,
-        lifespan: _,
+        lifespan,
         console_log: _,
         mounts,
         root_path,
@@ -997,6 +1027,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         }
         for need in std::mem::take(&mut op.required_state) {
             if state.0.contains_key(&need.type_id)
+                || lifespan.promised.contains(&need.type_id)
                 || need.within.iter().any(|(id, _)| overrides.contains_key(id))
             {
                 continue;

@@ -391,7 +391,6 @@ impl App {
         config: ServeConfig,
         shutdown: impl Future<Output = ()> + Send,
     ) -> Result<(), ServeError> {
-        let mut lifespan = std::mem::take(&mut self.lifespan);
         let draining = self.draining_handle();
         let console = crate::console::ConsoleLog::lines(
             config.console_log,
@@ -399,8 +398,22 @@ impl App {
             crate::console::subscriber_installed(),
         );
         let docs_url = self.docs_url.clone();
-        let built = self.build()?;
-        lifespan.start().await?;
+        // Startup hooks first: the states they make are part of the build.
+        // A failure stops the apps already started (their shutdown hooks).
+        let mut lifespans = match self.start_lifespans().await {
+            Ok(started) => started,
+            Err((e, mut started)) => {
+                stop_lifespans(&mut started).await;
+                return Err(e);
+            }
+        };
+        let built = match self.build() {
+            Ok(built) => built,
+            Err(e) => {
+                stop_lifespans(&mut lifespans).await;
+                return Err(e.into());
+            }
+        };
         let app = match (built.fused, built.layered) {
             (None, false) => AppService::Direct(built.dispatch),
             (None, true) => AppService::Layered(built.inner),
@@ -529,8 +542,15 @@ impl App {
             tracing::warn!("grace period over; abandoning running background tasks");
         }
         drop(reaper);
-        lifespan.stop().await;
+        stop_lifespans(&mut lifespans).await;
         Ok(())
+    }
+}
+
+/// Runs the shutdown hooks of started apps: mounted apps' first.
+async fn stop_lifespans(started: &mut [crate::lifespan::Lifespan]) {
+    for lifespan in started.iter_mut().rev() {
+        lifespan.stop().await;
     }
 }
 
