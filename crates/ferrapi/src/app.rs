@@ -98,7 +98,7 @@ pub struct App {
     /// how many layers were added before them (see `build`).
     fused: Option<(usize, crate::middleware::stack::FusedLayer)>,
     tags: Vec<Tag>,
-    openapi_url: Option<String>,
+    pub(crate) openapi_url: Option<String>,
     asyncapi_url: Option<String>,
     asyncapi_servers: Vec<(String, AsyncServer)>,
     topics: Vec<TopicChannel>,

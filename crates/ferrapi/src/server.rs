@@ -397,7 +397,8 @@ impl App {
             self.console_log,
             crate::console::subscriber_installed(),
         );
-        let docs_url = self.docs_url.clone();
+        // Swagger UI is served only with a document to show.
+        let docs_url = self.openapi_url.as_ref().and(self.docs_url.clone());
         // Startup hooks first: the states they make are part of the build.
         // A failure stops the apps already started (their shutdown hooks).
         let mut lifespans = match self.start_lifespans().await {
