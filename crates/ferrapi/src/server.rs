@@ -131,8 +131,8 @@ pub struct ServeConfig {
     /// connections are still served, and every HTTP/1 response carries
     /// `Connection: close` (`DRAIN_DELAY` in seconds, default 1 s; zero
     /// closes the listener at once). Keep it under what the platform
-    /// allows for the listener to close (the reference service's contract
-    /// is 5 s) and at least one readiness-probe interval of the load
+    /// allows for the listener to close (often a few seconds after
+    /// SIGTERM) and at least one readiness-probe interval of the load
     /// balancer.
     pub drain_delay: Duration,
     /// The console lines (`FERRAPI_CONSOLE_LOG`: `auto`, `on`, `startup`,

@@ -38,8 +38,8 @@
 //!
 //! ## Why sqlx's `Any` driver, with a dialect helper
 //!
-//! The reference service must run the same queries on SQLite, PostgreSQL and
-//! MySQL. Two designs were weighed:
+//! An application must be able to run the same queries on SQLite, PostgreSQL
+//! and MySQL. Two designs were weighed:
 //!
 //! - **An enum of typed pools** (`SqlitePool | PgPool | MySqlPool`): every
 //!   type sqlx knows per backend, but a handler either matches on the enum

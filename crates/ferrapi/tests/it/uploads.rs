@@ -49,7 +49,7 @@ impl Drop for TempDir {
     }
 }
 
-/// The avatar of the reference service: png or jpeg, at most 5 MiB.
+/// An avatar upload: png or jpeg, at most 5 MiB.
 struct AvatarUpload;
 impl MultipartForm for AvatarUpload {
     const NAME: &'static str = "AvatarUpload";

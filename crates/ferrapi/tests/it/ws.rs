@@ -63,7 +63,7 @@ async fn echo(ws: WebSocketUpgrade, Depends(user): Depends<User>) -> WebSocketRe
     })
 }
 
-/// Checks the token itself: the reference service's shape.
+/// Checks the token itself: the usual shape of a WebSocket route behind a token.
 #[get("/ws/events")]
 async fn events(
     ws: WebSocketUpgrade,
