@@ -548,6 +548,10 @@ impl App {
     /// Registers application state, read by handlers with
     /// [`State<T>`](crate::State). One value per type; a second call for the
     /// same type replaces the first.
+    /// A route reading a type that no call registered (nor
+    /// [`on_startup_state`](Self::on_startup_state) promised) fails
+    /// [`build`](Self::build), naming the route and the type
+    /// ([`RouteErrorKind::MissingState`]).
     #[must_use]
     pub fn state<T: Send + Sync + 'static>(mut self, value: T) -> Self {
         self.state.0.insert(TypeId::of::<T>(), Box::new(value));
