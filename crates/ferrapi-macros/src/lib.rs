@@ -31,6 +31,8 @@
 //! that a variable or parameter of the same name elsewhere is just a
 //! binding. Test handlers through `ferrapi::testing::TestClient`.
 
+mod model;
+
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
 use quote::{format_ident, quote, quote_spanned};
@@ -687,6 +689,39 @@ route_attr! {
     options => "OPTIONS";
     /// Declares a `TRACE` route.
     trace => "TRACE";
+}
+
+/// Derives ferrapi's `Validate` from `#[garde(...)]` field rules: the same
+/// rules that ferrapi's `#[derive(JsonSchema)]` writes into the schema, so
+/// that the check, the schema and the 422 message agree.
+///
+/// Rules: `length(min, max, equal)` (characters on strings, elements on
+/// lists and maps), `range(min, max, equal)`, `pattern("…")`,
+/// `contains("…")`, `prefix("…")`, `suffix("…")`, `ascii`,
+/// `alphanumeric`, `email`, `url`, `ip`, `ipv4`, `ipv6`, `required` (on an
+/// `Option`), `inner(...)` (an `Option`'s contents, a list's items),
+/// `matches(field)`, `custom(fn)` (`fn(&T, &()) -> garde::Result`, also on
+/// the container), `skip`, and `dive` (accepted; nested models are always
+/// checked). Fields without rules need no attribute.
+#[proc_macro_derive(Validate, attributes(garde))]
+pub fn derive_validate(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_validate(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `schemars::JsonSchema` with the `#[garde(...)]` rules written as
+/// ferrapi's `Validate` checks them (schemars' own derive reads `inner` and
+/// string lengths otherwise). Takes every `#[serde]` and `#[schemars]`
+/// attribute schemars takes, except schemars' validation attributes:
+/// constraints are `#[garde(...)]`, one vocabulary on every extractor.
+#[proc_macro_derive(JsonSchema, attributes(garde, schemars, serde))]
+pub fn derive_json_schema(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_schema(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ struct Table(&'static str);
 /// test that counts them).
 static COMMITTED: AtomicUsize = AtomicUsize::new(0);
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 #[schemars(crate = "ferrapi::schemars")]
 struct NewNote {
     name: String,

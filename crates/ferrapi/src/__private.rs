@@ -63,3 +63,128 @@ pub fn http_error(status: u16, detail: String) -> crate::Error {
 }
 
 pub use crate::response::ResponseError;
+
+/// What `#[derive(Validate)]` and `#[derive(JsonSchema)]` expand to.
+pub mod model {
+    pub use ferrapi_core::validation::{
+        FieldRules, Rule, Validate, constrain, nested, push, rules,
+    };
+    pub use garde::{Path, Report};
+    pub use regex::Regex;
+    pub use serde::Deserialize;
+    pub use serde_json::Value;
+    use std::marker::PhantomData;
+
+    /// A pattern checked by the derive macro at compile time.
+    pub fn regex(pattern: &str) -> Regex {
+        match Regex::new(pattern) {
+            Ok(re) => re,
+            // The macro compiled the pattern with the same parser.
+            Err(e) => panic!("pattern {pattern:?} does not compile: {e}"),
+        }
+    }
+
+    /// A rule's bound as JSON, for the schema.
+    pub fn to_json<T: serde::Serialize + ?Sized>(v: &T) -> Value {
+        serde_json::to_value(v).unwrap_or(Value::Null)
+    }
+
+    /// A field's value, checked with its type's `Validate` when it has one
+    /// (autoref specialization: [`DiveValidate`] before [`DiveNone`]).
+    pub struct Dive<'a, T: ?Sized>(pub &'a T);
+
+    /// A field's type, for [`DiveFields`].
+    pub struct DiveType<T>(PhantomData<T>);
+
+    impl<T> DiveType<T> {
+        /// The marker.
+        pub fn new() -> Self {
+            DiveType(PhantomData)
+        }
+    }
+
+    impl<T> Default for DiveType<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// A field's type, for [`ParseOwned`].
+    pub struct Parse<T>(PhantomData<T>);
+
+    impl<T> Parse<T> {
+        /// The marker.
+        pub fn new() -> Self {
+            Parse(PhantomData)
+        }
+    }
+
+    impl<T> Default for Parse<T> {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+
+    /// Checks a field whose type implements `Validate`.
+    pub trait DiveValidate {
+        /// Checks the value.
+        fn dive(&self, parent: &mut dyn FnMut() -> Path, report: &mut Report);
+    }
+
+    impl<T: Validate + ?Sized> DiveValidate for &Dive<'_, T> {
+        fn dive(&self, parent: &mut dyn FnMut() -> Path, report: &mut Report) {
+            self.0.validate_into(parent, report);
+        }
+    }
+
+    /// Checks the fields of a value that did not parse, by its type.
+    pub trait DiveFields {
+        /// Checks the value's fields.
+        fn dive_fields(&self, value: &Value, parent: &mut dyn FnMut() -> Path, report: &mut Report);
+    }
+
+    impl<T: Validate> DiveFields for &DiveType<T> {
+        fn dive_fields(
+            &self,
+            value: &Value,
+            parent: &mut dyn FnMut() -> Path,
+            report: &mut Report,
+        ) {
+            T::validate_fields(value, parent, report);
+        }
+    }
+
+    /// Parses a field on its own when its type can be.
+    pub trait ParseOwned<T> {
+        /// The field, if it parses.
+        fn parse(&self, value: &Value) -> Option<T>;
+    }
+
+    impl<T: serde::de::DeserializeOwned> ParseOwned<T> for &Parse<T> {
+        fn parse(&self, value: &Value) -> Option<T> {
+            T::deserialize(value).ok()
+        }
+    }
+
+    /// The fallbacks: a type without `Validate` (or that cannot be parsed
+    /// alone) has nothing to check.
+    pub trait DiveNone {
+        /// Nothing to check.
+        fn dive(&self, _: &mut dyn FnMut() -> Path, _: &mut Report) {}
+        /// Nothing to check.
+        fn dive_fields(&self, _: &Value, _: &mut dyn FnMut() -> Path, _: &mut Report) {}
+    }
+
+    /// The fallback of [`ParseOwned`]: a field type that does not parse
+    /// alone (it borrows) is not checked on its own.
+    pub trait ParseNone<T> {
+        /// Does not parse alone.
+        fn parse(&self, _: &Value) -> Option<T> {
+            None
+        }
+    }
+
+    impl<T: ?Sized> DiveNone for Dive<'_, T> {}
+    impl<T> DiveNone for DiveType<T> {}
+    impl<T> ParseNone<T> for Parse<T> {}
+}

@@ -16,6 +16,7 @@ mod lifespan;
 mod limits;
 mod metrics;
 mod middleware;
+mod models;
 mod observability;
 mod openapi;
 mod resource_bounds;
