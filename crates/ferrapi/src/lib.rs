@@ -80,6 +80,7 @@ pub mod lifespan;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod middleware;
+mod patch;
 pub mod response;
 pub mod routing;
 pub mod security;
@@ -106,6 +107,7 @@ pub use extract::{
     RequestContext, State,
 };
 pub use ferrapi_core::HttpError;
+pub use patch::Patch;
 pub use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, ValidationErrors};
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
@@ -135,7 +137,7 @@ pub use ferrapi_macros::{
 pub mod prelude {
     pub use crate::extract::{Cookie, Depends, Form, Header, Json, Path, Query, State};
     pub use crate::response::{Created, Html, NoContent, Redirect, Text};
-    pub use crate::{App, HttpError, IntoRoute, Route, Router};
+    pub use crate::{App, HttpError, IntoRoute, Patch, Route, Router};
     pub use garde::Validate;
     pub use schemars::JsonSchema;
     pub use serde::{Deserialize, Serialize};
