@@ -102,9 +102,7 @@ impl Parse for Args {
                     let content;
                     syn::parenthesized!(content in input);
                     let names = content.parse_terminated(Ident::parse, Token![,])?;
-                    args.errors
-                        .get_or_insert_with(Vec::new)
-                        .extend(names);
+                    args.errors.get_or_insert_with(Vec::new).extend(names);
                 }
                 "responses" => {
                     let content;
@@ -299,24 +297,36 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
                 "`errors(...)` names variants of the handler's error type: the handler returns `Result<T, E>`",
             ));
         }
-        // Only the named variants are documented; each name is checked
-        // against the error type at compile time (a type alias to it lets
-        // the variants be named, whatever path the handler spells).
+        // Only the named variants are documented. Each name is checked at
+        // compile time when the return type is spelled `Result<T, E>` (a
+        // type alias to `E` lets the variants be named whatever path `E` is
+        // written with); behind an alias of `Result`, the application build
+        // reports a name that is no variant.
         (ReturnType::Type(_, ty), Some(names)) => {
             let strs = names.iter().map(Ident::to_string);
-            let alias = Ident::new("__FerrapiRouteError", Span::mixed_site());
-            let arms = names.iter().map(|n| quote_spanned!(n.span()=> #alias::#n { .. } => {}));
-            quote_spanned! {ty.span()=>
-                {
-                    #[allow(non_camel_case_types, dead_code)]
-                    type #alias = <#ty as ::ferrapi::__private::ReturnsErrors>::Error;
-                    #[allow(unreachable_patterns, dead_code)]
-                    fn __errors_are_variants(e: &#alias) {
-                        match e {
-                            #(#arms)*
-                            _ => {}
+            let check = match split_result_error(ty) {
+                Some(err) => {
+                    let arms = names.iter().map(|n| {
+                        let alias = Ident::new("__FerrapiRouteError", n.span());
+                        quote_spanned!(n.span()=> #alias::#n { .. } => {})
+                    });
+                    quote! {
+                        #[allow(non_camel_case_types, dead_code)]
+                        type __FerrapiRouteError = #err;
+                        #[allow(unreachable_patterns, dead_code)]
+                        fn __errors_are_variants(e: &__FerrapiRouteError) {
+                            match e {
+                                #(#arms)*
+                                _ => {}
+                            }
                         }
                     }
+                }
+                None => quote!(),
+            };
+            quote_spanned! {ty.span()=>
+                {
+                    #check
                     ::ferrapi::__private::describe_output_with_errors::<#ty>(__op, __status, &[#(#strs),*]);
                 }
             }
@@ -451,6 +461,20 @@ macro_rules! route_attr {
             }
         }
     )*};
+}
+
+/// `E` of a type spelled `Result<T, E>`.
+fn split_result_error(ty: &Type) -> Option<Type> {
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Result"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && args.args.len() == 2
+        && let Some(syn::GenericArgument::Type(err)) = args.args.last()
+    {
+        return Some(err.clone());
+    }
+    None
 }
 
 /// `Result<X, E>` → `(X, true)`; any other type `X` → `(X, false)`.
@@ -704,6 +728,8 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
             );
         })
     });
+    let known = statuses.iter().map(|s| &s.name);
+    let name_str = name.to_string();
     let docs_only = statuses.iter().filter_map(|s| {
         let code = s.status.as_ref()?;
         let description = &s.description;
@@ -733,6 +759,16 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
                 op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
                 variants: &[&str],
             ) {
+                const KNOWN: &[&str] = &[#(#known),*];
+                for v in variants {
+                    if !KNOWN.contains(v) {
+                        op.problems.push(::std::format!(
+                            "errors(...) names `{}`, which is no variant of `{}`",
+                            v,
+                            #name_str,
+                        ));
+                    }
+                }
                 #(#docs_only)*
             }
         }

@@ -39,42 +39,35 @@ pub fn describe_output<R: Responder>(op: &mut OperationBuilder<'_>, status: Stat
     R::describe(op, status);
 }
 
-/// The error type of a handler's `Result<T, E>` return type, for routes
-/// declaring `errors(...)`.
+/// A handler's `Result<T, E>` return type, for routes declaring
+/// `errors(...)`: `T` is described as usual, `E` by the named variants.
 #[diagnostic::on_unimplemented(
     message = "`errors(...)` needs a handler returning `Result<T, E>`, not `{Self}`",
     note = "`errors(NotFound, …)` names variants of the `#[derive(ApiError)]` type `E`"
 )]
 pub trait ReturnsErrors {
     /// `E`.
-    type Error;
-}
-
-impl<T, E> ReturnsErrors for Result<T, E> {
-    type Error = E;
-}
-
-/// Describes a handler's `Result<T, E>`, documenting only the named
-/// variants of `E`.
-pub fn describe_output_with_errors<R>(op: &mut OperationBuilder<'_>, status: StatusCode, variants: &[&str])
-where
-    R: Responder + ReturnsErrors + OkOutput,
-    <R as ReturnsErrors>::Error: ResponseError,
-{
-    <R as OkOutput>::describe_ok(op, status);
-    <<R as ReturnsErrors>::Error as ResponseError>::describe_only(op, variants);
-}
-
-/// The success part of a `Result<T, E>`'s description.
-pub trait OkOutput {
+    type Error: ResponseError;
     /// Describes `T`.
     fn describe_ok(op: &mut OperationBuilder<'_>, status: StatusCode);
 }
 
-impl<T: crate::openapi::DescribeOutput, E> OkOutput for Result<T, E> {
+impl<T: crate::openapi::DescribeOutput, E: ResponseError> ReturnsErrors for Result<T, E> {
+    type Error = E;
     fn describe_ok(op: &mut OperationBuilder<'_>, status: StatusCode) {
         T::describe(op, status);
     }
+}
+
+/// Describes a handler's `Result<T, E>`, documenting only the named
+/// variants of `E`.
+pub fn describe_output_with_errors<R: Responder + ReturnsErrors>(
+    op: &mut OperationBuilder<'_>,
+    status: StatusCode,
+    variants: &[&str],
+) {
+    R::describe_ok(op, status);
+    <R::Error as ResponseError>::describe_only(op, variants);
 }
 
 /// Answers 500 (never reached: see `routing::handler::internal_error`).

@@ -107,8 +107,8 @@ pub use extract::{
     RequestContext, State,
 };
 pub use ferrapi_core::HttpError;
-pub use patch::Patch;
 pub use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, ValidationErrors};
+pub use patch::Patch;
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
 pub use server::{BodyTimeout, Draining, ServeConfig, ServeError, shutdown_signal};

@@ -124,7 +124,9 @@ impl<T> From<T> for Patch<T> {
 impl<'de, T: DeserializeOwned> Deserialize<'de> for Patch<T> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let value = serde_json::Value::deserialize(deserializer)?;
-        T::deserialize(value).map(Patch::Set).map_err(D::Error::custom)
+        T::deserialize(value)
+            .map(Patch::Set)
+            .map_err(D::Error::custom)
     }
 }
 

@@ -204,7 +204,12 @@ mod tests {
             SetCookie::new("a b", "x").header_value(),
             Err(InvalidHeader::CookieName("a b".into()))
         );
-        assert!(SetCookie::new("a", "x").path("/p;q").header_value().is_err());
+        assert!(
+            SetCookie::new("a", "x")
+                .path("/p;q")
+                .header_value()
+                .is_err()
+        );
         assert!(SetCookie::new("a", "x\r\n").header_value().is_err());
     }
 }

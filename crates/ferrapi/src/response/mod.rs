@@ -96,7 +96,8 @@ impl<T: Responder, E: ResponseError> Responder for Result<T, E> {
 ///
 /// Without `errors(...)`, a route documents every status of its error type:
 /// more than it may answer, never less. Listing the variants is the precise
-/// form; a name that is no variant of the type does not compile.
+/// form; a name that is no variant of the type does not compile (behind a
+/// type alias of `Result`, `App::build` reports it).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler's error type",
     note = "return `Result<T, ferrapi::Error>` (any `std::error::Error` converts into it with `?`), `Result<T, HttpError>`, or derive `ferrapi::ApiError` on your error enum"
