@@ -184,13 +184,17 @@ mod tests {
 
     #[test]
     fn defaults_as_fastapi() {
-        let v = SetCookie::new("a", "b").header_value().unwrap();
+        let v = SetCookie::new("a", "b")
+            .header_value()
+            .expect("a valid cookie");
         assert_eq!(v, "a=b; Path=/; SameSite=Lax");
     }
 
     #[test]
     fn removal_expires_now() {
-        let v = SetCookie::removal("a").header_value().unwrap();
+        let v = SetCookie::removal("a")
+            .header_value()
+            .expect("a valid cookie");
         assert_eq!(v, "a=; Max-Age=0; Path=/; SameSite=Lax");
     }
 

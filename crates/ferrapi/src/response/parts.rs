@@ -210,26 +210,24 @@ fn extend(res: &mut Response, headers: HeaderMap) {
     res.headers_mut().extend(headers);
 }
 
-/// `[(name, value); N]` into a map; a name or value that is no header is
-/// logged and answered 500.
-fn array_headers<K, V, const N: usize>(pairs: [(K, V); N]) -> Result<HeaderMap, Response>
+/// `[(name, value); N]` into a map.
+fn array_headers<K, V, const N: usize>(pairs: [(K, V); N]) -> Result<HeaderMap, InvalidHeader>
 where
     K: TryInto<HeaderName>,
     V: TryInto<HeaderValue>,
 {
     let mut map = HeaderMap::with_capacity(N);
     for (k, v) in pairs {
-        match header_pair(k, v) {
-            Ok((k, v)) => {
-                map.append(k, v);
-            }
-            Err(e) => {
-                tracing::error!(error = %e, "invalid response header");
-                return Err(internal());
-            }
-        }
+        let (k, v) = header_pair(k, v)?;
+        map.append(k, v);
     }
     Ok(map)
+}
+
+/// A header the handler got wrong: logged, answered 500.
+fn invalid(e: &InvalidHeader) -> Response {
+    tracing::error!(error = %e, "invalid response header");
+    internal()
 }
 
 /// `(headers, value)`: `value`'s response with these headers added.
@@ -257,7 +255,7 @@ where
     fn respond(self, cx: &RequestContext) -> Response {
         let headers = match array_headers(self.0) {
             Ok(h) => h,
-            Err(res) => return res,
+            Err(e) => return invalid(&e),
         };
         let mut res = self.1.respond(cx);
         extend(&mut res, headers);
@@ -294,7 +292,7 @@ where
     fn respond(self, cx: &RequestContext) -> Response {
         match array_headers(self.1) {
             Ok(headers) => (self.0, headers, self.2).respond(cx),
-            Err(res) => res,
+            Err(e) => invalid(&e),
         }
     }
 }

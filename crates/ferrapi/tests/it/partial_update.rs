@@ -160,5 +160,5 @@ async fn patch_without_serde_default_is_required_not_null() {
         .json(&json!({"note": null}))
         .send()
         .await;
-    assert_eq!(res.json::<bool>(), true);
+    assert!(res.json::<bool>());
 }
