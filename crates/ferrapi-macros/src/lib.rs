@@ -20,7 +20,9 @@
 //! `summary = "…"`, `description = "…"` (default: from the doc comment: its
 //! first paragraph is the summary, the rest the description),
 //! `operation_id = "…"` (default: the function's name), `deprecated`,
-//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`, and for
+//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`,
+//! `errors(NotFound, EmailTaken)` (the variants of the handler's
+//! `#[derive(ApiError)]` error type this operation documents), and for
 //! WebSocket routes the message types the client sends and the server sends:
 //! `receives = [Ping]`, `sends = [Pong, Notice]` (documented in the OpenAPI
 //! document's `x-websockets` and the AsyncAPI document).
@@ -55,6 +57,9 @@ struct Args {
     responses: Vec<(LitInt, LitStr)>,
     receives: Vec<Type>,
     sends: Vec<Type>,
+    /// `errors(NotFound, EmailTaken)`: the variants of the handler's error
+    /// type this operation documents (`None`: all of them).
+    errors: Option<Vec<Ident>>,
 }
 
 impl Parse for Args {
@@ -77,6 +82,7 @@ impl Parse for Args {
             responses: Vec::new(),
             receives: Vec::new(),
             sends: Vec::new(),
+            errors: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -93,6 +99,12 @@ impl Parse for Args {
                     } else {
                         args.deprecated = true;
                     }
+                }
+                "errors" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let names = content.parse_terminated(Ident::parse, Token![,])?;
+                    args.errors.get_or_insert_with(Vec::new).extend(names);
                 }
                 "responses" => {
                     let content;
@@ -147,7 +159,7 @@ impl Parse for Args {
                         _ => {
                             return Err(syn::Error::new(
                                 key.span(),
-                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses, receives, sends",
+                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses, errors, receives, sends",
                             ));
                         }
                     }
@@ -272,12 +284,55 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
     let describe_inputs = types.iter().map(|ty| {
         quote_spanned!(ty.span()=> <#ty as ::ferrapi::openapi::DescribeInput>::describe(__op);)
     });
-    let describe_output = match &sig.output {
-        ReturnType::Default => quote!(::ferrapi::__private::describe_output::<()>(__op, __status);),
-        ReturnType::Type(_, ty) if contains_impl(ty) => quote!(),
-        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=>
+    let describe_output = match (&sig.output, &args.errors) {
+        (ReturnType::Default, None) => {
+            quote!(::ferrapi::__private::describe_output::<()>(__op, __status);)
+        }
+        (ReturnType::Type(_, ty), _) if contains_impl(ty) => quote!(),
+        (ReturnType::Type(_, ty), None) => quote_spanned!(ty.span()=>
             ::ferrapi::__private::describe_output::<#ty>(__op, __status);
         ),
+        (ReturnType::Default, Some(names)) => {
+            let span = names.first().map_or_else(Span::call_site, Ident::span);
+            return Err(syn::Error::new(
+                span,
+                "`errors(...)` names variants of the handler's error type: the handler returns `Result<T, E>`",
+            ));
+        }
+        // Only the named variants are documented. Each name is checked at
+        // compile time when the return type is spelled `Result<T, E>` (a
+        // type alias to `E` lets the variants be named whatever path `E` is
+        // written with); behind an alias of `Result`, the application build
+        // reports a name that is no variant.
+        (ReturnType::Type(_, ty), Some(names)) => {
+            let strs = names.iter().map(Ident::to_string);
+            let check = match split_result_error(ty) {
+                Some(err) => {
+                    let arms = names.iter().map(|n| {
+                        let alias = Ident::new("__FerrapiRouteError", n.span());
+                        quote_spanned!(n.span()=> #alias::#n { .. } => {})
+                    });
+                    quote! {
+                        #[allow(non_camel_case_types, dead_code)]
+                        type __FerrapiRouteError = #err;
+                        #[allow(unreachable_patterns, dead_code)]
+                        fn __errors_are_variants(e: &__FerrapiRouteError) {
+                            match e {
+                                #(#arms)*
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                None => quote!(),
+            };
+            quote_spanned! {ty.span()=>
+                {
+                    #check
+                    ::ferrapi::__private::describe_output_with_errors::<#ty>(__op, __status, &[#(#strs),*]);
+                }
+            }
+        }
     };
     let call = quote_spanned!(name.span()=>
         ::ferrapi::__private::assert_send(#name(#(#args_idents),*)).await
@@ -410,6 +465,20 @@ macro_rules! route_attr {
     )*};
 }
 
+/// `E` of a type spelled `Result<T, E>`.
+fn split_result_error(ty: &Type) -> Option<Type> {
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Result"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && args.args.len() == 2
+        && let Some(syn::GenericArgument::Type(err)) = args.args.last()
+    {
+        return Some(err.clone());
+    }
+    None
+}
+
 /// `Result<X, E>` → `(X, true)`; any other type `X` → `(X, false)`.
 fn split_result(ty: &Type) -> (Type, bool) {
     if let Type::Path(p) = ty
@@ -443,12 +512,17 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
             "a dependency must be an `async fn`",
         ));
     }
-    if !sig.generics.params.is_empty() {
+    // Const and type parameters make one provider for a family of types
+    // (`Pagination<50>`, `Pagination<100>`): each is a dependency of its own,
+    // configured by its parameters. A lifetime cannot outlive the request.
+    if let Some(lt) = sig.generics.lifetimes().next() {
         return Err(syn::Error::new(
-            sig.generics.span(),
-            "a dependency cannot be generic",
+            lt.span(),
+            "a dependency cannot have lifetime parameters: its value outlives the request's borrows",
         ));
     }
+    let (impl_generics, ty_generics, where_clause) = sig.generics.split_for_impl();
+    let turbofish = ty_generics.as_turbofish();
     let ReturnType::Type(_, ret) = &sig.output else {
         return Err(syn::Error::new(
             sig.ident.span(),
@@ -479,17 +553,17 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
     });
     let call = if fallible {
         quote! {
-            #name(#(#ids),*).await.map_err(|e| {
+            #name #turbofish(#(#ids),*).await.map_err(|e| {
                 ::ferrapi::extract::Rejection::Error(::ferrapi::ResponseError::into_error(e))
             })
         }
     } else {
-        quote!(::core::result::Result::Ok(#name(#(#ids),*).await))
+        quote!(::core::result::Result::Ok(#name #turbofish(#(#ids),*).await))
     };
     Ok(quote! {
         #func
 
-        impl ::ferrapi::extract::Dependency for #target {
+        impl #impl_generics ::ferrapi::extract::Dependency for #target #where_clause {
             async fn resolve(
                 __parts: &mut ::ferrapi::http::request::Parts,
                 __cx: &::ferrapi::extract::RequestContext,
@@ -516,6 +590,16 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
 /// #[dependency]
 /// async fn current_user(Depends(db): Depends<Db>, token: BearerToken) -> Result<CurrentUser, HttpError> { … }
 /// ```
+///
+/// A generic function (const or type parameters) provides each of the types
+/// it returns, configured by its parameters — FastAPI's
+/// `Depends(Pagination(max=50))`:
+///
+/// ```text
+/// #[dependency]
+/// async fn pagination<const MAX: u32>(Query(q): Query<PageQuery<MAX>>) -> Pagination<MAX> { … }
+/// // Depends<Pagination<50>> on one route, Depends<Pagination<500>> on another.
+/// ```
 #[proc_macro_attribute]
 pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = parse_macro_input!(item as ItemFn);
@@ -527,6 +611,8 @@ pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// One documented status of an `ApiError` type.
 struct ErrorStatus {
+    /// The variant's name (the type's name for a struct).
+    name: String,
     pattern: TokenStream2,
     status: Option<LitInt>,
     description: String,
@@ -596,6 +682,7 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
                     .or_else(|| error_literal(&v.attrs))
                     .unwrap_or_else(|| humanize(ident));
                 statuses.push(ErrorStatus {
+                    name: ident.to_string(),
                     pattern: quote!(Self::#ident { .. }),
                     status,
                     description,
@@ -608,6 +695,7 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
                 .or_else(|| error_literal(&input.attrs))
                 .unwrap_or_else(|| humanize(name));
             statuses.push(ErrorStatus {
+                name: name.to_string(),
                 pattern: quote!(_),
                 status: type_status.clone(),
                 description,
@@ -642,6 +730,22 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
             );
         })
     });
+    let known = statuses.iter().map(|s| &s.name);
+    let name_str = name.to_string();
+    let docs_only = statuses.iter().filter_map(|s| {
+        let code = s.status.as_ref()?;
+        let description = &s.description;
+        let variant = &s.name;
+        Some(quote! {
+            if variants.contains(&#variant) {
+                op.error_response(
+                    ::ferrapi::http::StatusCode::from_u16(#code)
+                        .unwrap_or(::ferrapi::http::StatusCode::INTERNAL_SERVER_ERROR),
+                    #description,
+                );
+            }
+        })
+    });
     Ok(quote! {
         impl #impl_generics ::ferrapi::__private::ResponseError for #name #ty_generics #where_clause {
             fn into_error(self) -> ::ferrapi::Error {
@@ -653,6 +757,22 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
             fn describe(op: &mut ::ferrapi::openapi::OperationBuilder<'_>) {
                 #(#docs)*
             }
+            fn describe_only(
+                op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
+                variants: &[&str],
+            ) {
+                const KNOWN: &[&str] = &[#(#known),*];
+                for v in variants {
+                    if !KNOWN.contains(v) {
+                        op.problems.push(::std::format!(
+                            "errors(...) names `{}`, which is no variant of `{}`",
+                            v,
+                            #name_str,
+                        ));
+                    }
+                }
+                #(#docs_only)*
+            }
         }
     })
 }
@@ -663,6 +783,10 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
 /// `#[api(description = "…")]`, else a placeholder-free `#[error("…")]`, else
 /// the variant's name); a variant without a status is logged and answered
 /// 500 `Internal Server Error`. The type implements `Display` (thiserror).
+///
+/// Every route returning the type documents every status, unless its
+/// attribute lists the variants it can return: `errors(NotFound, EmailTaken)`
+/// documents those alone (names checked at compile time).
 #[proc_macro_derive(ApiError, attributes(api))]
 pub fn derive_api_error(item: TokenStream) -> TokenStream {
     let input = parse_macro_input!(item as syn::DeriveInput);

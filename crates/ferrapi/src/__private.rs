@@ -39,6 +39,37 @@ pub fn describe_output<R: Responder>(op: &mut OperationBuilder<'_>, status: Stat
     R::describe(op, status);
 }
 
+/// A handler's `Result<T, E>` return type, for routes declaring
+/// `errors(...)`: `T` is described as usual, `E` by the named variants.
+#[diagnostic::on_unimplemented(
+    message = "`errors(...)` needs a handler returning `Result<T, E>`, not `{Self}`",
+    note = "`errors(NotFound, …)` names variants of the `#[derive(ApiError)]` type `E`"
+)]
+pub trait ReturnsErrors {
+    /// `E`.
+    type Error: ResponseError;
+    /// Describes `T`.
+    fn describe_ok(op: &mut OperationBuilder<'_>, status: StatusCode);
+}
+
+impl<T: crate::openapi::DescribeOutput, E: ResponseError> ReturnsErrors for Result<T, E> {
+    type Error = E;
+    fn describe_ok(op: &mut OperationBuilder<'_>, status: StatusCode) {
+        T::describe(op, status);
+    }
+}
+
+/// Describes a handler's `Result<T, E>`, documenting only the named
+/// variants of `E`.
+pub fn describe_output_with_errors<R: Responder + ReturnsErrors>(
+    op: &mut OperationBuilder<'_>,
+    status: StatusCode,
+    variants: &[&str],
+) {
+    R::describe_ok(op, status);
+    <R::Error as ResponseError>::describe_only(op, variants);
+}
+
 /// Answers 500 (never reached: see `routing::handler::internal_error`).
 pub fn internal_error() -> Response {
     crate::routing::internal_error()

@@ -80,6 +80,7 @@ pub mod lifespan;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod middleware;
+mod patch;
 pub mod response;
 pub mod routing;
 pub mod security;
@@ -110,6 +111,7 @@ pub use extract::{
 };
 pub use ferrapi_core::HttpError;
 pub use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, ValidationErrors};
+pub use patch::Patch;
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
 pub use server::{BodyTimeout, Draining, ServeConfig, ServeError, shutdown_signal};
@@ -151,7 +153,7 @@ pub use schema_trait::*;
 pub mod prelude {
     pub use crate::extract::{Cookie, Depends, Form, Header, Json, Path, Query, State};
     pub use crate::response::{Created, Html, NoContent, Redirect, Text};
-    pub use crate::{App, HttpError, IntoRoute, Route, Router};
+    pub use crate::{App, HttpError, IntoRoute, Patch, Route, Router};
     pub use ferrapi_core::validation::Validate;
     pub use serde::{Deserialize, Serialize};
 

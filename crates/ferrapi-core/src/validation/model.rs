@@ -499,11 +499,23 @@ pub mod rules {
         }
     }
 
+    /// A value that may be absent: `Option` (and `ferrapi::Patch`).
+    pub trait Presence {
+        /// Whether a value is there.
+        fn is_present(&self) -> bool;
+    }
+    impl<T> Presence for Option<T> {
+        fn is_present(&self) -> bool {
+            self.is_some()
+        }
+    }
+
     /// `required` on an `Option`: the value must be present.
-    pub fn required<T>(v: &Option<T>) -> Result<(), Error> {
-        match v {
-            Some(_) => Ok(()),
-            None => Err(Error::new("Field required")),
+    pub fn required<T: Presence + ?Sized>(v: &T) -> Result<(), Error> {
+        if v.is_present() {
+            Ok(())
+        } else {
+            Err(Error::new("Field required"))
         }
     }
 
