@@ -224,6 +224,32 @@ fn split_doc(doc: &str) -> (Option<String>, Option<String>) {
     (summary, description)
 }
 
+/// `Json<…>` or `Form<…>`: a body extractor of a model.
+fn is_body_model(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| {
+            (s.ident == "Json" || s.ident == "Form")
+                && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        _ => false,
+    }
+}
+
+/// `Query<…>`, `Path<…>`, `Header<…>` or `Cookie<…>`: a request-head
+/// extractor of a model (extracted as such even when last, so that a
+/// model's missing trait is one error, not one per inference attempt).
+fn is_parts_model(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| {
+            ["Query", "Path", "Header", "Cookie"]
+                .iter()
+                .any(|n| s.ident == n)
+                && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        _ => false,
+    }
+}
+
 fn contains_impl(ty: &Type) -> bool {
     quote!(#ty).to_string().contains("impl ")
 }
@@ -245,6 +271,7 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
     let name = &sig.ident;
     let vis = &func.vis;
     let mut types = Vec::new();
+    let mut param_rules: Vec<Vec<syn::Attribute>> = Vec::new();
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
@@ -261,24 +288,79 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
                     ));
                 }
                 types.push((*pt.ty).clone());
+                param_rules.push(
+                    pt.attrs
+                        .iter()
+                        .filter(|a| a.path().is_ident("garde"))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
         }
+    }
+    // `#[garde(...)]` on a `Path<X>` parameter: the rules of a newtype that
+    // the route extracts instead (schema, check and message as for a model
+    // field), then unwraps.
+    let mut newtypes = Vec::new();
+    let mut unwrap = Vec::new();
+    for (i, (ty, rules)) in types.iter_mut().zip(&param_rules).enumerate() {
+        if rules.is_empty() {
+            unwrap.push(None);
+            continue;
+        }
+        let inner = match &*ty {
+            Type::Path(p) => p.path.segments.last().and_then(|s| match &s.arguments {
+                syn::PathArguments::AngleBracketed(a) if s.ident == "Path" && a.args.len() == 1 => {
+                    match a.args.first() {
+                        Some(syn::GenericArgument::Type(t)) => Some(t.clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }),
+            _ => None,
+        };
+        let Some(inner) = inner else {
+            return Err(syn::Error::new(
+                rules[0].span(),
+                "`#[garde(...)]` on a parameter constrains a single path variable (`Path<i64>`); for query, header, cookie and body parameters write the rules on the model's fields",
+            ));
+        };
+        let newtype = format_ident!("__FerrapiParam{}", i);
+        newtypes.push(quote! {
+            #[derive(::ferrapi::serde::Deserialize, ::ferrapi::JsonSchema, ::ferrapi::Validate)]
+            #[serde(crate = "::ferrapi::serde", transparent)]
+            #[allow(non_camel_case_types)]
+            struct #newtype(#(#rules)* #inner);
+        });
+        *ty = syn::parse_quote!(::ferrapi::Path<#newtype>);
+        unwrap.push(Some(quote!(::ferrapi::Path(__p.0.0))));
     }
     let args_idents: Vec<Ident> = (0..types.len())
         .map(|i| format_ident!("__arg{}", i, span = Span::mixed_site()))
         .collect();
     let mut extract = Vec::new();
     for (i, (ty, id)) in types.iter().zip(&args_idents).enumerate() {
-        let call = if i + 1 == types.len() {
-            quote_spanned!(ty.span()=> __ex.last::<_, #ty>().await)
+        let call = if i + 1 == types.len() && is_body_model(ty) {
+            // The body extractors of models: naming how they extract lets
+            // the compiler report the model's missing trait (`Validate`)
+            // instead of "not an extractor".
+            quote_spanned!(ty.span()=> <#ty as ::ferrapi::__private::ExtractLast<::ferrapi::__private::ViaRequest>>::last(&mut __ex).await)
+        } else if i + 1 == types.len() && !is_parts_model(ty) {
+            quote_spanned!(ty.span()=> <#ty as ::ferrapi::__private::ExtractLast<_>>::last(&mut __ex).await)
         } else {
-            quote_spanned!(ty.span()=> __ex.part::<#ty>().await)
+            quote_spanned!(ty.span()=> <#ty as ::ferrapi::__private::ExtractPart>::part(&mut __ex).await)
+        };
+        let unwrap = match &unwrap[i] {
+            Some(u) => quote!(let #id = #id.map(|__p| #u);),
+            None => quote!(),
         };
         extract.push(quote! {
             let #id = match #call {
                 ::core::result::Result::Ok(v) => v,
                 ::core::result::Result::Err(res) => return __ex.fail(res).await,
             };
+            #unwrap
         });
     }
     let describe_inputs = types.iter().map(|ty| {
@@ -404,7 +486,13 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         .iter()
         .filter(|a| !a.path().is_ident("doc"))
         .collect();
-    let inputs = &sig.inputs;
+    let mut inputs = sig.inputs.clone();
+    for input in inputs.iter_mut() {
+        if let FnArg::Typed(pt) = input {
+            pt.attrs.retain(|a| !a.path().is_ident("garde"));
+        }
+    }
+    let inputs = &inputs;
     let output = &sig.output;
     let block = &func.block;
     Ok(quote! {
@@ -414,6 +502,7 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         #vis fn #name() -> ::ferrapi::Route {
             #(#fn_attrs)*
             async fn #name(#inputs) #output #block
+            #(#newtypes)*
 
             ::ferrapi::__private::route(
                 ::ferrapi::http::Method::#method_ident,

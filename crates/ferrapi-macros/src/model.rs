@@ -450,13 +450,19 @@ pub(crate) fn derive_validate(input: DeriveInput) -> syn::Result<TokenStream2> {
                     Some(id) => syn::Member::Named(id.clone()),
                     None => syn::Member::Unnamed(syn::Index::from(i)),
                 };
-                let key = match &field.ident {
-                    Some(id) => {
+                // Failures are reported under the field's serde name (the
+                // schema's property), so that `loc` is the wire name even
+                // for an explicit `#[serde(rename)]`.
+                let key = match (&field.ident, property_name(field, &input.attrs)?) {
+                    (Some(_), Some(prop)) if !has_serde_flag(&field.attrs, "flatten") => {
+                        quote!(#prop)
+                    }
+                    (Some(id), _) => {
                         let s = id.to_string();
                         let s = s.strip_prefix("r#").unwrap_or(&s).to_owned();
                         quote!(#s)
                     }
-                    None => quote!(#i),
+                    (None, _) => quote!(#i),
                 };
                 let transparent =
                     matches!(data.fields, Fields::Unnamed(ref u) if u.unnamed.len() == 1);
@@ -799,6 +805,24 @@ pub(crate) fn derive_schema(input: DeriveInput) -> syn::Result<TokenStream2> {
         }
     };
     let js = quote!(::ferrapi::schemars);
+    // A transparent newtype with rules is its field's schema plus the
+    // rules: inlined under an id of its own (the field type's id would
+    // share, and so lose, the rules).
+    let own = has_serde_flag(&input.attrs, "transparent") && !fields_rules.is_empty();
+    let (inline, schema_id) = if own {
+        let lit = LitStr::new(&name.to_string(), name.span());
+        (
+            quote!(true),
+            quote!(::std::borrow::Cow::Borrowed(
+                ::core::concat!(::core::module_path!(), "::", #lit)
+            )),
+        )
+    } else {
+        (
+            quote!(<#shadow #ty_generics as #js::JsonSchema>::inline_schema()),
+            quote!(<#shadow #ty_generics as #js::JsonSchema>::schema_id()),
+        )
+    };
     let crate_attr = if serde_value(&input.attrs, "crate")?.is_some() {
         quote!()
     } else {
@@ -845,13 +869,13 @@ pub(crate) fn derive_schema(input: DeriveInput) -> syn::Result<TokenStream2> {
             #[automatically_derived]
             impl #impl_generics #js::JsonSchema for #name #ty_generics #where_clause {
                 fn inline_schema() -> bool {
-                    <#shadow #ty_generics as #js::JsonSchema>::inline_schema()
+                    #inline
                 }
                 fn schema_name() -> ::std::borrow::Cow<'static, str> {
                     <#shadow #ty_generics as #js::JsonSchema>::schema_name()
                 }
                 fn schema_id() -> ::std::borrow::Cow<'static, str> {
-                    <#shadow #ty_generics as #js::JsonSchema>::schema_id()
+                    #schema_id
                 }
                 fn json_schema(__g: &mut #js::SchemaGenerator) -> #js::Schema {
                     #[allow(unused_mut)]

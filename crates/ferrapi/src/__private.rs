@@ -1,7 +1,48 @@
 //! What the route attribute macros expand to. Not public API.
 
+pub use crate::extract::__via::ViaRequest;
 pub use crate::extract::{Request, RequestContext};
 pub use crate::routing::Extraction;
+
+use crate::extract::{FromRequest, FromRequestParts};
+
+/// Extracts a handler's non-last parameter. Called as
+/// `<T as ExtractPart>::part(&mut ex)`, so that a type that is no extractor
+/// (or whose model lacks a trait) is one compile error, named once: the
+/// failed bound makes the call's type an error, and its `.await` adds none.
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler parameter in this position",
+    label = "not an extractor of the request head (`FromRequestParts`)",
+    note = "only the last parameter may read the body (`Json<T>`, `Form<T>`, `Bytes`, `String`, `Request`)",
+    note = "parameters are extractors such as `Path<T>`, `Query<T>`, `Header<T>`, `Cookie<T>`, `State<T>`, or types implementing `ferrapi::FromRequestParts`"
+)]
+pub trait ExtractPart: Sized {
+    /// [`Extraction::part`].
+    fn part(ex: &mut Extraction) -> impl Future<Output = Result<Option<Self>, Response>> + Send;
+}
+
+impl<T: FromRequestParts> ExtractPart for T {
+    fn part(ex: &mut Extraction) -> impl Future<Output = Result<Option<Self>, Response>> + Send {
+        ex.part::<T>()
+    }
+}
+
+/// Extracts a handler's last parameter (see [`ExtractPart`]).
+#[diagnostic::on_unimplemented(
+    message = "`{Self}` cannot be a handler parameter: it is not an extractor",
+    label = "this parameter's type implements neither `FromRequestParts` nor `FromRequest`",
+    note = "handler parameters must be extractors such as `Path<T>`, `Query<T>`, `Header<T>`, `Json<T>`, `State<T>`, or a type implementing `ferrapi::FromRequest`"
+)]
+pub trait ExtractLast<M>: Sized {
+    /// [`Extraction::last`].
+    fn last(ex: &mut Extraction) -> impl Future<Output = Result<Option<Self>, Response>> + Send;
+}
+
+impl<M, T: FromRequest<M>> ExtractLast<M> for T {
+    fn last(ex: &mut Extraction) -> impl Future<Output = Result<Option<Self>, Response>> + Send {
+        ex.last::<M, T>()
+    }
+}
 pub use futures_util::future::BoxFuture;
 pub use std::sync::Arc;
 

@@ -226,3 +226,71 @@ async fn a_custom_rule_is_reported_beside_another_fields_error() {
     assert_eq!(d.as_array().map(Vec::len), Some(2), "{d}");
     assert_eq!(d[1], custom_error("query", json!("3"))[0], "{d}");
 }
+
+/// FastAPI: `item_id: int = Path(ge=1)`.
+#[get("/items/{item_id}")]
+async fn read_item(#[garde(range(min = 1, max = 1000))] Path(item_id): Path<i64>) -> Json<Value> {
+    Json(json!({ "item_id": item_id }))
+}
+
+/// FastAPI: `q: str = Query(alias="item-query", examples=["fixed"], max_length=8)`.
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
+struct Search {
+    /// What to look for.
+    #[serde(rename = "item-query")]
+    #[schemars(example = &"fixed")]
+    #[garde(length(max = 8))]
+    q: String,
+}
+
+#[get("/search")]
+async fn search(Query(s): Query<Search>) -> Json<Search> {
+    Json(s)
+}
+
+#[tokio::test]
+async fn a_path_parameter_takes_rules_without_a_model() {
+    let c = TestClient::new(App::new().route(read_item));
+    let ok = c.get("/items/1000").send().await;
+    assert_eq!(ok.status(), 200, "{}", ok.text());
+    assert_eq!(ok.json::<Value>(), json!({"item_id": 1000}));
+    let res = c.get("/items/0").send().await;
+    assert_eq!(
+        detail(&c, res).await,
+        json!([{
+            "type": "greater_than_equal", "loc": ["path", "item_id"],
+            "msg": "Input should be greater than or equal to 1",
+            "input": "0", "ctx": {"ge": 1}
+        }])
+    );
+    let res = c.get("/items/1001").send().await;
+    assert_eq!(detail(&c, res).await[0]["type"], "less_than_equal");
+    let doc: Value = c.get("/openapi.json").send().await.json();
+    let param = &doc["paths"]["/items/{item_id}"]["get"]["parameters"][0];
+    assert_eq!(param["name"], "item_id");
+    assert_eq!(param["schema"]["minimum"], 1, "{param}");
+    assert_eq!(param["schema"]["maximum"], 1000, "{param}");
+}
+
+#[tokio::test]
+async fn a_parameter_alias_and_examples() {
+    let c = TestClient::new(App::new().route(search));
+    let ok = c.get("/search?item-query=abc").send().await;
+    assert_eq!(ok.status(), 200, "{}", ok.text());
+    assert_eq!(ok.json::<Value>(), json!({"item-query": "abc"}));
+    let res = c.get("/search?item-query=abcdefghi").send().await;
+    assert_eq!(
+        detail(&c, res).await,
+        json!([{
+            "type": "string_too_long", "loc": ["query", "item-query"],
+            "msg": "String should have at most 8 characters",
+            "input": "abcdefghi", "ctx": {"max_length": 8}
+        }])
+    );
+    let doc: Value = c.get("/openapi.json").send().await.json();
+    let param = &doc["paths"]["/search"]["get"]["parameters"][0];
+    assert_eq!(param["name"], "item-query", "{param}");
+    assert_eq!(param["description"], "What to look for.", "{param}");
+    assert_eq!(param["schema"]["examples"], json!(["fixed"]), "{param}");
+    assert_eq!(param["schema"]["maxLength"], 8, "{param}");
+}
