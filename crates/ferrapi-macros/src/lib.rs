@@ -904,6 +904,27 @@ route_attr! {
     trace => "TRACE";
 }
 
+/// `serde::Deserialize` through ferrapi (no `serde` dependency needed):
+/// every `#[serde(...)]` attribute works as with serde's own derive, which
+/// this one runs on a copy of the type (`#[serde(remote)]`). Types with
+/// borrowed fields (lifetimes) need serde's own derive.
+#[proc_macro_derive(Deserialize, attributes(serde))]
+pub fn derive_deserialize(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_serde(input, true)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// `serde::Serialize` through ferrapi (see [`macro@Deserialize`]).
+#[proc_macro_derive(Serialize, attributes(serde))]
+pub fn derive_serialize(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_serde(input, false)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
 /// Derives ferrapi's `Validate` from `#[garde(...)]` field rules: the same
 /// rules that ferrapi's `#[derive(JsonSchema)]` writes into the schema, so
 /// that the check, the schema and the 422 message agree.

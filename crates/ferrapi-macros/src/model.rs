@@ -887,3 +887,123 @@ pub(crate) fn derive_schema(input: DeriveInput) -> syn::Result<TokenStream2> {
         };
     })
 }
+
+// ------------------------------------------------------------------ serde
+
+/// `#[derive(Serialize)]` / `#[derive(Deserialize)]` through ferrapi, so
+/// that a user needs no `serde` dependency of their own: serde's derive
+/// names `::serde` unless told `#[serde(crate = …)]`, which a derive cannot
+/// add to the item it derives. So the type is copied into a shadow that
+/// derives serde's impl with `#[serde(crate = "::ferrapi::serde", remote =
+/// "Type")]` (serde's own way of deriving for a type from its definition),
+/// and the trait impl delegates to it. Every `#[serde]` attribute works as
+/// with serde's derive; borrowed fields (lifetimes) need serde's own derive.
+pub(crate) fn derive_serde(input: DeriveInput, de: bool) -> syn::Result<TokenStream2> {
+    let name = &input.ident;
+    if de && let Some(lt) = input.generics.lifetimes().next() {
+        return err(
+            lt.span(),
+            "ferrapi's serde derives do not take borrowed fields: derive with serde's own (`serde::Deserialize`, with `serde` in Cargo.toml)",
+        );
+    }
+    if has_serde_flag(&input.attrs, "remote") {
+        return err(
+            name.span(),
+            "`#[serde(remote)]` needs serde's own derive (`serde::Serialize`/`serde::Deserialize`)",
+        );
+    }
+    let shadow = if de {
+        format_ident!("__FerrapiDe{}", name)
+    } else {
+        format_ident!("__FerrapiSer{}", name)
+    };
+    let mut shadow_input = input.clone();
+    shadow_input.ident = shadow.clone();
+    shadow_input.vis = syn::Visibility::Inherited;
+    shadow_input.attrs.retain(|a| a.path().is_ident("serde"));
+    let strip = |fields: &mut Fields| {
+        for f in fields.iter_mut() {
+            f.attrs.retain(|a| a.path().is_ident("serde"));
+            f.vis = syn::Visibility::Inherited;
+        }
+    };
+    match &mut shadow_input.data {
+        Data::Struct(d) => strip(&mut d.fields),
+        Data::Enum(d) => {
+            for v in d.variants.iter_mut() {
+                v.attrs.retain(|a| a.path().is_ident("serde"));
+                strip(&mut v.fields);
+            }
+        }
+        Data::Union(u) => return err(u.union_token.span(), "unions cannot derive serde's traits"),
+    }
+    let remote = LitStr::new(&name.to_string(), name.span());
+    let crate_attr = if serde_value(&input.attrs, "crate")?.is_some() {
+        quote!(#[serde(remote = #remote)])
+    } else {
+        quote!(#[serde(crate = "::ferrapi::serde", remote = #remote)])
+    };
+    let type_params: Vec<&Ident> = input.generics.type_params().map(|t| &t.ident).collect();
+    let user_bound = has_serde_flag(&input.attrs, "bound");
+    let s = quote!(::ferrapi::serde);
+    let (derive, body) = if de {
+        let mut generics = input.generics.clone();
+        generics.params.insert(0, syn::parse_quote!('de));
+        if !user_bound {
+            let wc = generics.make_where_clause();
+            for p in &type_params {
+                wc.predicates
+                    .push(syn::parse_quote!(#p: #s::Deserialize<'de>));
+            }
+        }
+        let (impl_generics, _, where_clause) = generics.split_for_impl();
+        let (_, ty_generics, _) = input.generics.split_for_impl();
+        (
+            quote!(#[derive(::ferrapi::serde::Deserialize)]),
+            quote! {
+                #[automatically_derived]
+                impl #impl_generics #s::Deserialize<'de> for #name #ty_generics #where_clause {
+                    fn deserialize<__D>(__deserializer: __D) -> ::core::result::Result<Self, __D::Error>
+                    where
+                        __D: #s::Deserializer<'de>,
+                    {
+                        #shadow::deserialize(__deserializer)
+                    }
+                }
+            },
+        )
+    } else {
+        let mut generics = input.generics.clone();
+        if !user_bound {
+            let wc = generics.make_where_clause();
+            for p in &type_params {
+                wc.predicates.push(syn::parse_quote!(#p: #s::Serialize));
+            }
+        }
+        let (impl_generics, ty_generics, where_clause) = generics.split_for_impl();
+        (
+            quote!(#[derive(::ferrapi::serde::Serialize)]),
+            quote! {
+                #[automatically_derived]
+                impl #impl_generics #s::Serialize for #name #ty_generics #where_clause {
+                    fn serialize<__S>(&self, __serializer: __S) -> ::core::result::Result<__S::Ok, __S::Error>
+                    where
+                        __S: #s::Serializer,
+                    {
+                        #shadow::serialize(self, __serializer)
+                    }
+                }
+            },
+        )
+    };
+    Ok(quote! {
+        const _: () = {
+            #derive
+            #crate_attr
+            #[allow(dead_code, non_camel_case_types, clippy::all)]
+            #shadow_input
+
+            #body
+        };
+    })
+}

@@ -145,6 +145,11 @@ pub use serde;
 mod schema_trait {
     pub use schemars::JsonSchema;
 }
+
+/// serde's traits (and, shadowed in the prelude, its derives).
+mod serde_traits {
+    pub use serde::{Deserialize, Serialize};
+}
 // `ferrapi::JsonSchema`: schemars' trait (through the glob) and ferrapi's
 // derive (the explicit import above shadows schemars' derive).
 pub use schema_trait::*;
@@ -155,7 +160,9 @@ pub mod prelude {
     pub use crate::response::{Created, Html, NoContent, Redirect, Text};
     pub use crate::{App, HttpError, IntoRoute, Patch, Route, Router};
     pub use ferrapi_core::validation::Validate;
-    pub use serde::{Deserialize, Serialize};
+    // serde's traits through a glob, so that ferrapi's derives below
+    // shadow serde's derive macros of the same names.
+    pub use crate::serde_traits::*;
 
     // The trait through a glob, so that the explicit derive below shadows
     // schemars' own derive macro of the same name.
@@ -163,7 +170,7 @@ pub mod prelude {
     /// ferrapi's derives: `#[garde(...)]` rules read once for the check
     /// and the schema.
     #[cfg(feature = "macros")]
-    pub use ferrapi_macros::{JsonSchema, Validate};
+    pub use ferrapi_macros::{Deserialize, JsonSchema, Serialize, Validate};
     #[cfg(feature = "macros")]
     pub use ferrapi_macros::{delete, dependency, get, head, options, patch, post, put, trace};
 }
