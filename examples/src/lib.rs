@@ -17,6 +17,8 @@ pub mod guide {
     pub mod bodies_and_validation {}
     #[doc = include_str!("../../docs/guide/responses.md")]
     pub mod responses {}
+    #[doc = include_str!("../../docs/guide/partial-updates.md")]
+    pub mod partial_updates {}
     #[doc = include_str!("../../docs/guide/04-errors.md")]
     pub mod errors {}
     #[doc = include_str!("../../docs/guide/05-dependencies.md")]

@@ -189,7 +189,7 @@ impl Resources {
 }
 
 /// A stored note.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Validate)]
 pub struct Note {
     /// Its id.
     pub id: i64,

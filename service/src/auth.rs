@@ -45,7 +45,7 @@ impl OAuth2PasswordFlow for Login {
 // comment is the schema's description in the golden `service/openapi.json`.
 /// The form of an OAuth2 password-flow token request (FastAPI's
 /// `OAuth2PasswordRequestForm`), read with `Form<OAuth2PasswordRequestForm>`.
-#[derive(Debug, Clone, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Deserialize, JsonSchema, Validate)]
 pub struct OAuth2PasswordRequestForm {
     /// `password` when given.
     #[serde(default)]

@@ -34,7 +34,7 @@ use std::sync::Arc;
 /// `{"type": "user.deleted", "data": {"id": …}}`.
 // One type for the bus, the WebSocket clients and the documents: its schema
 // is in the AsyncAPI document and the OpenAPI document's `x-websockets`.
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Validate)]
 #[serde(tag = "type", content = "data")]
 pub enum UserEvent {
     /// A user was created.
@@ -130,7 +130,7 @@ impl Pacer {
 }
 
 /// How a WebSocket client authenticates: `?token=<access token>`.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 pub struct WsAuth {
     /// An access token from `POST /api/v1/auth/token`.
     #[serde(default)]

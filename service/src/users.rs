@@ -8,7 +8,6 @@ use ferrapi_storage::bus::Bus;
 use ferrapi_storage::cache::Cache;
 use ferrapi_storage::db::{Db, DbError, DbPool};
 use ferrapi_storage::queue::QueueError;
-use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use sqlx::any::AnyRow;
@@ -30,12 +29,11 @@ pub struct UserCreate {
     /// created without one cannot log in.
     #[garde(inner(length(chars, min = 8, max = 128)))]
     #[serde(default)]
-    #[schemars(length(min = 8, max = 128))]
     pub password: Option<String>,
 }
 
 /// A user as the API shows it (never the password).
-#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema, Validate)]
 pub struct UserResponse {
     /// Identifier.
     pub id: i64,
@@ -304,22 +302,22 @@ pub struct UserUpdate {
     /// New display name, 2 to 50 characters.
     #[garde(inner(length(chars, min = 2, max = 50)))]
     #[serde(default, deserialize_with = "present")]
-    #[schemars(with = "String", length(min = 2, max = 50))]
+    #[schemars(with = "String")]
     pub name: Option<String>,
     /// New e-mail address, unique among users.
     #[garde(inner(email))]
     #[serde(default, deserialize_with = "present")]
-    #[schemars(with = "String", email)]
+    #[schemars(with = "String")]
     pub email: Option<String>,
     /// New age, 18 to 120.
     #[garde(inner(range(min = 18, max = 120)))]
     #[serde(default, deserialize_with = "present")]
-    #[schemars(with = "i64", range(min = 18, max = 120))]
+    #[schemars(with = "i64")]
     pub age: Option<i64>,
     /// New password, 8 to 128 characters.
     #[garde(inner(length(chars, min = 8, max = 128)))]
     #[serde(default, deserialize_with = "present")]
-    #[schemars(with = "String", length(min = 8, max = 128))]
+    #[schemars(with = "String")]
     pub password: Option<String>,
 }
 
@@ -427,15 +425,15 @@ async fn invalidate(cache: &Cache, user_id: i64) {
 }
 
 /// Paging of the users list.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 pub struct Page {
     /// How many users to skip.
     #[serde(default)]
-    #[schemars(range(min = 0))]
+    #[garde(range(min = 0))]
     pub skip: i64,
     /// How many users to return, 1 to 1000.
     #[serde(default = "default_limit")]
-    #[schemars(range(min = 1, max = 1000))]
+    #[garde(range(min = 1, max = 1000))]
     pub limit: i64,
 }
 

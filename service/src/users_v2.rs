@@ -13,11 +13,11 @@ use ferrapi_storage::db::Db;
 use sqlx::Row;
 
 /// Paging of the v2 list.
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 pub struct KeysetPage {
     /// How many users to return, 1 to 1000.
     #[serde(default = "default_limit")]
-    #[schemars(range(min = 1, max = 1000))]
+    #[garde(range(min = 1, max = 1000))]
     pub limit: i64,
     /// Where to continue: `next_cursor` of the previous page.
     #[serde(default)]

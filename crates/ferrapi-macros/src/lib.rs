@@ -20,7 +20,9 @@
 //! `summary = "…"`, `description = "…"` (default: from the doc comment: its
 //! first paragraph is the summary, the rest the description),
 //! `operation_id = "…"` (default: the function's name), `deprecated`,
-//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`, and for
+//! `include_in_schema = false`, `responses(404 = "…", 409 = "…")`,
+//! `errors(NotFound, EmailTaken)` (the variants of the handler's
+//! `#[derive(ApiError)]` error type this operation documents), and for
 //! WebSocket routes the message types the client sends and the server sends:
 //! `receives = [Ping]`, `sends = [Pong, Notice]` (documented in the OpenAPI
 //! document's `x-websockets` and the AsyncAPI document).
@@ -30,6 +32,8 @@
 //! the handler itself lives inside it. A function, not a unit struct, so
 //! that a variable or parameter of the same name elsewhere is just a
 //! binding. Test handlers through `ferrapi::testing::TestClient`.
+
+mod model;
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};
@@ -53,6 +57,9 @@ struct Args {
     responses: Vec<(LitInt, LitStr)>,
     receives: Vec<Type>,
     sends: Vec<Type>,
+    /// `errors(NotFound, EmailTaken)`: the variants of the handler's error
+    /// type this operation documents (`None`: all of them).
+    errors: Option<Vec<Ident>>,
 }
 
 impl Parse for Args {
@@ -75,6 +82,7 @@ impl Parse for Args {
             responses: Vec::new(),
             receives: Vec::new(),
             sends: Vec::new(),
+            errors: None,
         };
         while !input.is_empty() {
             input.parse::<Token![,]>()?;
@@ -91,6 +99,12 @@ impl Parse for Args {
                     } else {
                         args.deprecated = true;
                     }
+                }
+                "errors" => {
+                    let content;
+                    syn::parenthesized!(content in input);
+                    let names = content.parse_terminated(Ident::parse, Token![,])?;
+                    args.errors.get_or_insert_with(Vec::new).extend(names);
                 }
                 "responses" => {
                     let content;
@@ -145,7 +159,7 @@ impl Parse for Args {
                         _ => {
                             return Err(syn::Error::new(
                                 key.span(),
-                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses, receives, sends",
+                                "unknown argument; expected one of: status, tags, summary, description, operation_id, deprecated, include_in_schema, responses, errors, receives, sends",
                             ));
                         }
                     }
@@ -210,6 +224,32 @@ fn split_doc(doc: &str) -> (Option<String>, Option<String>) {
     (summary, description)
 }
 
+/// `Json<…>` or `Form<…>`: a body extractor of a model.
+fn is_body_model(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| {
+            (s.ident == "Json" || s.ident == "Form")
+                && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        _ => false,
+    }
+}
+
+/// `Query<…>`, `Path<…>`, `Header<…>` or `Cookie<…>`: a request-head
+/// extractor of a model (extracted as such even when last, so that a
+/// model's missing trait is one error, not one per inference attempt).
+fn is_parts_model(ty: &Type) -> bool {
+    match ty {
+        Type::Path(p) => p.path.segments.last().is_some_and(|s| {
+            ["Query", "Path", "Header", "Cookie"]
+                .iter()
+                .any(|n| s.ident == n)
+                && matches!(s.arguments, syn::PathArguments::AngleBracketed(_))
+        }),
+        _ => false,
+    }
+}
+
 fn contains_impl(ty: &Type) -> bool {
     quote!(#ty).to_string().contains("impl ")
 }
@@ -231,6 +271,7 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
     let name = &sig.ident;
     let vis = &func.vis;
     let mut types = Vec::new();
+    let mut param_rules: Vec<Vec<syn::Attribute>> = Vec::new();
     for input in &sig.inputs {
         match input {
             FnArg::Receiver(r) => {
@@ -247,35 +288,133 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
                     ));
                 }
                 types.push((*pt.ty).clone());
+                param_rules.push(
+                    pt.attrs
+                        .iter()
+                        .filter(|a| a.path().is_ident("garde"))
+                        .cloned()
+                        .collect::<Vec<_>>(),
+                );
             }
         }
+    }
+    // `#[garde(...)]` on a `Path<X>` parameter: the rules of a newtype that
+    // the route extracts instead (schema, check and message as for a model
+    // field), then unwraps.
+    let mut newtypes = Vec::new();
+    let mut unwrap = Vec::new();
+    for (i, (ty, rules)) in types.iter_mut().zip(&param_rules).enumerate() {
+        if rules.is_empty() {
+            unwrap.push(None);
+            continue;
+        }
+        let inner = match &*ty {
+            Type::Path(p) => p.path.segments.last().and_then(|s| match &s.arguments {
+                syn::PathArguments::AngleBracketed(a) if s.ident == "Path" && a.args.len() == 1 => {
+                    match a.args.first() {
+                        Some(syn::GenericArgument::Type(t)) => Some(t.clone()),
+                        _ => None,
+                    }
+                }
+                _ => None,
+            }),
+            _ => None,
+        };
+        let Some(inner) = inner else {
+            return Err(syn::Error::new(
+                rules[0].span(),
+                "`#[garde(...)]` on a parameter constrains a single path variable (`Path<i64>`); for query, header, cookie and body parameters write the rules on the model's fields",
+            ));
+        };
+        let newtype = format_ident!("__FerrapiParam{}", i);
+        newtypes.push(quote! {
+            #[derive(::ferrapi::serde::Deserialize, ::ferrapi::JsonSchema, ::ferrapi::Validate)]
+            #[serde(crate = "::ferrapi::serde", transparent)]
+            #[allow(non_camel_case_types)]
+            struct #newtype(#(#rules)* #inner);
+        });
+        *ty = syn::parse_quote!(::ferrapi::Path<#newtype>);
+        unwrap.push(Some(quote!(::ferrapi::Path(__p.0.0))));
     }
     let args_idents: Vec<Ident> = (0..types.len())
         .map(|i| format_ident!("__arg{}", i, span = Span::mixed_site()))
         .collect();
     let mut extract = Vec::new();
     for (i, (ty, id)) in types.iter().zip(&args_idents).enumerate() {
-        let call = if i + 1 == types.len() {
-            quote_spanned!(ty.span()=> __ex.last::<_, #ty>().await)
+        let call = if i + 1 == types.len() && is_body_model(ty) {
+            // The body extractors of models: naming how they extract lets
+            // the compiler report the model's missing trait (`Validate`)
+            // instead of "not an extractor".
+            quote_spanned!(ty.span()=> <#ty as ::ferrapi::__private::ExtractLast<::ferrapi::__private::ViaRequest>>::last(&mut __ex).await)
+        } else if i + 1 == types.len() && !is_parts_model(ty) {
+            quote_spanned!(ty.span()=> <#ty as ::ferrapi::__private::ExtractLast<_>>::last(&mut __ex).await)
         } else {
-            quote_spanned!(ty.span()=> __ex.part::<#ty>().await)
+            quote_spanned!(ty.span()=> <#ty as ::ferrapi::__private::ExtractPart>::part(&mut __ex).await)
+        };
+        let unwrap = match &unwrap[i] {
+            Some(u) => quote!(let #id = #id.map(|__p| #u);),
+            None => quote!(),
         };
         extract.push(quote! {
             let #id = match #call {
                 ::core::result::Result::Ok(v) => v,
                 ::core::result::Result::Err(res) => return __ex.fail(res).await,
             };
+            #unwrap
         });
     }
     let describe_inputs = types.iter().map(|ty| {
         quote_spanned!(ty.span()=> <#ty as ::ferrapi::openapi::DescribeInput>::describe(__op);)
     });
-    let describe_output = match &sig.output {
-        ReturnType::Default => quote!(::ferrapi::__private::describe_output::<()>(__op, __status);),
-        ReturnType::Type(_, ty) if contains_impl(ty) => quote!(),
-        ReturnType::Type(_, ty) => quote_spanned!(ty.span()=>
+    let describe_output = match (&sig.output, &args.errors) {
+        (ReturnType::Default, None) => {
+            quote!(::ferrapi::__private::describe_output::<()>(__op, __status);)
+        }
+        (ReturnType::Type(_, ty), _) if contains_impl(ty) => quote!(),
+        (ReturnType::Type(_, ty), None) => quote_spanned!(ty.span()=>
             ::ferrapi::__private::describe_output::<#ty>(__op, __status);
         ),
+        (ReturnType::Default, Some(names)) => {
+            let span = names.first().map_or_else(Span::call_site, Ident::span);
+            return Err(syn::Error::new(
+                span,
+                "`errors(...)` names variants of the handler's error type: the handler returns `Result<T, E>`",
+            ));
+        }
+        // Only the named variants are documented. Each name is checked at
+        // compile time when the return type is spelled `Result<T, E>` (a
+        // type alias to `E` lets the variants be named whatever path `E` is
+        // written with); behind an alias of `Result`, the application build
+        // reports a name that is no variant.
+        (ReturnType::Type(_, ty), Some(names)) => {
+            let strs = names.iter().map(Ident::to_string);
+            let check = match split_result_error(ty) {
+                Some(err) => {
+                    let arms = names.iter().map(|n| {
+                        let alias = Ident::new("__FerrapiRouteError", n.span());
+                        quote_spanned!(n.span()=> #alias::#n { .. } => {})
+                    });
+                    quote! {
+                        #[allow(non_camel_case_types, dead_code)]
+                        type __FerrapiRouteError = #err;
+                        #[allow(unreachable_patterns, dead_code)]
+                        fn __errors_are_variants(e: &__FerrapiRouteError) {
+                            match e {
+                                #(#arms)*
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+                None => quote!(),
+            };
+            quote_spanned! {ty.span()=>
+                {
+                    #check
+                    ::ferrapi::__private::describe_output_with_errors::<#ty>(__op, __status, &[#(#strs),*]);
+                }
+            }
+        }
     };
     let call = quote_spanned!(name.span()=>
         ::ferrapi::__private::assert_send(#name(#(#args_idents),*)).await
@@ -347,7 +486,13 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         .iter()
         .filter(|a| !a.path().is_ident("doc"))
         .collect();
-    let inputs = &sig.inputs;
+    let mut inputs = sig.inputs.clone();
+    for input in inputs.iter_mut() {
+        if let FnArg::Typed(pt) = input {
+            pt.attrs.retain(|a| !a.path().is_ident("garde"));
+        }
+    }
+    let inputs = &inputs;
     let output = &sig.output;
     let block = &func.block;
     Ok(quote! {
@@ -357,6 +502,7 @@ fn expand(method: &str, args: Args, func: ItemFn) -> syn::Result<TokenStream2> {
         #vis fn #name() -> ::ferrapi::Route {
             #(#fn_attrs)*
             async fn #name(#inputs) #output #block
+            #(#newtypes)*
 
             ::ferrapi::__private::route(
                 ::ferrapi::http::Method::#method_ident,
@@ -408,6 +554,20 @@ macro_rules! route_attr {
     )*};
 }
 
+/// `E` of a type spelled `Result<T, E>`.
+fn split_result_error(ty: &Type) -> Option<Type> {
+    if let Type::Path(p) = ty
+        && let Some(last) = p.path.segments.last()
+        && last.ident == "Result"
+        && let syn::PathArguments::AngleBracketed(args) = &last.arguments
+        && args.args.len() == 2
+        && let Some(syn::GenericArgument::Type(err)) = args.args.last()
+    {
+        return Some(err.clone());
+    }
+    None
+}
+
 /// `Result<X, E>` → `(X, true)`; any other type `X` → `(X, false)`.
 fn split_result(ty: &Type) -> (Type, bool) {
     if let Type::Path(p) = ty
@@ -441,12 +601,17 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
             "a dependency must be an `async fn`",
         ));
     }
-    if !sig.generics.params.is_empty() {
+    // Const and type parameters make one provider for a family of types
+    // (`Pagination<50>`, `Pagination<100>`): each is a dependency of its own,
+    // configured by its parameters. A lifetime cannot outlive the request.
+    if let Some(lt) = sig.generics.lifetimes().next() {
         return Err(syn::Error::new(
-            sig.generics.span(),
-            "a dependency cannot be generic",
+            lt.span(),
+            "a dependency cannot have lifetime parameters: its value outlives the request's borrows",
         ));
     }
+    let (impl_generics, ty_generics, where_clause) = sig.generics.split_for_impl();
+    let turbofish = ty_generics.as_turbofish();
     let ReturnType::Type(_, ret) = &sig.output else {
         return Err(syn::Error::new(
             sig.ident.span(),
@@ -477,17 +642,17 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
     });
     let call = if fallible {
         quote! {
-            #name(#(#ids),*).await.map_err(|e| {
+            #name #turbofish(#(#ids),*).await.map_err(|e| {
                 ::ferrapi::extract::Rejection::Error(::ferrapi::ResponseError::into_error(e))
             })
         }
     } else {
-        quote!(::core::result::Result::Ok(#name(#(#ids),*).await))
+        quote!(::core::result::Result::Ok(#name #turbofish(#(#ids),*).await))
     };
     Ok(quote! {
         #func
 
-        impl ::ferrapi::extract::Dependency for #target {
+        impl #impl_generics ::ferrapi::extract::Dependency for #target #where_clause {
             async fn resolve(
                 __parts: &mut ::ferrapi::http::request::Parts,
                 __cx: &::ferrapi::extract::RequestContext,
@@ -514,6 +679,16 @@ fn expand_dependency(attr: TokenStream2, func: ItemFn) -> syn::Result<TokenStrea
 /// #[dependency]
 /// async fn current_user(Depends(db): Depends<Db>, token: BearerToken) -> Result<CurrentUser, HttpError> { … }
 /// ```
+///
+/// A generic function (const or type parameters) provides each of the types
+/// it returns, configured by its parameters — FastAPI's
+/// `Depends(Pagination(max=50))`:
+///
+/// ```text
+/// #[dependency]
+/// async fn pagination<const MAX: u32>(Query(q): Query<PageQuery<MAX>>) -> Pagination<MAX> { … }
+/// // Depends<Pagination<50>> on one route, Depends<Pagination<500>> on another.
+/// ```
 #[proc_macro_attribute]
 pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
     let func = parse_macro_input!(item as ItemFn);
@@ -525,6 +700,8 @@ pub fn dependency(attr: TokenStream, item: TokenStream) -> TokenStream {
 
 /// One documented status of an `ApiError` type.
 struct ErrorStatus {
+    /// The variant's name (the type's name for a struct).
+    name: String,
     pattern: TokenStream2,
     status: Option<LitInt>,
     description: String,
@@ -594,6 +771,7 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
                     .or_else(|| error_literal(&v.attrs))
                     .unwrap_or_else(|| humanize(ident));
                 statuses.push(ErrorStatus {
+                    name: ident.to_string(),
                     pattern: quote!(Self::#ident { .. }),
                     status,
                     description,
@@ -606,6 +784,7 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
                 .or_else(|| error_literal(&input.attrs))
                 .unwrap_or_else(|| humanize(name));
             statuses.push(ErrorStatus {
+                name: name.to_string(),
                 pattern: quote!(_),
                 status: type_status.clone(),
                 description,
@@ -640,6 +819,22 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
             );
         })
     });
+    let known = statuses.iter().map(|s| &s.name);
+    let name_str = name.to_string();
+    let docs_only = statuses.iter().filter_map(|s| {
+        let code = s.status.as_ref()?;
+        let description = &s.description;
+        let variant = &s.name;
+        Some(quote! {
+            if variants.contains(&#variant) {
+                op.error_response(
+                    ::ferrapi::http::StatusCode::from_u16(#code)
+                        .unwrap_or(::ferrapi::http::StatusCode::INTERNAL_SERVER_ERROR),
+                    #description,
+                );
+            }
+        })
+    });
     Ok(quote! {
         impl #impl_generics ::ferrapi::__private::ResponseError for #name #ty_generics #where_clause {
             fn into_error(self) -> ::ferrapi::Error {
@@ -651,6 +846,22 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
             fn describe(op: &mut ::ferrapi::openapi::OperationBuilder<'_>) {
                 #(#docs)*
             }
+            fn describe_only(
+                op: &mut ::ferrapi::openapi::OperationBuilder<'_>,
+                variants: &[&str],
+            ) {
+                const KNOWN: &[&str] = &[#(#known),*];
+                for v in variants {
+                    if !KNOWN.contains(v) {
+                        op.problems.push(::std::format!(
+                            "errors(...) names `{}`, which is no variant of `{}`",
+                            v,
+                            #name_str,
+                        ));
+                    }
+                }
+                #(#docs_only)*
+            }
         }
     })
 }
@@ -661,6 +872,10 @@ fn expand_api_error(input: syn::DeriveInput) -> syn::Result<TokenStream2> {
 /// `#[api(description = "…")]`, else a placeholder-free `#[error("…")]`, else
 /// the variant's name); a variant without a status is logged and answered
 /// 500 `Internal Server Error`. The type implements `Display` (thiserror).
+///
+/// Every route returning the type documents every status, unless its
+/// attribute lists the variants it can return: `errors(NotFound, EmailTaken)`
+/// documents those alone (names checked at compile time).
 #[proc_macro_derive(ApiError, attributes(api))]
 pub fn derive_api_error(item: TokenStream) -> TokenStream {
     let input = parse_macro_input!(item as syn::DeriveInput);
@@ -687,6 +902,60 @@ route_attr! {
     options => "OPTIONS";
     /// Declares a `TRACE` route.
     trace => "TRACE";
+}
+
+/// `serde::Deserialize` through ferrapi (no `serde` dependency needed):
+/// every `#[serde(...)]` attribute works as with serde's own derive, which
+/// this one runs on a copy of the type (`#[serde(remote)]`). Types with
+/// borrowed fields (lifetimes) need serde's own derive.
+#[proc_macro_derive(Deserialize, attributes(serde))]
+pub fn derive_deserialize(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_serde(input, true)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// `serde::Serialize` through ferrapi (see [`macro@Deserialize`]).
+#[proc_macro_derive(Serialize, attributes(serde))]
+pub fn derive_serialize(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_serde(input, false)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives ferrapi's `Validate` from `#[garde(...)]` field rules: the same
+/// rules that ferrapi's `#[derive(JsonSchema)]` writes into the schema, so
+/// that the check, the schema and the 422 message agree.
+///
+/// Rules: `length(min, max, equal)` (characters on strings, elements on
+/// lists and maps), `range(min, max, equal)`, `pattern("…")`,
+/// `contains("…")`, `prefix("…")`, `suffix("…")`, `ascii`,
+/// `alphanumeric`, `email`, `url`, `ip`, `ipv4`, `ipv6`, `required` (on an
+/// `Option`), `inner(...)` (an `Option`'s contents, a list's items),
+/// `matches(field)`, `custom(fn)` (`fn(&T, &()) -> garde::Result`, also on
+/// the container), `skip`, and `dive` (accepted; nested models are always
+/// checked). Fields without rules need no attribute.
+#[proc_macro_derive(Validate, attributes(garde))]
+pub fn derive_validate(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_validate(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Derives `schemars::JsonSchema` with the `#[garde(...)]` rules written as
+/// ferrapi's `Validate` checks them (schemars' own derive reads `inner` and
+/// string lengths otherwise). Takes every `#[serde]` and `#[schemars]`
+/// attribute schemars takes, except schemars' validation attributes:
+/// constraints are `#[garde(...)]`, one vocabulary on every extractor.
+#[proc_macro_derive(JsonSchema, attributes(garde, schemars, serde))]
+pub fn derive_json_schema(item: TokenStream) -> TokenStream {
+    let input = syn::parse_macro_input!(item as syn::DeriveInput);
+    model::derive_schema(input)
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
 }
 
 #[cfg(test)]

@@ -258,7 +258,7 @@ struct Table(&'static str);
 /// test that counts them).
 static COMMITTED: AtomicUsize = AtomicUsize::new(0);
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 #[schemars(crate = "ferrapi::schemars")]
 struct NewNote {
     name: String,
@@ -396,7 +396,7 @@ fn missing_pool_fails_the_build() {
 
 // ---- Dynamic SQL ----
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 #[schemars(crate = "ferrapi::schemars")]
 struct NoteFilters {
     name: Option<String>,

@@ -81,6 +81,7 @@ pub mod lifespan;
 #[cfg(feature = "metrics")]
 pub mod metrics;
 pub mod middleware;
+mod patch;
 pub mod response;
 pub mod routing;
 pub mod security;
@@ -100,6 +101,9 @@ pub mod ws;
 #[doc(hidden)]
 pub mod __private;
 
+// The derive macros name `::ferrapi`, also from this crate's own tests.
+extern crate self as ferrapi;
+
 pub use app::{App, BuildError, BuiltApp, DEFAULT_BODY_LIMIT, RouteError, RouteErrorKind};
 pub use blocking::{BlockingError, BlockingPool, blocking};
 pub use extract::{
@@ -108,6 +112,7 @@ pub use extract::{
 };
 pub use ferrapi_core::HttpError;
 pub use ferrapi_core::validation::{ErrorItem, Loc, LocItem, Source, ValidationErrors};
+pub use patch::Patch;
 pub use response::{Created, Error, Html, NoContent, Redirect, Responder, ResponseError, Text};
 pub use routing::{IntoRoute, Route, Router};
 pub use server::{BodyTimeout, Draining, ServeConfig, ServeError, shutdown_signal};
@@ -127,20 +132,46 @@ pub use http;
 /// JSON Schema derivation for models.
 pub use schemars;
 
+/// The check of a model's rules (derive it with `#[derive(Validate)]`).
+pub use ferrapi_core::validation::Validate;
 #[cfg(feature = "macros")]
 pub use ferrapi_macros::{
-    ApiError, delete, dependency, get, head, options, patch, post, put, trace,
+    ApiError, JsonSchema, Validate, delete, dependency, get, head, options, patch, post, put, trace,
 };
+/// Serialization, for `#[derive(Serialize, Deserialize)]`.
+pub use serde;
+
+/// The `JsonSchema` trait without schemars' derive macro (the prelude's
+/// derive is ferrapi's).
+mod schema_trait {
+    pub use schemars::JsonSchema;
+}
+
+/// serde's traits (and, shadowed in the prelude, its derives).
+mod serde_traits {
+    pub use serde::{Deserialize, Serialize};
+}
+// `ferrapi::JsonSchema`: schemars' trait (through the glob) and ferrapi's
+// derive (the explicit import above shadows schemars' derive).
+pub use schema_trait::*;
 
 /// What most applications import: `use ferrapi::prelude::*;`.
 pub mod prelude {
     pub use crate::extract::{Cookie, Depends, Form, Header, Json, Path, Query, State};
     pub use crate::response::{Created, Html, NoContent, Redirect, Text};
-    pub use crate::{App, HttpError, IntoRoute, Route, Router};
-    pub use garde::Validate;
-    pub use schemars::JsonSchema;
-    pub use serde::{Deserialize, Serialize};
+    pub use crate::{App, HttpError, IntoRoute, Patch, Route, Router};
+    pub use ferrapi_core::validation::Validate;
+    // serde's traits through a glob, so that ferrapi's derives below
+    // shadow serde's derive macros of the same names.
+    pub use crate::serde_traits::*;
 
+    // The trait through a glob, so that the explicit derive below shadows
+    // schemars' own derive macro of the same name.
+    pub use crate::schema_trait::*;
+    /// ferrapi's derives: `#[garde(...)]` rules read once for the check
+    /// and the schema.
+    #[cfg(feature = "macros")]
+    pub use ferrapi_macros::{Deserialize, JsonSchema, Serialize, Validate};
     #[cfg(feature = "macros")]
     pub use ferrapi_macros::{delete, dependency, get, head, options, patch, post, put, trace};
 }

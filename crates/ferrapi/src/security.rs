@@ -178,6 +178,12 @@ pub struct OAuth2PasswordRequestForm {
     pub client_secret: Option<String>,
 }
 
+/// No rules of its own: the schema's (required fields) are checked by the
+/// schema walk.
+impl ferrapi_core::validation::Validate for OAuth2PasswordRequestForm {
+    fn validate_into(&self, _: &mut dyn FnMut() -> garde::Path, _: &mut garde::Report) {}
+}
+
 impl OAuth2PasswordRequestForm {
     /// The requested scopes.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {

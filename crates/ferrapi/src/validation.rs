@@ -9,8 +9,8 @@
 //! strings and always take the schema walk, which is what coerces them.
 
 use ferrapi_core::validation::{
-    self, ErrorItem, Loc, LocItem, MissingInput, Schema, Source, from_garde_with, json_invalid,
-    params_to_value,
+    self, ErrorItem, Loc, LocItem, MissingInput, Schema, Source, Validate, from_garde_with,
+    json_invalid, params_to_value,
 };
 use schemars::JsonSchema;
 use serde::de::{self as de, DeserializeOwned, IntoDeserializer, Visitor};
@@ -118,8 +118,7 @@ fn serde_fallback(loc: Loc, err: &serde_json::Error, input: Value) -> ErrorItem 
 /// Parses and validates a JSON body.
 pub(crate) fn parse_json<T>(bytes: &[u8]) -> Result<T, Vec<ErrorItem>>
 where
-    T: DeserializeOwned + JsonSchema + garde::Validate + 'static,
-    T::Context: Default,
+    T: DeserializeOwned + JsonSchema + Validate + 'static,
 {
     if bytes.is_empty() {
         return Err(vec![validation::missing_body()]);
@@ -145,8 +144,7 @@ where
 #[cold]
 fn slow_json<T>(bytes: &[u8], report: Option<garde::Report>) -> Result<T, Vec<ErrorItem>>
 where
-    T: DeserializeOwned + JsonSchema + garde::Validate + 'static,
-    T::Context: Default,
+    T: DeserializeOwned + JsonSchema + Validate + 'static,
 {
     let mut value: Value = match serde_json::from_slice(bytes) {
         Ok(v) => v,
@@ -165,6 +163,10 @@ where
         return Err(errors);
     }
     if !errors.is_empty() {
+        // Every failure at once: the fields that did parse still have
+        // their own rules checked (pydantic runs a field's validators
+        // whenever that field parsed).
+        field_rules::<T>(schema, &value, &loc, &mut errors, original);
         return Err(errors);
     }
     let parsed: T = match T::deserialize(&value) {
@@ -180,6 +182,23 @@ where
     }
 }
 
+/// The rules of the fields of `value` (already coerced by the walk) that
+/// parse on their own, added to `errors` where the walk found nothing at
+/// the same place.
+fn field_rules<T: Validate>(
+    schema: &Schema,
+    value: &Value,
+    loc: &Loc,
+    errors: &mut Vec<ErrorItem>,
+    original: impl FnOnce() -> Value,
+) {
+    let mut report = garde::Report::new();
+    T::validate_fields(value, &mut garde::Path::empty, &mut report);
+    if !report.is_empty() {
+        from_garde_with(&report, schema, loc, errors, original);
+    }
+}
+
 /// Validates string parameters (query, form, headers, cookies) into `T`.
 ///
 /// For a type without constraints beyond its Rust types
@@ -190,7 +209,7 @@ where
 /// every failure.
 pub(crate) fn from_pairs<'a, T, I>(source: Source, pairs: I) -> Result<T, Vec<ErrorItem>>
 where
-    T: DeserializeOwned + JsonSchema + 'static,
+    T: DeserializeOwned + JsonSchema + Validate + 'static,
     I: IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
 {
     let ts = type_schema::<T>();
@@ -201,7 +220,9 @@ where
             value: None,
         };
         if let Ok(value) = T::deserialize(fast) {
-            return Ok(value);
+            return checked(&ts.schema, source, value, || {
+                params_to_value(&ts.schema, pairs.iter().cloned())
+            });
         }
         return slow_pairs::<T, _>(&ts.schema, source, pairs);
     }
@@ -211,7 +232,7 @@ where
 #[cold]
 fn slow_pairs<'a, T, I>(schema: &Schema, source: Source, pairs: I) -> Result<T, Vec<ErrorItem>>
 where
-    T: DeserializeOwned,
+    T: DeserializeOwned + Validate,
     I: IntoIterator<Item = (Cow<'a, str>, Cow<'a, str>)>,
 {
     let value = params_to_value(schema, pairs);
@@ -219,19 +240,42 @@ where
 }
 
 /// Validates an already assembled value (strings to be coerced) into `T`.
-pub(crate) fn from_value<T: DeserializeOwned>(
+pub(crate) fn from_value<T: DeserializeOwned + Validate>(
     schema: &Schema,
     source: Source,
     mut value: Value,
 ) -> Result<T, Vec<ErrorItem>> {
     let loc = Loc::source(source);
     let mut errors = Vec::new();
+    let original = value.clone();
     validation::validate(schema, &mut value, &loc, MissingInput::Null, &mut errors);
     if !errors.is_empty() {
+        field_rules::<T>(schema, &value, &loc, &mut errors, || original);
         return Err(errors);
     }
     // Deserialize from a borrow: the value is only needed again on failure.
-    T::deserialize(&value).map_err(|e| vec![serde_fallback(loc, &e, value)])
+    match T::deserialize(&value) {
+        Ok(parsed) => checked(schema, source, parsed, || original),
+        Err(e) => Err(vec![serde_fallback(loc, &e, original)]),
+    }
+}
+
+/// `value`'s own rules (`custom`, nested models): the schema walk checked
+/// every rule the schema expresses, not these.
+fn checked<T: Validate>(
+    schema: &Schema,
+    source: Source,
+    value: T,
+    original: impl FnOnce() -> Value,
+) -> Result<T, Vec<ErrorItem>> {
+    match value.validate() {
+        Ok(()) => Ok(value),
+        Err(report) => {
+            let mut errors = Vec::new();
+            from_garde_with(&report, schema, &Loc::source(source), &mut errors, original);
+            Err(errors)
+        }
+    }
 }
 
 /// Renames the element after the source in each error's `loc`

@@ -27,12 +27,14 @@ mod email;
 mod garde_map;
 mod json;
 mod messages;
+mod model;
 mod params;
 mod walk;
 
 pub use email::validate_email;
 pub use garde_map::{from_garde, from_garde_with};
 pub use json::{json_invalid, missing_body, model_attributes_type};
+pub use model::{FieldRules, Rule, Validate, constrain, escape, nested, push, rules};
 pub use params::params_to_value;
 pub use walk::{MissingInput, Schema, validate};
 

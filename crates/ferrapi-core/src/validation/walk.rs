@@ -788,6 +788,24 @@ impl<'s> Walker<'s> {
                     self.push("url_parsing", loc, v.clone(), Some(json!({ "error": e })));
                 }
             }
+            Some(f @ ("ipv4" | "ipv6" | "ipvanyaddress")) => {
+                use super::model::rules::IpKind;
+                let kind = match f {
+                    "ipv4" => IpKind::V4,
+                    "ipv6" => IpKind::V6,
+                    _ => IpKind::Any,
+                };
+                if !kind.accepts(s) {
+                    let (ty, msg) = kind.pydantic();
+                    self.errors.push(ErrorItem {
+                        kind: ty.into(),
+                        loc: loc.clone(),
+                        msg: msg.to_owned(),
+                        input: v.clone(),
+                        ctx: None,
+                    });
+                }
+            }
             _ => {}
         }
     }
@@ -1116,10 +1134,28 @@ impl<'s> Walker<'s> {
             return;
         };
         let Some(props) = props else {
+            let len = obj.len();
+            if let Some(max) = m.kw("maxProperties").and_then(Value::as_u64)
+                && len as u64 > max
+            {
+                let ctx =
+                    json!({ "field_type": "Dictionary", "max_length": max, "actual_length": len });
+                self.push("too_long", loc, v.clone(), Some(ctx));
+                return;
+            }
+            let before = self.errors.len();
             if let Some(s @ Value::Object(_)) = additional {
                 for (k, val) in obj.iter_mut() {
                     self.node(s, val, &loc.join(k.clone()));
                 }
+            }
+            if self.errors.len() == before
+                && let Some(min) = m.kw("minProperties").and_then(Value::as_u64)
+                && (len as u64) < min
+            {
+                let ctx =
+                    json!({ "field_type": "Dictionary", "min_length": min, "actual_length": len });
+                self.push("too_short", loc, v.clone(), Some(ctx));
             }
             return;
         };
@@ -1402,7 +1438,7 @@ fn str_as_bool(s: &str) -> Option<bool> {
 /// String formats checked as pydantic checks the corresponding Python
 /// types: `uuid.UUID`, `datetime`, `date` (speedate's grammar and words) and
 /// URLs.
-mod formats {
+pub(crate) mod formats {
     use serde_json::Number;
     use std::fmt;
 
@@ -1483,7 +1519,7 @@ mod formats {
 
     // ---- URL (the checks of the `url` crate that a URL most often fails, with its words)
 
-    pub(super) fn check_url(s: &str) -> Result<(), &'static str> {
+    pub(crate) fn check_url(s: &str) -> Result<(), &'static str> {
         let s = s.trim_matches(|c: char| c <= ' ');
         if s.is_empty() {
             return Err("input is empty");

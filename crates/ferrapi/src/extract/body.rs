@@ -163,7 +163,7 @@ impl DescribeInput for RawBody {}
 /// ```
 /// use ferrapi::prelude::*;
 ///
-/// #[derive(Deserialize, JsonSchema)]
+/// #[derive(Deserialize, JsonSchema, Validate)]
 /// struct Login {
 ///     username: String,
 ///     password: String,
@@ -179,7 +179,7 @@ pub struct Form<T>(pub T);
 
 impl<T> FromRequest for Form<T>
 where
-    T: DeserializeOwned + JsonSchema + Send + 'static,
+    T: DeserializeOwned + JsonSchema + ferrapi_core::validation::Validate + Send + 'static,
 {
     async fn from_request(req: Request, cx: &RequestContext) -> Result<Self, Rejection> {
         let is_form = req

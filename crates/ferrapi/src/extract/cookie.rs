@@ -36,7 +36,7 @@ pub(crate) fn cookie_pairs(parts: &Parts) -> impl Iterator<Item = (Cow<'_, str>,
 /// ```
 /// use ferrapi::prelude::*;
 ///
-/// #[derive(Deserialize, JsonSchema)]
+/// #[derive(Deserialize, JsonSchema, Validate)]
 /// struct Session {
 ///     session_id: String,
 /// }
@@ -51,7 +51,7 @@ pub struct Cookie<T>(pub T);
 
 impl<T> FromRequestParts for Cookie<T>
 where
-    T: DeserializeOwned + JsonSchema + Send + 'static,
+    T: DeserializeOwned + JsonSchema + ferrapi_core::validation::Validate + Send + 'static,
 {
     async fn from_request_parts(
         parts: &mut Parts,

@@ -111,6 +111,8 @@ type CleanupFn = Box<dyn FnOnce(Outcome) -> BoxFuture<'static, Result<(), Error>
 pub(crate) struct RequestScope {
     cache: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>, TypeIdHash>>,
     cleanups: Mutex<Vec<CleanupFn>>,
+    /// Headers, cookies and status written through `ResponseParts`.
+    pub(crate) response: crate::response::PendingParts,
 }
 
 impl RequestScope {
@@ -123,6 +125,7 @@ impl RequestScope {
         let scope = Arc::new(RequestScope {
             cache: Mutex::new(HashMap::with_capacity_and_hasher(8, TypeIdHash::default())),
             cleanups: Mutex::new(Vec::new()),
+            response: Default::default(),
         });
         parts.extensions.insert(scope.clone());
         scope

@@ -23,7 +23,7 @@ pub(crate) fn header_name(field: &str) -> String {
 /// ```
 /// use ferrapi::prelude::*;
 ///
-/// #[derive(Deserialize, JsonSchema)]
+/// #[derive(Deserialize, JsonSchema, Validate)]
 /// struct Headers {
 ///     x_token: String,
 ///     user_agent: Option<String>,
@@ -39,7 +39,7 @@ pub struct Header<T>(pub T);
 
 impl<T> FromRequestParts for Header<T>
 where
-    T: DeserializeOwned + JsonSchema + Send + 'static,
+    T: DeserializeOwned + JsonSchema + ferrapi_core::validation::Validate + Send + 'static,
 {
     async fn from_request_parts(
         parts: &mut Parts,

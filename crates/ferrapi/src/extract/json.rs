@@ -51,8 +51,7 @@ fn is_json(content_type: &str) -> bool {
 
 impl<T> FromRequest for Json<T>
 where
-    T: DeserializeOwned + JsonSchema + garde::Validate + Send + 'static,
-    T::Context: Default,
+    T: DeserializeOwned + JsonSchema + ferrapi_core::validation::Validate + Send + 'static,
 {
     async fn from_request(req: Request, cx: &RequestContext) -> Result<Self, Rejection> {
         // As FastAPI: no content type is read as JSON; another one is not JSON.

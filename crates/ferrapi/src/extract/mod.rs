@@ -105,8 +105,15 @@ pub trait FromRequestParts: DescribeInput + Sized + Send {
 mod private {
     #[derive(Debug, Clone, Copy)]
     pub enum ViaParts {}
+    /// Extracts from the whole request (the body included).
     #[derive(Debug, Clone, Copy)]
     pub enum ViaRequest {}
+}
+
+/// For the route macros: the marker of extractors that read the body.
+#[doc(hidden)]
+pub mod __via {
+    pub use super::private::ViaRequest;
 }
 
 /// An extractor that consumes the whole request, body included. Only a

@@ -29,7 +29,7 @@ use std::borrow::Cow;
 ///     Text(format!("user {user_id}"))
 /// }
 ///
-/// #[derive(Deserialize, JsonSchema)]
+/// #[derive(Deserialize, JsonSchema, Validate)]
 /// struct ItemPath {
 ///     user_id: i64,
 ///     item: String,
@@ -45,12 +45,13 @@ pub struct Path<T>(pub T);
 
 impl<T> FromRequestParts for Path<T>
 where
-    T: DeserializeOwned + JsonSchema + Send + 'static,
+    T: DeserializeOwned + JsonSchema + ferrapi_core::validation::Validate + Send + 'static,
 {
     async fn from_request_parts(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
         let ts = type_schema::<T>();
         if ts.plain
             && let Some(value) = strict::<T>(parts, cx, ts.shape)
+            && ferrapi_core::validation::Validate::validate(&value).is_ok()
         {
             return Ok(Path(value));
         }
@@ -97,7 +98,7 @@ fn strict<T: DeserializeOwned>(parts: &Parts, cx: &RequestContext, shape: Shape)
 /// The schema walk: coerces as pydantic does and names every failure after
 /// its template variable.
 #[cold]
-fn slow<T: DeserializeOwned>(
+fn slow<T: DeserializeOwned + ferrapi_core::validation::Validate>(
     parts: &Parts,
     cx: &RequestContext,
     ts: &TypeSchema,

@@ -13,19 +13,19 @@ use serde::de::DeserializeOwned;
 /// last), coerced from text as FastAPI does (`?limit=10` fills a `u32`),
 /// with every failure reported at once under `loc` `["query", <name>]`.
 /// Constraints come from the field's schema (`#[garde(range(...))]`,
-/// `#[schemars(range(...))]`), optional parameters are `Option` or
+/// `#[garde(range(...))]`), optional parameters are `Option` or
 /// `#[serde(default)]` fields.
 ///
 /// ```
 /// use ferrapi::prelude::*;
 ///
-/// #[derive(Deserialize, JsonSchema)]
+/// #[derive(Deserialize, JsonSchema, Validate)]
 /// struct Page {
 ///     #[serde(default)]
-///     #[schemars(range(min = 0))]
+///     #[garde(range(min = 0))]
 ///     skip: u64,
 ///     #[serde(default = "default_limit")]
-///     #[schemars(range(min = 1, max = 1000))]
+///     #[garde(range(min = 1, max = 1000))]
 ///     limit: u32,
 /// }
 /// fn default_limit() -> u32 { 100 }
@@ -40,7 +40,7 @@ pub struct Query<T>(pub T);
 
 impl<T> FromRequestParts for Query<T>
 where
-    T: DeserializeOwned + JsonSchema + Send + 'static,
+    T: DeserializeOwned + JsonSchema + ferrapi_core::validation::Validate + Send + 'static,
 {
     async fn from_request_parts(
         parts: &mut Parts,

@@ -7,11 +7,22 @@
 //! `std::error::Error`, [`HttpError`](crate::HttpError) included). The
 //! declared type is what gets serialized, so internal fields of other types
 //! never leak.
+//!
+//! Headers, cookies and a status go on a typed response without losing its
+//! schema: return `(HeaderMap, T)`, `([(name, value); N], T)` (optionally
+//! with a [`StatusCode`](http::StatusCode) first), or take
+//! [`ResponseParts`] as a parameter — FastAPI's `response: Response` — and
+//! call [`set_cookie`](ResponseParts::set_cookie) with a [`SetCookie`].
 
+mod cookie;
 mod error;
+mod parts;
 mod types;
 
+pub use cookie::{InvalidHeader, SameSite, SetCookie};
 pub use error::{Error, ExceptionHandlers};
+pub(crate) use parts::PendingParts;
+pub use parts::ResponseParts;
 pub use types::{Created, Html, NoContent, Redirect, Streaming, Text};
 
 use crate::extract::RequestContext;
@@ -27,7 +38,7 @@ pub type Response = axum::response::Response;
 /// exception handlers (used by `Result`).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be returned from a handler",
-    note = "handlers return `Json<T>`, `Created<T>`, `NoContent`, `Text`, `Html<T>`, `Redirect`, a `Response`, `(StatusCode, T)`, or `Result<T, E>` where `E: ResponseError` (`ferrapi::Error`, `HttpError`, or `#[derive(ApiError)]`)"
+    note = "handlers return `Json<T>`, `Created<T>`, `NoContent`, `Text`, `Html<T>`, `Redirect`, a `Response`, `(StatusCode, T)`, `(HeaderMap, T)`, `([(name, value); N], T)`, or `Result<T, E>` where `E: ResponseError` (`ferrapi::Error`, `HttpError`, or `#[derive(ApiError)]`)"
 )]
 pub trait Responder: DescribeOutput + Send {
     /// Turns the value into a response.
@@ -75,7 +86,18 @@ impl<T: Responder, E: ResponseError> Responder for Result<T, E> {
 ///     if user_id == 0 { Err(UserError::NotFound) } else { Ok(Json(user_id)) }
 /// }
 /// // The operation documents 404 and 409 with FastAPI's `{"detail": …}` body.
+///
+/// /// `errors(...)`: this operation documents 404 alone.
+/// #[get("/users/{user_id}/name", errors(NotFound))]
+/// async fn read_name(Path(user_id): Path<i64>) -> Result<Json<String>, UserError> {
+///     if user_id == 0 { Err(UserError::NotFound) } else { Ok(Json("Ada".into())) }
+/// }
 /// ```
+///
+/// Without `errors(...)`, a route documents every status of its error type:
+/// more than it may answer, never less. Listing the variants is the precise
+/// form; a name that is no variant of the type does not compile (behind a
+/// type alias of `Result`, `App::build` reports it).
 #[diagnostic::on_unimplemented(
     message = "`{Self}` cannot be a handler's error type",
     note = "return `Result<T, ferrapi::Error>` (any `std::error::Error` converts into it with `?`), `Result<T, HttpError>`, or derive `ferrapi::ApiError` on your error enum"
@@ -86,6 +108,13 @@ pub trait ResponseError: Send {
     /// Documents the responses this error type produces.
     fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>) {
         let _ = op;
+    }
+    /// Documents the responses of the named `variants` only: what a route
+    /// declaring `errors(NotFound, EmailTaken)` documents. `#[derive(ApiError)]`
+    /// implements it; by default, every response ([`describe`](Self::describe)).
+    fn describe_only(op: &mut ferrapi_openapi::OperationBuilder<'_>, variants: &[&str]) {
+        let _ = variants;
+        Self::describe(op);
     }
 }
 

@@ -143,10 +143,13 @@ impl Extraction {
     /// dependencies' cleanups with the outcome (a status of 400 or more is
     /// an error). A cleanup that fails after a success answers its error.
     pub async fn respond<R: Responder>(mut self, result: R) -> Response {
-        let res = result.respond(&self.cx);
+        let mut res = result.respond(&self.cx);
         let Some(scope) = self.scope.take() else {
             return res;
         };
+        // What the handler and its dependencies wrote through
+        // `ResponseParts` (nothing to do when none did).
+        scope.response.apply(&mut res);
         let outcome = if res.status().as_u16() < 400 {
             Outcome::Success
         } else {

@@ -247,7 +247,7 @@ impl Route {
     /// use ferrapi::prelude::*;
     /// use ferrapi::ws::{WebSocketResponse, WebSocketUpgrade};
     ///
-    /// #[derive(Deserialize, JsonSchema)]
+    /// #[derive(Deserialize, JsonSchema, Validate)]
     /// struct Ping { seq: u32 }
     /// #[derive(Serialize, JsonSchema)]
     /// struct Pong { seq: u32 }

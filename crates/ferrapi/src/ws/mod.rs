@@ -12,7 +12,7 @@
 //! use ferrapi::prelude::*;
 //! use ferrapi::ws::{Hub, WebSocketUpgrade, WebSocketResponse, close_code};
 //!
-//! #[derive(Deserialize, JsonSchema)]
+//! #[derive(Deserialize, JsonSchema, Validate)]
 //! struct Auth {
 //!     token: Option<String>,
 //! }

@@ -8,7 +8,7 @@ use ferrapi::ws::{WebSocketResponse, WebSocketUpgrade};
 use serde_json::{Value, json};
 
 /// A ping from the client.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct Ping {
     seq: u32,
 }
@@ -31,7 +31,7 @@ enum RoomEvent {
     Closed,
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct Auth {
     /// An access token.
     token: String,

@@ -84,7 +84,7 @@ impl Dependency for Tx {
     }
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct AuthHeader {
     /// The caller's name.
     x_user: String,
@@ -113,7 +113,7 @@ async fn current_user(
     Ok(CurrentUser { name, db_id: db.id })
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct Mode {
     #[serde(default)]
     fail: Option<String>,
@@ -255,7 +255,7 @@ async fn wait_for(probe: &Probe, line: &str) {
 #[derive(Clone)]
 struct ApiKeyCheck;
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct KeyHeader {
     x_key: String,
 }
@@ -478,7 +478,7 @@ async fn logout(
     store.len().to_string()
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct TokenHeader {
     authorization: String,
 }

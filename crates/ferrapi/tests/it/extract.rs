@@ -14,7 +14,7 @@ struct Address {
     zip: Option<String>,
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Clone, Copy, PartialEq, Validate)]
 #[serde(rename_all = "lowercase")]
 enum Role {
     Admin,
@@ -51,13 +51,13 @@ async fn create(Json(user): Json<UserIn>) -> Json<UserIn> {
     Json(user)
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct Page {
     #[serde(default)]
-    #[schemars(range(min = 0))]
+    #[garde(range(min = 0))]
     skip: i64,
     #[serde(default = "default_limit")]
-    #[schemars(range(min = 1, max = 1000))]
+    #[garde(range(min = 1, max = 1000))]
     limit: i64,
     #[serde(default)]
     ids: Vec<i64>,
@@ -66,7 +66,7 @@ fn default_limit() -> i64 {
     100
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct Search {
     q: String,
 }
@@ -86,7 +86,7 @@ async fn read(Path(user_id): Path<i64>) -> Json<Value> {
     Json(json!({ "user_id": user_id }))
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct ItemPath {
     user_id: i64,
     item_id: String,
@@ -102,7 +102,7 @@ async fn pair(Path((a, b)): Path<(i64, bool)>) -> Json<Value> {
     Json(json!([a, b]))
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct Headers {
     x_token: String,
     #[serde(default)]
@@ -114,7 +114,7 @@ async fn headers(Header(h): Header<Headers>) -> Json<Headers> {
     Json(h)
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct Session {
     session_id: String,
     #[serde(default)]
@@ -126,7 +126,7 @@ async fn cookies(Cookie(c): Cookie<Session>) -> Json<Session> {
     Json(c)
 }
 
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 struct Login {
     username: String,
     password: String,

@@ -34,7 +34,7 @@ struct Constrained {
 }
 
 /// A role.
-#[derive(Debug, Default, Deserialize, Serialize, JsonSchema, Clone, Copy)]
+#[derive(Debug, Default, Deserialize, Serialize, JsonSchema, Clone, Copy, Validate)]
 #[serde(rename_all = "lowercase")]
 enum Role {
     Admin,
@@ -59,29 +59,29 @@ struct Page<T> {
     next_cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[allow(dead_code)]
 struct Filters {
     /// How many to skip.
     #[serde(default)]
-    #[schemars(range(min = 0))]
+    #[garde(range(min = 0))]
     skip: u32,
     q: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[allow(dead_code)]
 struct Headers {
     x_token: String,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[allow(dead_code)]
 struct Cookies {
     session: Option<String>,
 }
 
-#[derive(Debug, Deserialize, JsonSchema)]
+#[derive(Debug, Deserialize, JsonSchema, Validate)]
 #[allow(dead_code)]
 struct LoginForm {
     username: String,

@@ -22,7 +22,7 @@ async fn me() -> &'static str {
     "me"
 }
 
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 #[allow(dead_code)]
 struct Two {
     a: i64,

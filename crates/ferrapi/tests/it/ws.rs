@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 /// The token query parameter: optional, so that a missing token reaches
 /// the handler (which closes with 1008) rather than failing validation.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct TokenQuery {
     token: Option<String>,
 }
@@ -37,7 +37,7 @@ impl Dependency for User {
     }
 }
 
-#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[derive(Debug, Serialize, Deserialize, JsonSchema, PartialEq, Validate)]
 struct Ping {
     seq: u32,
     text: String,
@@ -79,7 +79,7 @@ async fn events(
 }
 
 /// A required query parameter: its 422 becomes close code 1008.
-#[derive(Deserialize, JsonSchema)]
+#[derive(Deserialize, JsonSchema, Validate)]
 struct Required {
     #[allow(dead_code)]
     room: u32,
