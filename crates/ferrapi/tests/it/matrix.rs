@@ -45,8 +45,15 @@
 //!
 //! Cells that fail for a reason this matrix cannot fix (in the
 //! extractors) are listed in `KNOWN_GAPS` and must keep failing until
-//! fixed; `a_default_is_not_validated` and the cookie test above are
-//! ignored for the same reason.
+//! fixed; `a_default_is_not_validated`, the cookie test above,
+//! `a_nested_model_is_not_a_parameter` and
+//! `a_list_is_not_a_path_parameter` are ignored for the same reason.
+//!
+//! # Size
+//!
+//! 413 cells (rule × field × extractor, the nested shape counted per
+//! field) are probed, 6 of them known gaps, and 423 schema checks run (one
+//! per field × extractor that documents it).
 
 use axum::body::Body;
 use ferrapi::prelude::*;
@@ -138,7 +145,7 @@ model!(Ipv4, Ipv4Path, Ipv4Nest, String, ipv4);
 model!(Ipv6, Ipv6Path, Ipv6Nest, String, ipv6);
 
 /// pydantic's `AfterValidator`: at most 5 characters.
-fn short(v: &String, _: &()) -> ferrapi::garde::Result {
+fn short(v: &str, _: &()) -> ferrapi::garde::Result {
     if v.chars().count() <= 5 {
         Ok(())
     } else {
@@ -1355,4 +1362,34 @@ async fn a_cookie_outside_ascii_is_read_as_latin_1() {
             "input": "abé", "ctx": {"pattern": pattern}
         }])
     );
+}
+
+/// A nested model cannot be a parameter or a form field (FastAPI refuses
+/// it when the route is registered). ferrapi builds such a route,
+/// documents the field as an object parameter with the nested rules, and
+/// refuses every request (`missing` or `model_attributes_type`): the rules
+/// documented there can never be met. It should be a build error.
+#[test]
+#[ignore = "gap: a nested model in Query/Header/Cookie/Form builds (openapi parameters_from / extractors)"]
+fn a_nested_model_is_not_a_parameter() {
+    let routes = [
+        Route::get("/q", query::<LenStrNest>),
+        Route::get("/h", header::<LenStrNest>),
+        Route::get("/c", cookie::<LenStrNest>),
+        Route::post("/f", form::<LenStrNest>),
+    ];
+    for route in routes {
+        let name = format!("{route:?}");
+        assert!(App::new().route(route).build().is_err(), "{name} built");
+    }
+}
+
+/// A list cannot be a path parameter (FastAPI refuses it at
+/// registration). ferrapi builds the route and reads the segment as a
+/// one-item list.
+#[test]
+#[ignore = "gap: a Vec field in Path<T> builds (extract/path.rs registration check)"]
+fn a_list_is_not_a_path_parameter() {
+    let route = Route::get("/p/{plain}/{opt}/{list}/{opt_list}", path::<LenStr>);
+    assert!(App::new().route(route).build().is_err());
 }
