@@ -17,6 +17,7 @@ mod extract;
 mod jwks;
 mod lifespan;
 mod limits;
+mod matrix;
 mod metrics;
 mod middleware;
 mod models;
