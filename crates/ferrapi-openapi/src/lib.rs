@@ -19,7 +19,7 @@ mod operation;
 mod registry;
 
 pub use model::*;
-pub use operation::{OperationBuilder, PathShape, RequiredState};
+pub use operation::{OperationBuilder, PathShape, RequiredState, not_flat};
 pub use registry::{SchemaRegistry, validation_schema};
 
 /// Re-exported so that users derive `JsonSchema` through ferrapi.

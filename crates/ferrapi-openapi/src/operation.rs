@@ -128,6 +128,11 @@ impl<'a> OperationBuilder<'a> {
         // parameter schemas can reference components.
         for (name, schema) in props {
             let mut schema = self.rebase_refs(&root, schema.clone());
+            if let Some(problem) = not_flat(location, name, &schema)
+                && !self.problems.contains(&problem)
+            {
+                self.problems.push(problem);
+            }
             // The field's doc comment describes the parameter, as FastAPI's
             // `Query(description=…)` does.
             let description = schema
@@ -344,4 +349,63 @@ impl<'a> OperationBuilder<'a> {
         }
         (self.operation, self.security_schemes)
     }
+}
+
+/// Why a parameter's schema cannot be read from a flat string value: a
+/// nested model anywhere (FastAPI refuses it when the route is declared),
+/// a list in a path (one segment is one value).
+pub fn not_flat(location: ParameterIn, name: &str, schema: &Value) -> Option<String> {
+    fn kinds(schema: &Value, out: &mut Vec<&'static str>, depth: usize) {
+        if depth > 8 {
+            return;
+        }
+        let ty = |t: &str| match t {
+            "object" => Some("object"),
+            "array" => Some("array"),
+            _ => None,
+        };
+        match schema.get("type") {
+            Some(Value::String(t)) => out.extend(ty(t)),
+            Some(Value::Array(ts)) => {
+                out.extend(ts.iter().filter_map(Value::as_str).filter_map(ty))
+            }
+            _ => {}
+        }
+        if schema.get("properties").is_some() {
+            out.push("object");
+        }
+        for key in ["anyOf", "oneOf", "allOf"] {
+            if let Some(Value::Array(members)) = schema.get(key) {
+                for m in members {
+                    kinds(m, out, depth + 1);
+                }
+            }
+        }
+        if let Some(items) = schema.get("items") {
+            let mut inner = Vec::new();
+            kinds(items, &mut inner, depth + 1);
+            if inner.contains(&"object") {
+                out.push("object");
+            }
+        }
+    }
+    let mut found = Vec::new();
+    kinds(schema, &mut found, 0);
+    let place = match location {
+        ParameterIn::Path => "path",
+        ParameterIn::Query => "query",
+        ParameterIn::Header => "header",
+        ParameterIn::Cookie => "cookie",
+    };
+    if found.contains(&"object") {
+        return Some(format!(
+            "{place} parameter `{name}` is a model: parameters are flat values (a nested model belongs in a JSON body)"
+        ));
+    }
+    if location == ParameterIn::Path && found.contains(&"array") {
+        return Some(format!(
+            "path parameter `{name}` is a list: a path variable is one segment, one value"
+        ));
+    }
+    None
 }

@@ -300,9 +300,9 @@ impl<S: ApiKeySpec> FromRequestParts for ApiKey<S> {
                     .last()
             }),
             ApiKeyIn::Cookie => crate::extract::cookie_pairs(parts)
-                .filter(|(k, _)| k == S::NAME)
-                .map(|(_, v)| v.into_owned())
-                .last(),
+                .into_iter()
+                .rfind(|(k, _)| k == S::NAME)
+                .map(|(_, v)| v.into_owned()),
         };
         match found.filter(|k| !k.is_empty()) {
             Some(key) => Ok(ApiKey {

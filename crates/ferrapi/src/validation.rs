@@ -160,13 +160,17 @@ where
     validation::validate(schema, &mut value, &loc, MissingInput::Parent, &mut errors);
     if let Some(report) = report {
         from_garde_with(&report, schema, &loc, &mut errors, original);
-        return Err(errors);
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        // The check failed only on fields that were not sent (defaults):
+        // pydantic does not validate defaults either.
     }
     if !errors.is_empty() {
         // Every failure at once: the fields that did parse still have
         // their own rules checked (pydantic runs a field's validators
         // whenever that field parsed).
-        field_rules::<T>(schema, &value, &loc, &mut errors, original);
+        field_rules::<T>(schema, &value, &loc, &mut errors, &original);
         return Err(errors);
     }
     let parsed: T = match T::deserialize(&value) {
@@ -177,7 +181,11 @@ where
         Ok(()) => Ok(parsed),
         Err(report) => {
             from_garde_with(&report, schema, &loc, &mut errors, original);
-            Err(errors)
+            if errors.is_empty() {
+                Ok(parsed)
+            } else {
+                Err(errors)
+            }
         }
     }
 }
@@ -219,11 +227,13 @@ where
             pairs: pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())),
             value: None,
         };
-        if let Ok(value) = T::deserialize(fast) {
-            return checked(&ts.schema, source, value, || {
-                params_to_value(&ts.schema, pairs.iter().cloned())
-            });
+        if let Ok(value) = T::deserialize(fast)
+            && value.validate().is_ok()
+        {
+            return Ok(value);
         }
+        // A failed check takes the schema walk, which reports what it
+        // expresses in pydantic's words (`missing` for `required`).
         return slow_pairs::<T, _>(&ts.schema, source, pairs);
     }
     slow_pairs::<T, _>(&ts.schema, source, pairs)
@@ -273,7 +283,13 @@ fn checked<T: Validate>(
         Err(report) => {
             let mut errors = Vec::new();
             from_garde_with(&report, schema, &Loc::source(source), &mut errors, original);
-            Err(errors)
+            // Only fields that were not sent (defaults) failed: accepted,
+            // as pydantic does not validate defaults.
+            if errors.is_empty() {
+                Ok(value)
+            } else {
+                Err(errors)
+            }
         }
     }
 }

@@ -79,7 +79,13 @@ pub fn from_garde_with(
             .0
             .extend(items.iter().map(|i| i.as_loc_item().into_owned()));
         let root = input_root.get_or_insert_with(|| original.take().map_or(Value::Null, |f| f()));
-        let input = value_at(root, &item_loc.0[loc.0.len().min(item_loc.0.len())..]);
+        let Some(input) = find(root, &item_loc.0[loc.0.len().min(item_loc.0.len())..]) else {
+            // A field that was not sent holds its default, which pydantic
+            // does not validate (a missing required field is the schema
+            // walk's `missing`).
+            continue;
+        };
+        let input = input.clone();
         let message = err.message();
         errors.push(ErrorItem {
             kind: "value_error".into(),
@@ -145,22 +151,18 @@ fn same_loc(loc: &Loc, prefix: &Loc, items: &[Item<'_>]) -> bool {
             .all(|(l, i)| i.as_loc_item().matches(l))
 }
 
-/// The value found by following `path` from `value` (`null` if absent).
-fn value_at(value: &Value, path: &[LocItem]) -> Value {
+/// The value found by following `path` from `value`, if the input has it.
+fn find<'v>(value: &'v Value, path: &[LocItem]) -> Option<&'v Value> {
     let mut v = value;
     for item in path {
-        let next = match (item, v) {
-            (LocItem::Key(k), Value::Object(m)) => m.get(k.as_ref()),
-            (LocItem::Index(i), Value::Array(a)) => a.get(*i),
-            (LocItem::Index(i), Value::Object(m)) => m.get(&i.to_string()),
-            _ => None,
+        v = match (item, v) {
+            (LocItem::Key(k), Value::Object(m)) => m.get(k.as_ref())?,
+            (LocItem::Index(i), Value::Array(a)) => a.get(*i)?,
+            (LocItem::Index(i), Value::Object(m)) => m.get(&i.to_string())?,
+            _ => return None,
         };
-        match next {
-            Some(n) => v = n,
-            None => return Value::Null,
-        }
     }
-    v.clone()
+    Some(v)
 }
 
 /// The schema property that a Rust field name stands for.

@@ -206,5 +206,29 @@ impl<T: JsonSchema> DescribeInput for Form<T> {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<T>("application/x-www-form-urlencoded", true);
         op.buffers_body = true;
+        let root = ferrapi_openapi::validation_schema::<T>();
+        if let Some(props) = root
+            .get("properties")
+            .and_then(serde_json::Value::as_object)
+        {
+            for (name, schema) in props {
+                // Resolved against the standalone schema's `$defs`.
+                let schema = match schema.get("$ref").and_then(serde_json::Value::as_str) {
+                    Some(r) => r
+                        .strip_prefix("#/$defs/")
+                        .and_then(|n| root.get("$defs").and_then(|d| d.get(n)))
+                        .unwrap_or(schema),
+                    None => schema,
+                };
+                if let Some(p) =
+                    ferrapi_openapi::not_flat(ferrapi_openapi::ParameterIn::Query, name, schema)
+                {
+                    let p = p.replacen("query parameter", "form field", 1);
+                    if !op.problems.contains(&p) {
+                        op.problems.push(p);
+                    }
+                }
+            }
+        }
     }
 }

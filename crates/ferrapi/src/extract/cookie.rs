@@ -12,22 +12,38 @@ use std::borrow::Cow;
 
 /// Splits `Cookie` headers into name/value pairs (`a=1; b=2`). Pairs without
 /// `=` are skipped; surrounding double quotes are removed.
-pub(crate) fn cookie_pairs(parts: &Parts) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
-    parts
-        .headers
-        .get_all(COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            let value = value.trim();
-            let value = value
-                .strip_prefix('"')
-                .and_then(|v| v.strip_suffix('"'))
-                .unwrap_or(value);
-            Some((Cow::Borrowed(name.trim()), Cow::Borrowed(value)))
-        })
+pub(crate) fn cookie_pairs(parts: &Parts) -> Vec<(Cow<'_, str>, Cow<'_, str>)> {
+    let mut pairs = Vec::new();
+    for header in parts.headers.get_all(COOKIE) {
+        match header.to_str() {
+            Ok(text) => {
+                pairs.extend(split_cookies(text).map(|(n, v)| (Cow::Borrowed(n), Cow::Borrowed(v))))
+            }
+            // A header that is not visible ASCII is read as Latin-1, as
+            // Starlette reads every header.
+            Err(_) => {
+                let text: String = header.as_bytes().iter().map(|&b| b as char).collect();
+                pairs.extend(
+                    split_cookies(&text)
+                        .map(|(n, v)| (Cow::Owned(n.to_owned()), Cow::Owned(v.to_owned()))),
+                );
+            }
+        }
+    }
+    pairs
+}
+
+/// `name=value` pairs of one `Cookie` header, values unquoted.
+fn split_cookies(text: &str) -> impl Iterator<Item = (&str, &str)> {
+    text.split(';').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        let value = value.trim();
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
+        Some((name.trim(), value))
+    })
 }
 
 /// Cookies validated into the struct `T`, one field per cookie, errors
