@@ -177,3 +177,24 @@ fn each_scheme_is_documented() {
     );
     assert!(doc["paths"]["/token"]["post"].get("security").is_none());
 }
+
+/// Issue 18 item 12: the framework's own document text says nothing of any
+/// particular application (it described `username` as the reference
+/// service's e-mail address in every user's docs).
+#[tokio::test]
+async fn the_framework_describes_its_types_for_any_application() {
+    let doc: Value = TestClient::new(app())
+        .get("/openapi.json")
+        .send()
+        .await
+        .json();
+    let text = doc.to_string().to_lowercase();
+    assert!(!text.contains("reference service"), "{text}");
+    let username =
+        &doc["components"]["schemas"]["OAuth2PasswordRequestForm"]["properties"]["username"];
+    assert_eq!(
+        username["description"],
+        "The user's name: whatever identifies the user to your application\n(a login, an e-mail address).",
+        "{username}"
+    );
+}
