@@ -106,7 +106,7 @@ fn default_limit() -> i64 {
 }
 
 /// Request headers (`x-token`, `x-count`).
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 pub struct Headers {
     /// Optional.
     #[serde(default)]
@@ -117,7 +117,7 @@ pub struct Headers {
 }
 
 /// Cookies.
-#[derive(Debug, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Deserialize, Serialize, JsonSchema, Validate)]
 pub struct Session {
     /// Optional.
     #[serde(default)]
