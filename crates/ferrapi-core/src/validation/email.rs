@@ -30,6 +30,68 @@ const SPECIAL_USE_DOMAIN_NAMES: [&str; 6] =
 /// );
 /// ```
 pub fn validate_email(s: &str) -> Result<(), String> {
+    if plain_ascii_address(s) {
+        return Ok(());
+    }
+    full_check(s)
+}
+
+/// The common case, decided without allocating: an ASCII `local@domain`
+/// whose local part is a dot-atom of `atext` and whose domain is
+/// lower-or-upper-case LDH labels under an alphabetic, non-reserved
+/// top-level label, within every length limit. `true` only where
+/// [`full_check`] accepts; anything else (including every address it
+/// would refuse) goes to [`full_check`], which words the reason.
+fn plain_ascii_address(s: &str) -> bool {
+    let b = s.as_bytes();
+    if b.len() > EMAIL_MAX_LENGTH {
+        return false;
+    }
+    let Some(at) = b.iter().position(|&c| c == b'@') else {
+        return false;
+    };
+    let (local, domain) = (&b[..at], &b[at + 1..]);
+    if local.is_empty() || local.len() > LOCAL_PART_MAX_LENGTH {
+        return false;
+    }
+    if !local
+        .split(|&c| c == b'.')
+        .all(|atom| !atom.is_empty() && atom.iter().all(|&c| is_atext(char::from(c))))
+    {
+        return false;
+    }
+    if domain.is_empty() || domain.len() > DOMAIN_MAX_LENGTH {
+        return false;
+    }
+    let mut labels = 0;
+    let mut last: &[u8] = &[];
+    for label in domain.split(|&c| c == b'.') {
+        let ldh = label
+            .iter()
+            .all(|&c| c.is_ascii_alphanumeric() || c == b'-');
+        if label.is_empty()
+            || label.len() > DNS_LABEL_LENGTH_LIMIT
+            || !ldh
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
+            || (label.len() >= 4
+                && &label[2..4] == b"--"
+                && !label[..2].eq_ignore_ascii_case(b"xn"))
+        {
+            return false;
+        }
+        labels += 1;
+        last = label;
+    }
+    labels >= 2
+        && last.last().is_some_and(u8::is_ascii_alphabetic)
+        && !SPECIAL_USE_DOMAIN_NAMES
+            .iter()
+            .any(|special| last.eq_ignore_ascii_case(special.as_bytes()))
+}
+
+/// `email_validator`'s whole check, with its reasons.
+fn full_check(s: &str) -> Result<(), String> {
     if s.chars().count() > MAX_EMAIL_LENGTH {
         return Err(format!(
             "Length must not exceed {MAX_EMAIL_LENGTH} characters"
@@ -401,7 +463,55 @@ fn validate_domain(domain: &str) -> Result<String, String> {
 
 #[cfg(test)]
 mod tests {
-    use super::validate_email;
+    use super::{full_check, plain_ascii_address, validate_email};
+
+    /// The allocation-free path accepts only what the full check accepts,
+    /// and takes the common addresses.
+    #[test]
+    fn the_fast_path_agrees_with_the_full_check() {
+        let taken = [
+            "user@example.com",
+            "first.last+tag@sub.example.co.uk",
+            "A.B-c_d@EXAMPLE.Org",
+            "x@a-b.io",
+            "xn--user@xn--bcher-kva.example",
+        ];
+        for input in taken {
+            assert!(plain_ascii_address(input), "{input}");
+            assert!(full_check(input).is_ok(), "{input}");
+        }
+        // Every mutation of a few addresses by one byte: wherever the fast
+        // path says yes, the full check must agree.
+        let alphabet = b"a.-@_+\" \tZ9>[]x";
+        let mut checked = 0;
+        for seed in ["user@example.com", "a.b@c-d.ef", "x@ab--cd.test"] {
+            let bytes = seed.as_bytes();
+            for i in 0..=bytes.len() {
+                for &c in alphabet.iter() {
+                    for variant in [
+                        [&bytes[..i], &[c], &bytes[i..]].concat(),
+                        [&bytes[..i], &[c], bytes.get(i + 1..).unwrap_or(&[])].concat(),
+                        [&bytes[..i], bytes.get(i + 1..).unwrap_or(&[])].concat(),
+                    ] {
+                        let s = String::from_utf8(variant).expect("ASCII");
+                        if plain_ascii_address(&s) {
+                            assert!(full_check(&s).is_ok(), "fast path took {s:?}");
+                        }
+                        checked += 1;
+                    }
+                }
+            }
+        }
+        assert!(checked > 500);
+        for long in [
+            format!("{}@example.com", "a".repeat(65)),
+            format!("a@{}.com", "b".repeat(64)),
+            format!("a@{}.com", vec!["b".repeat(60); 5].join(".")),
+        ] {
+            assert!(!plain_ascii_address(&long));
+            assert!(validate_email(&long).is_err());
+        }
+    }
 
     #[test]
     fn reasons() {
