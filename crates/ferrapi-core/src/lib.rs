@@ -1,16 +1,33 @@
-//! Core vocabulary of ferrapi.
+//! The contracts of ferrapi: what an integration implements without the
+//! web layer (as axum keeps its traits in `axum-core`).
 //!
-//! This crate holds what changes slowly and what every other ferrapi crate
-//! speaks: the [`HttpError`] that handlers return (FastAPI's `HTTPException`),
-//! and the FastAPI/pydantic-shaped validation error vocabulary
-//! ([`validation::ErrorItem`]) together with the schema-driven validator that
-//! produces it.
+//! - [`extract`] — the extraction traits ([`FromRequestParts`](extract::FromRequestParts),
+//!   [`FromRequest`](extract::FromRequest)) and [`Rejection`](extract::Rejection);
+//!   [`RequestContext`](extract::RequestContext), the application behind
+//!   it ([`AppContext`](extract::AppContext)) and the route's
+//!   [`RoutePlan`](extract::RoutePlan); dependency injection
+//!   ([`Dependency`](extract::Dependency), [`Depends`](extract::Depends),
+//!   [`Outcome`](extract::Outcome), [`defer`](extract::defer));
+//! - [`response`] — [`Responder`](response::Responder),
+//!   [`ResponseError`](response::ResponseError), [`Error`](response::Error);
+//! - [`describe`] — how extractors and responses describe themselves for
+//!   OpenAPI;
+//! - [`rate_limit`] — the rate limiter's quota and store;
+//! - FastAPI-shaped errors: [`HttpError`] (FastAPI's `HTTPException`) and
+//!   [`validation::ValidationErrors`] for 422 responses, with the
+//!   schema-driven validator ([`validation::validate`]) that produces them.
 //!
-//! It has no runtime dependencies (no tokio, no hyper): only `http`, `serde`
-//! and `garde`.
+//! It depends on `http`, `http-body`, `axum-core` (the body and response
+//! types), `serde` and the document model (`ferrapi-openapi`): never on
+//! the `ferrapi` facade, a database or an exporter. Applications import
+//! all of it through `ferrapi`, at the paths they always had.
 #![deny(missing_docs)]
 
+pub mod describe;
 mod error;
+pub mod extract;
+pub mod rate_limit;
+pub mod response;
 pub mod validation;
 
 pub use error::HttpError;

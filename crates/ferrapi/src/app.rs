@@ -2,7 +2,7 @@
 //! and its build step, where every route declaration is checked and turned
 //! into the router and the OpenAPI document.
 
-use crate::extract::RequestContext;
+use crate::extract::{AppContext, OverrideFn, RequestContext, RoutePlan};
 use crate::openapi::asyncapi::{
     AsyncApi, AsyncApiBuilder, AsyncInfo, AsyncServer, MessageType, TopicChannel, WebSocketChannel,
 };
@@ -35,6 +35,10 @@ impl StateMap {
             .get(&TypeId::of::<T>())
             .and_then(|b| b.downcast_ref())
     }
+
+    fn get_by_id(&self, id: TypeId) -> Option<&(dyn Any + Send + Sync)> {
+        self.0.get(&id).map(|b| &**b)
+    }
 }
 
 /// What every request of an application shares.
@@ -60,6 +64,28 @@ impl AppShared {
         #[cfg(feature = "multipart")]
         let e = crate::extract::multipart::client_error(e);
         self.exception_handlers.render(e)
+    }
+}
+
+impl AppContext for AppShared {
+    fn state(&self, id: TypeId) -> Option<&(dyn Any + Send + Sync)> {
+        self.state.get_by_id(id)
+    }
+    fn render_error(&self, e: Error) -> Response {
+        AppShared::render_error(self, e)
+    }
+    fn has_overrides(&self) -> bool {
+        !self.overrides.is_empty()
+    }
+    fn dependency_override(&self, id: TypeId) -> Option<&OverrideFn> {
+        self.overrides.get(&id)
+    }
+    fn extension(&self, id: TypeId) -> Option<&(dyn Any + Send + Sync)> {
+        (id == TypeId::of::<crate::extract::Sessions>())
+            .then_some(&self.sessions as &(dyn Any + Send + Sync))
+    }
+    fn body_failure(&self, e: &(dyn std::error::Error + 'static)) -> Option<HttpError> {
+        crate::server::body_failure(e)
     }
 }
 
@@ -1023,7 +1049,7 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
         route_dependencies.extend(route.dependencies.iter().cloned());
         let mut op = OperationBuilder::new(&mut registry, vars.clone());
         for dependency in &route_dependencies {
-            (dependency.describe)(&mut op);
+            dependency.describe(&mut op);
         }
         (route.describe)(&mut op, route.status);
         for p in std::mem::take(&mut op.problems) {
@@ -1337,16 +1363,18 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
     } in checked
     {
         let has_params = !vars.is_empty();
-        let cx = Arc::new(RequestContext {
-            app: shared.clone(),
-            path: Arc::from(full_path.as_str()),
-            status: route.status,
-            body_limit: route.body_limit.unwrap_or(body_limit),
-            path_vars: Arc::from(vars),
-            uses_dependencies,
-            buffers_body,
-            route_dependencies: Arc::from(route_dependencies),
-        });
+        let cx = Arc::new(RequestContext::new(
+            shared.clone(),
+            RoutePlan {
+                path: Arc::from(full_path.as_str()),
+                status: route.status,
+                body_limit: route.body_limit.unwrap_or(body_limit),
+                path_vars: Arc::from(vars),
+                uses_dependencies,
+                buffers_body,
+                dependencies: Arc::from(route_dependencies),
+            },
+        ));
         dispatch.route(
             &full_path,
             &route.method,

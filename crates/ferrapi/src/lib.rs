@@ -74,7 +74,6 @@ pub mod blocking;
 #[cfg(feature = "client")]
 pub mod client;
 pub mod console;
-mod describe;
 pub mod docs;
 pub mod extract;
 pub mod lifespan;
@@ -120,7 +119,7 @@ pub use server::{BodyTimeout, Draining, ServeConfig, ServeError, shutdown_signal
 /// OpenAPI: the document model, the schema registry and the hooks through
 /// which extractors and response types describe themselves.
 pub mod openapi {
-    pub use crate::describe::{DescribeInput, DescribeOutput};
+    pub use ferrapi_core::describe::{DescribeInput, DescribeOutput};
     pub use ferrapi_openapi::*;
 }
 /// The HTTP layer ferrapi stands on; any axum/tower piece plugs in.

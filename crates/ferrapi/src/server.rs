@@ -1109,6 +1109,24 @@ impl Tracked {
     }
 }
 
+/// The answer to a body that a layer of the server refused while the
+/// handler read it: the body read timeout (408), a compressed body the
+/// decompression layer refused (413 or 400). What the application tells
+/// the body reader ([`AppContext::body_failure`](crate::extract::AppContext::body_failure)).
+pub(crate) fn body_failure(
+    e: &(dyn std::error::Error + 'static),
+) -> Option<ferrapi_core::HttpError> {
+    use ferrapi_core::extract::{find_in, timed_out};
+    if find_in::<BodyTimeout>(e).is_some() {
+        return Some(timed_out());
+    }
+    #[cfg(feature = "decompression")]
+    if let Some(refused) = find_in::<crate::middleware::DecompressionError>(e) {
+        return Some(refused.into());
+    }
+    None
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_seconds;

@@ -1,9 +1,9 @@
 //! [`Json`]: a JSON request body validated into a model, and a JSON response.
 
-use super::body::read_body;
 use super::{FromRequest, Rejection, Request, RequestContext};
 use crate::openapi::{DescribeInput, OperationBuilder};
 use crate::validation;
+use ferrapi_core::extract::read_body;
 use ferrapi_core::validation::model_attributes_type;
 use http::header;
 use schemars::JsonSchema;
@@ -59,7 +59,7 @@ where
             None => true,
             Some(v) => v.to_str().is_ok_and(is_json),
         };
-        let bytes = read_body(req, cx.body_limit()).await?;
+        let bytes = read_body(req, cx).await?;
         if !json && !bytes.is_empty() {
             let input = Value::String(String::from_utf8_lossy(&bytes).into_owned());
             return Err(Rejection::Invalid(vec![model_attributes_type(input)]));

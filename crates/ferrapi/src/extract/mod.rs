@@ -11,9 +11,7 @@
 
 mod background;
 mod body;
-mod context;
 mod cookie;
-mod depends;
 mod header;
 mod json;
 #[cfg(feature = "multipart")]
@@ -21,17 +19,19 @@ pub mod multipart;
 mod path;
 mod query;
 mod session;
-mod state;
 
 pub(crate) use background::with_background_queue;
 pub use background::{BackgroundTasks, TaskOutput};
-pub(crate) use body::read_body_for;
-pub use body::{Bytes, Form, RawBody};
-pub use context::RequestContext;
+pub use body::Form;
 pub use cookie::Cookie;
 pub(crate) use cookie::cookie_pairs;
-pub use depends::{AppState, Cleanup, Dependency, Depends, Outcome, defer};
-pub(crate) use depends::{OverrideFn, RequestScope, run_cleanups};
+#[doc(hidden)]
+pub use ferrapi_core::extract::__via;
+pub use ferrapi_core::extract::{
+    AppContext, AppState, Bytes, Cleanup, Dependency, Depends, FromRequest, FromRequestParts,
+    Outcome, OverrideFn, RawBody, Rejection, Request, RequestContext, RoutePlan, State, defer,
+};
+pub(crate) use ferrapi_core::extract::{RequestScope, read_body_for, run_cleanups};
 pub use header::Header;
 pub use json::Json;
 #[cfg(feature = "multipart")]
@@ -40,135 +40,3 @@ pub use path::Path;
 pub use query::Query;
 pub(crate) use session::Sessions;
 pub use session::{Session, SessionDependency, SessionStore};
-pub use state::State;
-
-use crate::openapi::DescribeInput;
-use crate::response::Error;
-use ferrapi_core::validation::ErrorItem;
-use http::request::Parts;
-use std::future::Future;
-
-/// The request type handlers and extractors see.
-pub type Request = http::Request<axum::body::Body>;
-
-/// Why an extractor did not produce a value.
-#[derive(Debug)]
-pub enum Rejection {
-    /// Validation errors: gathered with those of the other extractors into one 422.
-    Invalid(Vec<ErrorItem>),
-    /// Any other failure: answered at once (through the exception handlers).
-    Error(Error),
-}
-
-impl<E: Into<Error>> From<E> for Rejection {
-    fn from(e: E) -> Self {
-        Rejection::Error(e.into())
-    }
-}
-
-/// An extractor that reads the request head (method, URI, headers, path
-/// parameters, extensions) but not the body. A handler may take any number.
-///
-/// ```
-/// use ferrapi::extract::{FromRequestParts, Rejection, RequestContext};
-/// use ferrapi::openapi::DescribeInput;
-/// use ferrapi::HttpError;
-/// use http::request::Parts;
-///
-/// /// The caller's API key, required.
-/// struct ApiKey(String);
-///
-/// impl FromRequestParts for ApiKey {
-///     async fn from_request_parts(parts: &mut Parts, _cx: &RequestContext) -> Result<Self, Rejection> {
-///         match parts.headers.get("x-api-key").and_then(|v| v.to_str().ok()) {
-///             Some(key) => Ok(ApiKey(key.to_owned())),
-///             None => Err(HttpError::unauthorized("Not authenticated").into()),
-///         }
-///     }
-/// }
-/// impl DescribeInput for ApiKey {}
-/// ```
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a handler parameter in this position",
-    label = "not an extractor of the request head (`FromRequestParts`)",
-    note = "only the last parameter may read the body (`Json<T>`, `Form<T>`, `Bytes`, `String`, `Request`)",
-    note = "parameters are extractors such as `Path<T>`, `Query<T>`, `Header<T>`, `Cookie<T>`, `State<T>`, or types implementing `ferrapi::FromRequestParts`"
-)]
-pub trait FromRequestParts: DescribeInput + Sized + Send {
-    /// Extracts the value from the request head.
-    fn from_request_parts(
-        parts: &mut Parts,
-        cx: &RequestContext,
-    ) -> impl Future<Output = Result<Self, Rejection>> + Send;
-}
-
-mod private {
-    #[derive(Debug, Clone, Copy)]
-    pub enum ViaParts {}
-    /// Extracts from the whole request (the body included).
-    #[derive(Debug, Clone, Copy)]
-    pub enum ViaRequest {}
-}
-
-/// For the route macros: the marker of extractors that read the body.
-#[doc(hidden)]
-pub mod __via {
-    pub use super::private::ViaRequest;
-}
-
-/// An extractor that consumes the whole request, body included. Only a
-/// handler's last parameter may be one. Every [`FromRequestParts`] is also a
-/// `FromRequest` (the `M` parameter tells the two implementations apart).
-#[diagnostic::on_unimplemented(
-    message = "`{Self}` cannot be a handler parameter: it is not an extractor",
-    label = "this parameter's type implements neither `FromRequestParts` nor `FromRequest`",
-    note = "handler parameters must be extractors such as `Path<T>`, `Query<T>`, `Header<T>`, `Json<T>`, `State<T>`, or a type implementing `ferrapi::FromRequest`"
-)]
-pub trait FromRequest<M = private::ViaRequest>: DescribeInput + Sized + Send {
-    /// Extracts the value from the request.
-    fn from_request(
-        req: Request,
-        cx: &RequestContext,
-    ) -> impl Future<Output = Result<Self, Rejection>> + Send;
-}
-
-impl<T: FromRequestParts> FromRequest<private::ViaParts> for T {
-    async fn from_request(req: Request, cx: &RequestContext) -> Result<Self, Rejection> {
-        let (mut parts, _) = req.into_parts();
-        T::from_request_parts(&mut parts, cx).await
-    }
-}
-
-/// The whole request, for handlers that want raw access.
-impl FromRequest for Request {
-    async fn from_request(req: Request, _cx: &RequestContext) -> Result<Self, Rejection> {
-        Ok(req)
-    }
-}
-impl DescribeInput for Request {}
-
-macro_rules! parts_extractor {
-    ($($(#[$doc:meta])* $ty:ty => |$parts:ident| $e:expr;)*) => {$(
-        $(#[$doc])*
-        impl FromRequestParts for $ty {
-            async fn from_request_parts(
-                $parts: &mut Parts,
-                _cx: &RequestContext,
-            ) -> Result<Self, Rejection> {
-                Ok($e)
-            }
-        }
-        impl DescribeInput for $ty {}
-    )*};
-}
-
-parts_extractor! {
-    /// The request method.
-    http::Method => |parts| parts.method.clone();
-    /// The request URI.
-    http::Uri => |parts| parts.uri.clone();
-    /// All request headers.
-    http::HeaderMap => |parts| parts.headers.clone();
-    /// The HTTP version.
-    http::Version => |parts| parts.version;
-}

@@ -85,12 +85,12 @@
 //! let app = App::new().route(put_avatar);
 //! ```
 
-use super::body::too_large;
 use super::{FromRequest, Rejection, Request, RequestContext};
 use crate::openapi::{DescribeInput, OperationBuilder};
 use crate::response::ResponseError;
 use bytes::Bytes;
 use ferrapi_core::HttpError;
+use ferrapi_core::extract::too_large;
 use ferrapi_core::validation::{ErrorItem, Loc, Source, ValidationErrors};
 use futures_util::Stream;
 use http::{HeaderMap, StatusCode, header};
@@ -462,11 +462,12 @@ impl MultipartError {
     /// A failed read of the body itself: timed out, refused by the
     /// decompression layer, or the client went (malformed, as before).
     fn from_body_error(e: &(dyn std::error::Error + 'static)) -> Self {
-        if let Some(t) = super::body::find_in::<crate::BodyTimeout>(e) {
+        if let Some(t) = ferrapi_core::extract::find_in::<crate::BodyTimeout>(e) {
             return Self::Timeout(*t);
         }
         #[cfg(feature = "decompression")]
-        if let Some(d) = super::body::find_in::<crate::middleware::DecompressionError>(e) {
+        if let Some(d) = ferrapi_core::extract::find_in::<crate::middleware::DecompressionError>(e)
+        {
             return Self::Decompression(d.clone());
         }
         Self::Malformed(e.to_string())

@@ -8,7 +8,7 @@
 //! integration brings moka for application data.
 
 use super::{FromRequestParts, Rejection, RequestContext};
-use crate::describe::DescribeInput;
+use crate::openapi::DescribeInput;
 use crate::openapi::OperationBuilder;
 use http::request::Parts;
 use std::any::{Any, TypeId};
@@ -132,12 +132,19 @@ impl Sessions {
 #[derive(Debug, Clone)]
 pub struct Session<T>(pub T);
 
+/// The application's session caches (kept for this extractor by every
+/// application; a 500 if the context is not a ferrapi application's).
+fn sessions(cx: &RequestContext) -> Result<&Sessions, Rejection> {
+    cx.extension::<Sessions>()
+        .ok_or_else(|| Rejection::Error(ferrapi_core::HttpError::internal().into()))
+}
+
 impl<T: SessionDependency> FromRequestParts for Session<T> {
     async fn from_request_parts(parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
         let Some(key) = T::key(parts) else {
             return T::load(parts, cx).await.map(Session);
         };
-        let cache = cx.app.sessions.cache::<T>();
+        let cache = sessions(cx)?.cache::<T>();
         if let Some(v) = cache.get(&key) {
             return Ok(Session(v));
         }
@@ -199,7 +206,7 @@ impl<T: SessionDependency> FromRequestParts for SessionStore<T> {
         cx: &RequestContext,
     ) -> Result<Self, Rejection> {
         Ok(SessionStore {
-            cache: cx.app.sessions.cache::<T>(),
+            cache: sessions(cx)?.cache::<T>(),
         })
     }
 }

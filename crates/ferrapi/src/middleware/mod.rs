@@ -140,9 +140,12 @@ pub use cors::{CorsConfig, CorsConfigError, CorsLayer, CorsService};
 pub use decompression::{
     DecompressionError, DecompressionFuture, DecompressionLayer, DecompressionService, RATIO_FLOOR,
 };
+pub use ferrapi_core::rate_limit::{
+    Decision, Quota, QuotaError, RateLimitStore, RateLimitStoreError,
+};
 pub use panic::{CatchPanicLayer, CatchPanicService, catch_panic};
-pub use rate_limit::{FailMode, Quota, QuotaError, RateLimitKey, RateLimitLayer, RateLimitService};
-pub use rate_limit_store::{Decision, MemoryStore, RateLimitStore, RateLimitStoreError};
+pub use rate_limit::{FailMode, RateLimitKey, RateLimitLayer, RateLimitService};
+pub use rate_limit_store::MemoryStore;
 pub use request_id::{
     MAX_REQUEST_ID_LEN, MissingLayer, RequestId, RequestIdFuture, RequestIdLayer, RequestIdService,
     X_REQUEST_ID,

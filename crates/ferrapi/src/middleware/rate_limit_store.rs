@@ -1,85 +1,11 @@
 //! Rate-limit state: the store trait and the in-memory store.
 
-use super::rate_limit::Quota;
+use ferrapi_core::rate_limit::{Decision, Quota, RateLimitStore, RateLimitStoreError};
 use futures_util::future::BoxFuture;
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
 use std::sync::Mutex;
 use std::time::Duration;
-
-/// The verdict on one request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Decision {
-    /// Whether the request may go through.
-    pub allowed: bool,
-    /// Requests still allowed right now after this one.
-    pub remaining: u64,
-    /// Time until the full quota is available again.
-    pub reset_after: Duration,
-    /// When refused: time until the next request would be allowed.
-    pub retry_after: Option<Duration>,
-}
-
-/// The store could not answer.
-#[derive(Debug, thiserror::Error)]
-pub enum RateLimitStoreError {
-    /// The store cannot be reached (a Redis connection down).
-    #[error("rate-limit store unavailable: {0}")]
-    Unavailable(String),
-    /// Any other failure of the store.
-    #[error("rate-limit store failed: {0}")]
-    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
-}
-
-/// Where rate-limit state lives ([`MemoryStore`] is the in-process
-/// implementation).
-///
-/// The algorithm is GCRA (the generic cell rate algorithm, a token bucket
-/// kept as one timestamp per key): a quota of `count` requests per `window`
-/// lets `count` requests through at once, then one every `window / count`;
-/// after a whole `window` without requests the full quota is back. One
-/// number per key, updated atomically, makes it a good fit for a shared
-/// store: a Redis implementation runs the same arithmetic as one server-side
-/// script over the key's stored time, with the server's clock, so that every
-/// instance sees one limit.
-///
-/// Rate-limit state shared by the requests of one or more application
-/// instances.
-///
-/// `check` counts one request against `key` under `quota` and returns the
-/// [`Decision`], atomically: two concurrent calls never both take the last
-/// request of a quota. The store keeps the clock (in a shared store, the
-/// server's), so that instances with skewed clocks agree.
-///
-/// ```
-/// use ferrapi::middleware::{BoxFuture, Decision, Quota, RateLimitStore, RateLimitStoreError};
-///
-/// /// Lets everything through (for tests of other things).
-/// struct Unlimited;
-///
-/// impl RateLimitStore for Unlimited {
-///     fn check<'a>(&'a self, _key: &'a str, quota: Quota)
-///         -> BoxFuture<'a, Result<Decision, RateLimitStoreError>>
-///     {
-///         Box::pin(async move {
-///             Ok(Decision {
-///                 allowed: true,
-///                 remaining: u64::from(quota.count()),
-///                 reset_after: std::time::Duration::ZERO,
-///                 retry_after: None,
-///             })
-///         })
-///     }
-/// }
-/// ```
-pub trait RateLimitStore: Send + Sync + 'static {
-    /// Counts one request against `key` and decides.
-    fn check<'a>(
-        &'a self,
-        key: &'a str,
-        quota: Quota,
-    ) -> BoxFuture<'a, Result<Decision, RateLimitStoreError>>;
-}
 
 /// GCRA over integers, exactly. Time is in nanoseconds multiplied by the
 /// quota's count, so that the emission interval (`window / count`) is the

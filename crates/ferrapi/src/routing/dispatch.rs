@@ -202,7 +202,8 @@ impl DispatchBuilder {
                 if let Some(metrics) = &metrics {
                     for (endpoint, method) in entry.endpoints.iter_mut().zip(&METHODS) {
                         if let Some(endpoint) = endpoint {
-                            endpoint.series = Some(metrics.series(&endpoint.cx.path, method));
+                            endpoint.series =
+                                Some(metrics.series(&endpoint.cx.plan().path, method));
                         }
                     }
                 }
@@ -295,13 +296,13 @@ impl Dispatch {
             Some(series) if !(head && entry.endpoints[1].is_none()) => {
                 crate::metrics::Metrics::start_series(series.clone())
             }
-            _ => m.start(&endpoint.cx.path, req.method()),
+            _ => m.start(&endpoint.cx.plan().path, req.method()),
         });
         // The access log (when installed) reports the route template.
-        crate::middleware::note_route(&req, &endpoint.cx.path);
+        crate::middleware::note_route(&req, &endpoint.cx.plan().path);
         // The exported server span (feature `otel`) is named by the template.
         #[cfg(feature = "otel")]
-        crate::telemetry::route_matched(&req, &endpoint.cx.path);
+        crate::telemetry::route_matched(&req, &endpoint.cx.plan().path);
         let cx = endpoint.cx.clone();
         match std::panic::catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(req, cx))) {
             Ok(fut) => DispatchFuture(State::Handler {

@@ -5,11 +5,11 @@
 //! [`Handler`] implementations (for `Route::get(path, f)`) and the code the
 //! route attribute macros generate call it, so both behave alike.
 
-use crate::describe::DescribeInput;
 use crate::extract::{
     FromRequest, FromRequestParts, Outcome, Rejection, Request, RequestContext, RequestScope,
     run_cleanups,
 };
+use crate::openapi::DescribeInput;
 use crate::openapi::OperationBuilder;
 use crate::response::{Responder, Response};
 use ferrapi_core::validation::{ErrorItem, ValidationErrors};
@@ -53,7 +53,10 @@ impl Extraction {
     /// Starts extracting from `req` for the route described by `cx`.
     pub fn new(req: Request, cx: Arc<RequestContext>) -> Self {
         let (mut parts, body) = req.into_parts();
-        let scope = cx.uses_dependencies.then(|| RequestScope::of(&mut parts));
+        let scope = cx
+            .plan()
+            .uses_dependencies
+            .then(|| RequestScope::of(&mut parts));
         Self {
             parts,
             body: Some(body),
@@ -72,11 +75,11 @@ impl Extraction {
     /// an oversized body is refused before any work is done.
     pub async fn begin(&mut self) -> Result<(), Response> {
         let cx = self.cx.clone();
-        if cx.buffers_body
+        if cx.plan().buffers_body
             && let Some(body) = self.body.take()
         {
             let req = Request::from_parts(Request::default().into_parts().0, body);
-            match crate::extract::read_body_for(req, &self.parts, cx.body_limit).await {
+            match crate::extract::read_body_for(req, &self.parts, &cx).await {
                 Ok(bytes) => self.body = Some(axum::body::Body::from(bytes)),
                 Err(r) => {
                     self.body = Some(axum::body::Body::empty());
@@ -84,8 +87,8 @@ impl Extraction {
                 }
             }
         }
-        for dependency in cx.route_dependencies.iter() {
-            if let Err(r) = (dependency.resolve)(&mut self.parts, &cx).await {
+        for dependency in cx.plan().dependencies.iter() {
+            if let Err(r) = dependency.resolve(&mut self.parts, &cx).await {
                 self.reject(r)?;
             }
         }
@@ -107,7 +110,7 @@ impl Extraction {
                 self.errors.extend(errors);
                 Ok(())
             }
-            Rejection::Error(e) => Err(self.cx.app.render_error(e)),
+            Rejection::Error(e) => Err(self.cx.render_error(e)),
         }
     }
 
@@ -136,7 +139,7 @@ impl Extraction {
             return Ok(());
         }
         let errors = std::mem::take(&mut self.errors);
-        Err(self.cx.app.render_error(ValidationErrors(errors).into()))
+        Err(self.cx.render_error(ValidationErrors(errors).into()))
     }
 
     /// Turns the handler's result into the response, then runs the
@@ -156,7 +159,7 @@ impl Extraction {
             Outcome::Error
         };
         match run_cleanups(scope.take_cleanups(), outcome).await {
-            Some(e) if outcome.is_success() => self.cx.app.render_error(e),
+            Some(e) if outcome.is_success() => self.cx.render_error(e),
             _ => res,
         }
     }

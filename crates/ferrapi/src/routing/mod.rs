@@ -26,50 +26,7 @@ pub(crate) use handler::internal_error;
 pub use route::Route;
 pub(crate) use route::push_new;
 
-/// A dependency run for every route under a router or app without being a
-/// handler parameter (FastAPI's `dependencies=[Depends(verify_key)]`): its
-/// value is cached for the request (so a parameter asking for it gets the
-/// same one), its failure answers the request, its inputs are documented.
-#[derive(Clone)]
-pub struct RouteDependency {
-    pub(crate) resolve:
-        for<'a> fn(
-            &'a mut http::request::Parts,
-            &'a crate::extract::RequestContext,
-        )
-            -> futures_util::future::BoxFuture<'a, Result<(), crate::extract::Rejection>>,
-    pub(crate) describe: fn(&mut crate::openapi::OperationBuilder<'_>),
-}
-
-impl std::fmt::Debug for RouteDependency {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("RouteDependency")
-    }
-}
-
-impl RouteDependency {
-    /// The dependency `T`.
-    pub fn of<T: crate::extract::Dependency>() -> Self {
-        fn resolve<'a, T: crate::extract::Dependency>(
-            parts: &'a mut http::request::Parts,
-            cx: &'a crate::extract::RequestContext,
-        ) -> futures_util::future::BoxFuture<'a, Result<(), crate::extract::Rejection>> {
-            use crate::extract::FromRequestParts as _;
-            Box::pin(async move {
-                crate::extract::Depends::<T>::from_request_parts(parts, cx)
-                    .await
-                    .map(|_| ())
-            })
-        }
-        fn describe<T: crate::extract::Dependency>(op: &mut crate::openapi::OperationBuilder<'_>) {
-            <crate::extract::Depends<T> as crate::describe::DescribeInput>::describe(op);
-        }
-        Self {
-            resolve: resolve::<T>,
-            describe: describe::<T>,
-        }
-    }
-}
+pub use ferrapi_core::extract::RouteDependency;
 
 /// A value that declares a route: a [`Route`], or the type a route attribute
 /// macro generates for a handler function.

@@ -327,7 +327,7 @@ pub(crate) fn websocket_route(mut route: Route) -> Route {
                 Ok(u) => u,
                 Err(rejection) => {
                     let error = HttpError::new(rejection.status(), rejection.body_text());
-                    return cx.app.render_error(error.into());
+                    return cx.render_error(error.into());
                 }
             };
             let slot = Arc::new(UpgradeSlot(Mutex::new(Some(upgrade))));

@@ -15,8 +15,8 @@
 
 use super::{FromRequestParts, Rejection, RequestContext};
 use crate::describe::DescribeInput;
-use crate::openapi::OperationBuilder;
 use crate::response::Error;
+use ferrapi_openapi::OperationBuilder;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use std::any::{Any, TypeId};
@@ -100,23 +100,45 @@ impl Outcome {
     }
 }
 
-/// `TypeId` keys used as they are (no SipHash on every cached hit).
-type TypeIdHash = std::hash::BuildHasherDefault<crate::validation::TypeIdHasher>;
+/// `TypeId`s are hashes already: maps keyed by them use them as they are
+/// (no SipHash on every cached hit).
+#[doc(hidden)]
+#[derive(Default)]
+pub struct TypeIdHasher(u64);
 
-type CleanupFn = Box<dyn FnOnce(Outcome) -> BoxFuture<'static, Result<(), Error>> + Send>;
+impl std::hash::Hasher for TypeIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 ^= n;
+    }
+}
+
+type TypeIdHash = std::hash::BuildHasherDefault<TypeIdHasher>;
+
+#[doc(hidden)]
+pub type CleanupFn = Box<dyn FnOnce(Outcome) -> BoxFuture<'static, Result<(), Error>> + Send>;
 
 /// One request's dependency cache and cleanups, kept in the request's
 /// extensions while its handler runs.
+#[doc(hidden)]
 #[derive(Default)]
-pub(crate) struct RequestScope {
+pub struct RequestScope {
     cache: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>, TypeIdHash>>,
     cleanups: Mutex<Vec<CleanupFn>>,
     /// Headers, cookies and status written through `ResponseParts`.
-    pub(crate) response: crate::response::PendingParts,
+    pub response: crate::response::PendingParts,
 }
 
 impl RequestScope {
-    pub(crate) fn of(parts: &mut Parts) -> Arc<RequestScope> {
+    /// The request's scope, made on first use.
+    pub fn of(parts: &mut Parts) -> Arc<RequestScope> {
         if let Some(scope) = parts.extensions.get::<Arc<RequestScope>>() {
             return scope.clone();
         }
@@ -147,7 +169,7 @@ impl RequestScope {
     }
 
     /// Takes the cleanups, most recent first.
-    pub(crate) fn take_cleanups(&self) -> Vec<CleanupFn> {
+    pub fn take_cleanups(&self) -> Vec<CleanupFn> {
         let mut list =
             std::mem::take(&mut *self.cleanups.lock().unwrap_or_else(|p| p.into_inner()));
         list.reverse();
@@ -156,7 +178,8 @@ impl RequestScope {
 }
 
 /// Runs cleanups in order; the first error is returned (all run).
-pub(crate) async fn run_cleanups(cleanups: Vec<CleanupFn>, outcome: Outcome) -> Option<Error> {
+#[doc(hidden)]
+pub async fn run_cleanups(cleanups: Vec<CleanupFn>, outcome: Outcome) -> Option<Error> {
     let mut first = None;
     for cleanup in cleanups {
         if let Err(e) = cleanup(outcome).await {
@@ -203,16 +226,6 @@ where
         .push(Box::new(move |outcome| Box::pin(cleanup(outcome))));
 }
 
-/// A replacement provider installed by `App::override_dependency`.
-pub(crate) type OverrideFn = Arc<
-    dyn for<'a> Fn(
-            &'a mut Parts,
-            &'a RequestContext,
-        ) -> BoxFuture<'a, Result<Box<dyn Any + Send>, Rejection>>
-        + Send
-        + Sync,
->;
-
 fn resolve_boxed<'a, T: Dependency>(
     parts: &'a mut Parts,
     cx: &'a RequestContext,
@@ -229,10 +242,11 @@ impl<T: Dependency> FromRequestParts for Depends<T> {
             return Ok(Depends(v));
         }
         // Overrides are for tests: without any, no lookup.
-        let overridden = if cx.app.overrides.is_empty() {
-            None
+        let app = cx.app();
+        let overridden = if app.has_overrides() {
+            app.dependency_override(TypeId::of::<T>())
         } else {
-            cx.app.overrides.get(&TypeId::of::<T>())
+            None
         };
         let value = match overridden {
             Some(provider) => {
@@ -260,7 +274,7 @@ impl<T: Dependency> DescribeInput for Depends<T> {
 }
 
 /// Application state as a dependency: `Depends<AppState<T>>` is the value
-/// registered with [`App::state`](crate::App::state) (500 if none was).
+/// registered with `App::state` (500 if none was).
 #[derive(Debug, Clone)]
 pub struct AppState<T>(pub T);
 
@@ -272,7 +286,7 @@ impl<T: Clone + Send + Sync + 'static> Dependency for AppState<T> {
     async fn resolve(_parts: &mut Parts, cx: &RequestContext) -> Result<Self, Rejection> {
         match cx.state::<T>() {
             Some(v) => Ok(AppState(v.clone())),
-            None => Err(Rejection::Error(Error::new(super::state::MissingState(
+            None => Err(Rejection::Error(Error::new(super::MissingState(
                 std::any::type_name::<T>(),
             )))),
         }
@@ -336,5 +350,58 @@ impl DescribeInput for Cleanup {
     fn describe(op: &mut OperationBuilder<'_>) {
         // The request needs a dependency scope for the cleanup to run.
         op.uses_dependencies = true;
+    }
+}
+
+/// A dependency run for every route under a router or app without being a
+/// handler parameter (FastAPI's `dependencies=[Depends(verify_key)]`): its
+/// value is cached for the request (so a parameter asking for it gets the
+/// same one), its failure answers the request, its inputs are documented.
+#[derive(Clone)]
+pub struct RouteDependency {
+    resolve: for<'a> fn(&'a mut Parts, &'a RequestContext) -> BoxFuture<'a, Result<(), Rejection>>,
+    describe: fn(&mut OperationBuilder<'_>),
+}
+
+impl std::fmt::Debug for RouteDependency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RouteDependency")
+    }
+}
+
+impl RouteDependency {
+    /// The dependency `T`.
+    pub fn of<T: Dependency>() -> Self {
+        fn resolve<'a, T: Dependency>(
+            parts: &'a mut Parts,
+            cx: &'a RequestContext,
+        ) -> BoxFuture<'a, Result<(), Rejection>> {
+            Box::pin(async move {
+                Depends::<T>::from_request_parts(parts, cx)
+                    .await
+                    .map(|_| ())
+            })
+        }
+        fn describe<T: Dependency>(op: &mut OperationBuilder<'_>) {
+            <Depends<T> as DescribeInput>::describe(op);
+        }
+        Self {
+            resolve: resolve::<T>,
+            describe: describe::<T>,
+        }
+    }
+
+    /// Runs the dependency for a request.
+    pub fn resolve<'a>(
+        &self,
+        parts: &'a mut Parts,
+        cx: &'a RequestContext,
+    ) -> BoxFuture<'a, Result<(), Rejection>> {
+        (self.resolve)(parts, cx)
+    }
+
+    /// Documents the dependency's inputs on an operation.
+    pub fn describe(&self, op: &mut OperationBuilder<'_>) {
+        (self.describe)(op);
     }
 }

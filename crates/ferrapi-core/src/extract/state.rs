@@ -1,12 +1,12 @@
 //! [`State`]: application state registered on the [`App`](crate::App).
 
 use super::{FromRequestParts, Rejection, RequestContext};
-use crate::openapi::DescribeInput;
+use crate::describe::DescribeInput;
 use crate::response::Error;
 use http::request::Parts;
 
 /// A clone of the application state of type `T`, registered with
-/// [`App::state`](crate::App::state). Wrap large or shared state in `Arc`
+/// `App::state`. Wrap large or shared state in `Arc`
 /// (pools and clients usually are already).
 ///
 /// ```
@@ -26,13 +26,13 @@ use http::request::Parts;
 pub struct State<T>(pub T);
 
 /// A handler asked for state that was never registered: a programming
-/// error, answered 500 and logged. [`App::build`](crate::App::build) reports
-/// it first ([`RouteErrorKind::MissingState`](crate::RouteErrorKind)), so a
+/// error, answered 500 and logged. `App::build` reports
+/// it first (`RouteErrorKind::MissingState`), so a
 /// request meets it only through state read outside `State<T>`'s own
 /// description (a dependency override's provider).
 #[derive(Debug, thiserror::Error)]
 #[error("State<{0}> was requested but App::state was never given a value of that type")]
-pub struct MissingState(pub(crate) &'static str);
+pub struct MissingState(pub &'static str);
 
 impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
     async fn from_request_parts(
@@ -52,7 +52,7 @@ impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
 // gave fails `App::build` (the 500 above is then only reachable through an
 // override that reads state itself).
 impl<T: 'static> DescribeInput for State<T> {
-    fn describe(op: &mut crate::openapi::OperationBuilder<'_>) {
+    fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>) {
         op.require_state::<T>();
     }
 }

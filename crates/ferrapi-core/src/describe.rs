@@ -1,7 +1,8 @@
 //! The hooks through which extractors and response types describe
-//! themselves for OpenAPI. They live in the facade (not in
-//! `ferrapi-openapi`) so that the facade can implement them for foreign
-//! types (`String`, `http::Method`, `Result`, …).
+//! themselves for OpenAPI. They live with the other contracts (not in
+//! `ferrapi-openapi`, the document model) so that this crate can implement
+//! them for foreign types (`String`, `http::Method`, `Result`, …) beside
+//! the extraction and response traits.
 
 use ferrapi_openapi::OperationBuilder;
 use http::StatusCode;

@@ -15,10 +15,10 @@
 
 use super::cookie::{InvalidHeader, SetCookie};
 use super::{Responder, Response};
+use crate::HttpError;
 use crate::describe::{DescribeInput, DescribeOutput};
 use crate::extract::{FromRequestParts, Rejection, RequestContext, RequestScope};
-use crate::openapi::OperationBuilder;
-use ferrapi_core::HttpError;
+use ferrapi_openapi::OperationBuilder;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -33,7 +33,8 @@ struct Pending {
 /// The slot in a request's dependency scope: empty (one atomic load to
 /// check) until a `ResponseParts` writes.
 #[derive(Debug, Default)]
-pub(crate) struct PendingParts(OnceLock<Mutex<Pending>>);
+#[doc(hidden)]
+pub struct PendingParts(OnceLock<Mutex<Pending>>);
 
 impl PendingParts {
     fn with<R>(&self, f: impl FnOnce(&mut Pending) -> R) -> R {
@@ -44,7 +45,8 @@ impl PendingParts {
     /// Applies what was written to the handler's response: headers and
     /// cookies always, the status only over a success (an error the
     /// handler returned keeps its status).
-    pub(crate) fn apply(&self, res: &mut Response) {
+    #[doc(hidden)]
+    pub fn apply(&self, res: &mut Response) {
         let Some(cell) = self.0.get() else {
             return;
         };
@@ -202,7 +204,7 @@ impl DescribeInput for ResponseParts {
 }
 
 fn internal() -> Response {
-    super::error_response(&HttpError::internal())
+    super::http_error_response(&HttpError::internal())
 }
 
 /// Extends `res` with `headers` (each name replaced, as axum's tuples do).
