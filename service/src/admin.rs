@@ -126,7 +126,7 @@ impl EffectiveConfig {
     /// The configuration as `/internal/config` shows it.
     pub fn from_config(config: &Config) -> Self {
         let masked = |present: bool| if present { "***" } else { "" };
-        let serve = ferrapi::ServeConfig::from_env().unwrap_or_default();
+        let serve = &config.serve;
         Self(serde_json::json!({
             "HOST": serve.host.to_string(),
             "PORT": serve.port,
@@ -152,7 +152,7 @@ impl EffectiveConfig {
                 crate::config::LogFormat::Pretty => "pretty",
             },
             "OTEL_EXPORTER_OTLP_ENDPOINT": config.otel_endpoint,
-            "FORWARDED_ALLOW_IPS": std::env::var("FORWARDED_ALLOW_IPS").unwrap_or_default(),
+            "FORWARDED_ALLOW_IPS": config.forwarded_allow_ips_text,
         }))
     }
 }

@@ -330,7 +330,7 @@ pub async fn bootstrap_admin(
             .bind(email.to_owned())
             .bind(18_i64)
             .bind(hash)
-            .bind(crate::users::Timestamp::now().to_rfc3339()),
+            .bind(crate::model::Timestamp::now().to_rfc3339()),
         )
         .await;
     match result {

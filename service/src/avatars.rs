@@ -4,7 +4,7 @@
 //! `GET` to read it back with its content type.
 
 use crate::auth::CurrentUser;
-use crate::users::UserError;
+use crate::model::UserError;
 use ferrapi::ResponseError;
 use ferrapi::extract::{Multipart, MultipartError, MultipartForm, Part};
 use ferrapi::http::StatusCode;
@@ -70,7 +70,7 @@ pub async fn put_avatar(
     if caller.id != user_id && !caller.is_admin {
         return Err(UserError::Forbidden.into_error());
     }
-    if !crate::users::user_exists(&pool, user_id)
+    if !crate::model::user_exists(&pool, user_id)
         .await
         .map_err(ResponseError::into_error)?
     {

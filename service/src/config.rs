@@ -1,5 +1,9 @@
 //! Configuration from the environment, in two stages: raw strings, then a
 //! validated [`Config`] that fails with one line naming the bad variable.
+//!
+//! This is the one place the service reads its environment: the rest of the
+//! service takes what it needs from the [`Config`] (the binary reads it once
+//! and passes it on).
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -27,7 +31,7 @@ pub enum Database {
     SqliteMemory,
     /// A PostgreSQL server (`postgres://…`).
     Postgres,
-    /// A MySQL or MariaDB server (`mysql://…`).
+    /// A MySQL or MariaDB server (`mysql://…`, `mariadb://…`).
     MySql,
 }
 
@@ -43,10 +47,13 @@ pub enum LogFormat {
 /// The service's validated configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
-    /// `DATABASE_URL`.
-    pub database: Database,
-    /// The URL as given (masked when shown).
+    /// `DATABASE_URL` as given (checked by [`parse_database_url`]; masked
+    /// when shown).
     pub database_url: String,
+    /// The server's own settings, read by [`ferrapi::ServeConfig::from_env`]:
+    /// `HOST`, `PORT`, `WORKERS`, `BODY_READ_TIMEOUT`, `BODY_TOTAL_TIMEOUT`
+    /// and `DRAIN_DELAY` (at most 4 s).
+    pub serve: ferrapi::ServeConfig,
     /// `MAX_BODY_BYTES`.
     pub max_body_bytes: usize,
     /// `LOG_FORMAT`.
@@ -57,6 +64,9 @@ pub struct Config {
     pub cors_origins: Option<String>,
     /// `FORWARDED_ALLOW_IPS` (unset: no proxy trusted).
     pub forwarded_allow_ips: ferrapi::middleware::TrustedProxies,
+    /// `FORWARDED_ALLOW_IPS` as given (empty when unset), as
+    /// `/internal/config` shows it.
+    pub forwarded_allow_ips_text: String,
     /// `JWT_SECRET`: the HS256 key (random per process when unset).
     pub jwt_secret: Secret,
     /// Whether `jwt_secret` was generated because `JWT_SECRET` is unset.
@@ -171,7 +181,7 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     (
         "DATABASE_URL",
         "sqlite://data/app.db",
-        "sqlite://<path> (relative or absolute; created if missing) or sqlite::memory:",
+        "sqlite://<path> (relative or absolute; created if missing), sqlite::memory:, postgres://…, mysql://… or mariadb://…",
     ),
     ("MAX_BODY_BYTES", "1048576", "larger request bodies get 413"),
     (
@@ -277,50 +287,85 @@ pub const VARIABLES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-fn var(name: &str) -> Option<String> {
-    std::env::var(name).ok().filter(|v| !v.trim().is_empty())
-}
-
-/// Parses `sqlite://path`, `sqlite:///abs/path`, `sqlite::memory:`,
-/// `postgres://…` and `mysql://…`.
+/// Parses a `DATABASE_URL`: every scheme ferrapi-storage's pool opens
+/// (its [`Backend::from_url`]: `sqlite:`, `postgres://`, `postgresql://`,
+/// `mysql://`, `mariadb://`, in any case), with what the pool would refuse
+/// later caught here: a server URL naming no server, a SQLite URL naming no
+/// file. SQLite URLs are `sqlite://rel/path`, `sqlite:///abs/path`,
+/// `sqlite:path`, `sqlite::memory:` (a query string is ignored).
+///
+/// [`Backend::from_url`]: ferrapi_storage::db::Backend::from_url
 pub fn parse_database_url(url: &str) -> Result<Database, String> {
-    if url == "sqlite::memory:" || url == "sqlite://:memory:" {
-        return Ok(Database::SqliteMemory);
+    use ferrapi_storage::db::Backend;
+    let backend = Backend::from_url(url).map_err(|_| {
+        format!(
+            "`{}` is not a supported database URL (expected sqlite://<path>, postgres://…, mysql://… or mariadb://…)",
+            mask_url(url)
+        )
+    })?;
+    if backend != Backend::Sqlite {
+        let host = url
+            .split_once("://")
+            .map(|(_, rest)| rest.rsplit_once('@').map_or(rest, |(_, h)| h));
+        return match host {
+            Some(host) if !host.is_empty() && !host.starts_with('/') => Ok(match backend {
+                Backend::MySql => Database::MySql,
+                _ => Database::Postgres,
+            }),
+            _ => Err(format!("`{}` names no server", mask_url(url))),
+        };
     }
-    for (scheme, db) in [
-        ("postgres://", Database::Postgres),
-        ("postgresql://", Database::Postgres),
-        ("mysql://", Database::MySql),
-    ] {
-        if let Some(rest) = url.strip_prefix(scheme) {
-            let host = rest.rsplit_once('@').map_or(rest, |(_, h)| h);
-            if host.is_empty() || host.starts_with('/') {
-                return Err(format!("`{}` names no server", mask_url(url)));
-            }
-            return Ok(db);
-        }
-    }
+    // As the pool reads it (ferrapi-storage's `sqlite_target`).
     let Some(rest) = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
     else {
         return Err(format!(
-            "`{}` is not a supported database URL (expected sqlite://<path>, postgres://… or mysql://…)",
-            mask_url(url)
+            "`{url}` is not a SQLite URL (expected sqlite://<path> or sqlite::memory:)"
         ));
     };
     let path = rest.split('?').next().unwrap_or(rest);
+    if path == ":memory:" || (path.is_empty() && rest.contains("mode=memory")) {
+        return Ok(Database::SqliteMemory);
+    }
     if path.is_empty() {
         return Err(format!("`{url}` names no database file"));
     }
     Ok(Database::SqliteFile(PathBuf::from(path)))
 }
 
+/// Parses `FORWARDED_ALLOW_IPS` as given: IPs, CIDRs or `*`, comma-separated;
+/// unset, empty or blank trusts no proxy.
+pub fn parse_forwarded_allow_ips(
+    text: &str,
+) -> Result<ferrapi::middleware::TrustedProxies, ConfigError> {
+    if text.trim().is_empty() {
+        return Ok(ferrapi::middleware::TrustedProxies::none());
+    }
+    text.parse().map_err(
+        |e: <ferrapi::middleware::TrustedProxies as std::str::FromStr>::Err| ConfigError {
+            var: "FORWARDED_ALLOW_IPS",
+            reason: e.to_string(),
+        },
+    )
+}
+
 impl Config {
     /// Reads and validates the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_vars(|name| std::env::var(name).ok())
+    }
+
+    /// Reads and validates the service's variables through `lookup` (the
+    /// process environment for [`Config::from_env`], a map in tests); unset,
+    /// empty and blank values mean the default. The framework's own
+    /// settings are read from the process environment by the framework:
+    /// the server's ([`ferrapi::ServeConfig::from_env`]) and StatsD's
+    /// ([`ferrapi::statsd::StatsdConfig::from_env`]).
+    pub fn from_vars(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let var = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
         let database_url = var("DATABASE_URL").unwrap_or_else(|| "sqlite://data/app.db".to_owned());
-        let database = parse_database_url(&database_url).map_err(|reason| ConfigError {
+        parse_database_url(&database_url).map_err(|reason| ConfigError {
             var: "DATABASE_URL",
             reason,
         })?;
@@ -360,15 +405,8 @@ impl Config {
                     reason: e.to_string(),
                 })?;
         }
-        let forwarded_allow_ips = match var("FORWARDED_ALLOW_IPS") {
-            None => ferrapi::middleware::TrustedProxies::none(),
-            Some(v) => v.parse().map_err(
-                |e: <ferrapi::middleware::TrustedProxies as std::str::FromStr>::Err| ConfigError {
-                    var: "FORWARDED_ALLOW_IPS",
-                    reason: e.to_string(),
-                },
-            )?,
-        };
+        let forwarded_allow_ips_text = lookup("FORWARDED_ALLOW_IPS").unwrap_or_default();
+        let forwarded_allow_ips = parse_forwarded_allow_ips(&forwarded_allow_ips_text)?;
         // The server's own variables are checked here too, so that a bad
         // value stops the program before anything starts.
         let serve = ferrapi::ServeConfig::from_env().map_err(|e| match e {
@@ -494,13 +532,14 @@ impl Config {
             namespace,
             notification_delay,
             access_log,
-            database,
             database_url,
+            serve,
             max_body_bytes,
             log_format,
             rate_limit,
             cors_origins,
             forwarded_allow_ips,
+            forwarded_allow_ips_text,
             jwt_secret,
             jwt_secret_generated,
             access_token_ttl,
@@ -517,6 +556,7 @@ impl Config {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
@@ -545,5 +585,92 @@ mod tests {
         assert!(parse_database_url("postgres://").is_err());
         assert!(parse_database_url("ftp://x").is_err());
         assert!(parse_database_url("sqlite://").is_err());
+    }
+
+    #[test]
+    fn mariadb_and_every_other_scheme_the_pool_opens_are_accepted() {
+        assert_eq!(
+            parse_database_url("mariadb://root:secret@127.0.0.1:3306/test"),
+            Ok(Database::MySql)
+        );
+        assert_eq!(
+            parse_database_url("postgresql://app@db/app"),
+            Ok(Database::Postgres)
+        );
+        assert_eq!(
+            parse_database_url("POSTGRES://app@db/app"),
+            Ok(Database::Postgres)
+        );
+        assert_eq!(
+            parse_database_url("sqlite:app.db"),
+            Ok(Database::SqliteFile("app.db".into()))
+        );
+        assert_eq!(
+            parse_database_url("sqlite://:memory:"),
+            Ok(Database::SqliteMemory)
+        );
+        // What ferrapi-storage's pool accepts, the service accepts.
+        for url in [
+            "sqlite://data/app.db",
+            "sqlite::memory:",
+            "postgres://db/app",
+            "postgresql://db/app",
+            "mysql://db/app",
+            "mariadb://db/app",
+            "MariaDB://db/app",
+        ] {
+            assert!(ferrapi_storage::db::Backend::from_url(url).is_ok(), "{url}");
+            assert!(parse_database_url(url).is_ok(), "{url}");
+        }
+        // A server URL still has to name the server; the error hides the
+        // password.
+        let err = parse_database_url("mariadb://root:secret@").unwrap_err();
+        assert!(
+            err.contains("names no server") && !err.contains("secret"),
+            "{err}"
+        );
+        assert!(parse_database_url("oracle://db/app").is_err());
+    }
+
+    /// The configuration `vars` gives (the framework's `HOST`, `STATSD_*`, …
+    /// come from the process environment, where the tests set none).
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        Config::from_vars(|name| {
+            vars.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| (*v).to_owned())
+        })
+    }
+
+    #[test]
+    fn a_mariadb_database_url_is_accepted_and_kept_as_given() {
+        let config = config(&[("DATABASE_URL", "mariadb://app:pw@db:3306/app")]).unwrap();
+        assert_eq!(config.database_url, "mariadb://app:pw@db:3306/app");
+        let err = self::config(&[("DATABASE_URL", "ftp://db/app")]).unwrap_err();
+        assert_eq!(err.var, "DATABASE_URL");
+    }
+
+    #[test]
+    fn forwarded_allow_ips_is_parsed_once_and_kept_as_given() {
+        let ip = |s: &str| s.parse::<std::net::IpAddr>().unwrap();
+        let config = config(&[("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1")]).unwrap();
+        assert!(config.forwarded_allow_ips.is_trusted(ip("10.1.2.3")));
+        assert!(config.forwarded_allow_ips.is_trusted(ip("127.0.0.1")));
+        assert!(!config.forwarded_allow_ips.is_trusted(ip("192.0.2.1")));
+        assert_eq!(config.forwarded_allow_ips_text, "10.0.0.0/8, 127.0.0.1");
+
+        let all = self::config(&[("FORWARDED_ALLOW_IPS", "*")]).unwrap();
+        assert!(all.forwarded_allow_ips.is_trusted(ip("192.0.2.1")));
+        assert_eq!(all.forwarded_allow_ips_text, "*");
+
+        // Unset or blank: no proxy trusted.
+        for vars in [&[][..], &[("FORWARDED_ALLOW_IPS", " ")][..]] {
+            let config = self::config(vars).unwrap();
+            assert!(!config.forwarded_allow_ips.is_trusted(ip("127.0.0.1")));
+        }
+        assert_eq!(self::config(&[]).unwrap().forwarded_allow_ips_text, "");
+
+        let err = self::config(&[("FORWARDED_ALLOW_IPS", "not-an-ip")]).unwrap_err();
+        assert_eq!(err.var, "FORWARDED_ALLOW_IPS");
     }
 }

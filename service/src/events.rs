@@ -23,7 +23,7 @@
 //! reading client slower than the bridge may be dropped with it.
 
 use crate::auth::Auth;
-use crate::users::UserResponse;
+use crate::model::UserResponse;
 use ferrapi::prelude::*;
 use ferrapi::ws::{Hub, WebSocketResponse, WebSocketUpgrade, close_code};
 use ferrapi_storage::bus::{Bus, Topic};

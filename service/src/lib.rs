@@ -12,6 +12,7 @@ pub mod config;
 pub mod db;
 pub mod events;
 pub mod health;
+pub mod model;
 pub mod notifications;
 pub mod users;
 pub mod users_v2;
@@ -305,4 +306,71 @@ async fn count_request(
 ) -> ferrapi::axum::response::Response {
     stats.count();
     next.run(request).await
+}
+
+// The startup gate and the readiness check, on the whole application.
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use ferrapi::testing::TestClient;
+
+    /// The service on an in-memory SQLite database (not migrated), without
+    /// Redis or NATS.
+    async fn resources() -> (ferrapi_storage::db::DbPool, config::Config, Resources) {
+        let pool = db::connect("sqlite::memory:").await.unwrap();
+        let mut config = config::Config::from_env().unwrap();
+        config.storage_url = "memory://".to_owned();
+        config.redis_url = None;
+        config.nats_url = None;
+        let resources = Resources::connect(pool.clone(), &config).await.unwrap();
+        (pool, config, resources)
+    }
+
+    #[tokio::test]
+    async fn startup_and_the_api_answer_503_until_migrations_are_done() {
+        let (pool, config, resources) = resources().await;
+        let startup = resources.startup.clone();
+        let client = TestClient::new(app(resources, &config));
+        let res = client.get("/health/startup").send().await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(res.json::<serde_json::Value>()["status"], "starting");
+        assert_eq!(client.get("/health/ready").send().await.status(), 503);
+        let res = client.get("/api/v1/users").send().await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(
+            res.json::<serde_json::Value>(),
+            serde_json::json!({"detail": "Service is starting"})
+        );
+        assert_eq!(res.header("retry-after"), Some("1"));
+        assert_eq!(client.get("/health/live").send().await.status(), 200);
+
+        db::migrate(&pool).await.unwrap();
+        startup.mark_done();
+        assert_eq!(client.get("/health/startup").send().await.status(), 200);
+        assert_eq!(client.get("/health/ready").send().await.status(), 200);
+        assert_eq!(client.get("/api/v1/users").send().await.status(), 401);
+    }
+
+    #[tokio::test]
+    async fn readiness_answers_503_once_the_server_drains() {
+        let (pool, config, resources) = resources().await;
+        db::migrate(&pool).await.unwrap();
+        resources.startup.mark_done();
+        let draining = ferrapi::Draining::new();
+        let client = TestClient::new(app(resources, &config).state(draining.clone()));
+        assert_eq!(client.get("/health/ready").send().await.status(), 200);
+        draining.start();
+        let res = client.get("/health/ready").send().await;
+        assert_eq!(res.status(), 503);
+        assert_eq!(
+            res.json::<serde_json::Value>(),
+            serde_json::json!({
+                "detail": "shutdown: draining",
+                "status": "unavailable",
+                "checks": {"shutdown": "draining"}
+            })
+        );
+        assert_eq!(client.get("/health/live").send().await.status(), 200);
+    }
 }

@@ -94,9 +94,8 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let serve = ferrapi::ServeConfig::from_env().unwrap_or_default();
     let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if let Some(n) = serve.workers {
+    if let Some(n) = config.serve.workers {
         runtime.worker_threads(n);
     }
     let runtime = match runtime.enable_all().build() {
@@ -201,7 +200,7 @@ async fn migrate_and_bootstrap(
 /// bootstraps, then opens the API and starts the task worker; serves until
 /// SIGTERM/SIGINT, or stops if migrations fail.
 async fn serve(pool: ferrapi_storage::db::DbPool, config: Config) -> anyhow::Result<()> {
-    let serve_config = ferrapi::ServeConfig::from_env()?;
+    let serve_config = config.serve.clone();
     let addr = std::net::SocketAddr::new(serve_config.host, serve_config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await

@@ -16,7 +16,7 @@
 //! [`crate::events`]).
 
 use crate::auth::CurrentUser;
-use crate::users::{Timestamp, UserError};
+use crate::model::{Timestamp, UserError};
 use ferrapi::prelude::*;
 use ferrapi_storage::db::{DbError, DbPool};
 use ferrapi_storage::queue::{Queue, QueueConfig, QueueError, Task, TaskInfo, WorkerHandle};
@@ -82,7 +82,7 @@ impl Notifications {
 
 /// Records the welcome notification (once, whatever the retries).
 async fn deliver_welcome(pool: &DbPool, user_id: i64, info: &TaskInfo) -> Result<(), DbError> {
-    if !crate::users::user_exists(pool, user_id).await? {
+    if !crate::model::user_exists(pool, user_id).await? {
         // Deleted before its welcome: nothing to do.
         return Ok(());
     }
@@ -121,7 +121,7 @@ pub async fn list_notifications(
     State(pool): State<DbPool>,
     Path(user_id): Path<i64>,
 ) -> Result<Json<Vec<Notification>>, UserError> {
-    if !crate::users::user_exists(&pool, user_id).await? {
+    if !crate::model::user_exists(&pool, user_id).await? {
         return Err(UserError::NotFound);
     }
     let rows = pool

@@ -5,8 +5,7 @@
 //! returned never shifts the next page (unlike `OFFSET`).
 
 use crate::auth::CurrentUser;
-use crate::users::{Timestamp, UserError};
-use chrono::{DateTime, Utc};
+use crate::model::{Timestamp, UserError};
 use ferrapi::prelude::*;
 use ferrapi::{ErrorItem, Loc, Source, ValidationErrors};
 use ferrapi_storage::db::Db;
@@ -102,9 +101,7 @@ async fn fetch_page(db: &Db, after: i64, limit: i64) -> Result<UserPage, UserErr
     let mut items = Vec::with_capacity(rows.len());
     for row in rows.iter().take(usize::try_from(limit).unwrap_or(0)) {
         let created: String = row.try_get("created_at")?;
-        let created_at = DateTime::parse_from_rfc3339(&created)
-            .map(|t| Timestamp(t.with_timezone(&Utc)))
-            .map_err(|e| sqlx::Error::Decode(Box::new(e)))?;
+        let created_at = Timestamp::parse(&created)?;
         items.push(UserV2 {
             id: row.try_get("id")?,
             name: row.try_get("name")?,

@@ -377,6 +377,7 @@ async fn internal_config_needs_the_shared_secret() {
         ("JWT_SECRET", "jwt-secret-value-0123456789"),
         ("ADMIN_PASSWORD", "admin-secret-password"),
         ("DRAIN_DELAY", "0.5"),
+        ("FORWARDED_ALLOW_IPS", "10.0.0.0/8, 127.0.0.1"),
     ])
     .await;
     let res = svc.get("/internal/config").await;
@@ -406,6 +407,8 @@ async fn internal_config_needs_the_shared_secret() {
     assert_eq!(config["BODY_READ_TIMEOUT"], 30.0);
     assert_eq!(config["BODY_TOTAL_TIMEOUT"], 0.0);
     assert_eq!(config["ADMIN_EMAIL"], "admin@example.com");
+    // As given, from the configuration read at startup.
+    assert_eq!(config["FORWARDED_ALLOW_IPS"], "10.0.0.0/8, 127.0.0.1");
     for secret in [
         "internal-secret",
         "jwt-secret-value-0123456789",
