@@ -27,6 +27,7 @@
 
 pub mod bus;
 pub mod cache;
+mod common;
 pub mod db;
 pub mod files;
 pub mod queue;

@@ -38,8 +38,7 @@
 //! (e.g. a count up to 2.5 million per hour, or any `u32` count per
 //! second); larger quotas are refused with an error rather than rounded.
 
-use crate::cache::RedisConnection;
-use crate::cache::redis_conn::RedisFailure;
+use crate::common::redis_conn::{RedisConnection, RedisFailure};
 use ferrapi::middleware::{BoxFuture, Decision, Quota, RateLimitStore, RateLimitStoreError};
 use std::fmt;
 use std::sync::LazyLock;

@@ -101,6 +101,7 @@ pub use nats_bus::NatsBus;
 #[cfg(feature = "redis")]
 pub use redis_bus::RedisBus;
 
+use crate::common::url::mask_url;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -252,7 +253,7 @@ impl Bus {
     /// [`BusError::InvalidUrl`].
     pub async fn connect(url: &str) -> Result<Self, BusError> {
         let invalid = |reason: &str| BusError::InvalidUrl {
-            url: crate::cache::mask_password(url),
+            url: mask_url(url),
             reason: reason.to_owned(),
         };
         let scheme = url

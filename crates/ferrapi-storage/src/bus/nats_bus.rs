@@ -1,7 +1,7 @@
 //! The NATS bus (core pub/sub).
 
 use super::{BusBackend, BusError, DEFAULT_CAPACITY, Fanout};
-use crate::cache::mask_password;
+use crate::common::url::mask_url;
 use async_nats::connection::State;
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -58,7 +58,7 @@ impl NatsBus {
     /// # Errors
     /// [`BusError::InvalidUrl`].
     pub async fn connect_with_capacity(url: &str, capacity: usize) -> Result<Self, BusError> {
-        let masked = mask_password(url);
+        let masked = mask_url(url);
         let client = async_nats::ConnectOptions::new()
             .name("ferrapi")
             .retry_on_initial_connect()
@@ -88,7 +88,7 @@ impl NatsBus {
         Self {
             client,
             fanout: Arc::new(Fanout::new(capacity)),
-            url: mask_password(url),
+            url: mask_url(url),
         }
     }
 

@@ -1,8 +1,8 @@
 //! The Redis pub/sub bus.
 
 use super::{BusBackend, BusError, DEFAULT_CAPACITY, Fanout};
-use crate::cache::redis_conn::{RedisFailure, query};
-use crate::cache::{CacheError, RedisConnection, RedisOptions};
+use crate::common::redis_conn::{InvalidUrl, RedisConnection, RedisFailure, RedisOptions, query};
+use crate::common::url::mask_url;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use redis::{IntoConnectionInfo, ProtocolVersion, PushInfo, PushKind, Value};
@@ -24,10 +24,9 @@ impl From<RedisFailure> for BusError {
     }
 }
 
-fn url_error(e: CacheError) -> BusError {
-    match e {
-        CacheError::InvalidUrl { url, reason } => BusError::InvalidUrl { url, reason },
-        other => BusError::Backend(other.to_string()),
+impl From<InvalidUrl> for BusError {
+    fn from(InvalidUrl { url, reason }: InvalidUrl) -> Self {
+        BusError::InvalidUrl { url, reason }
     }
 }
 
@@ -102,7 +101,7 @@ impl RedisBus {
         let info = url
             .into_connection_info()
             .map_err(|e| BusError::InvalidUrl {
-                url: crate::cache::mask_password(url),
+                url: mask_url(url),
                 reason: e.to_string(),
             })?;
         let settings = info
@@ -111,7 +110,7 @@ impl RedisBus {
             .set_protocol(ProtocolVersion::RESP3);
         let client = redis::Client::open(info.set_redis_settings(settings)).map_err(|e| {
             BusError::InvalidUrl {
-                url: crate::cache::mask_password(url),
+                url: mask_url(url),
                 reason: e.to_string(),
             }
         })?;
@@ -127,8 +126,7 @@ impl RedisBus {
         };
         let conn = RedisConnection::with_config(client, url, RedisOptions::default(), |c| {
             c.set_push_sender(push).set_automatic_resubscription()
-        })
-        .map_err(url_error)?;
+        })?;
         let keepalive = tokio::spawn(keepalive(conn.clone(), fanout.clone())).abort_handle();
         Ok(Self {
             conn,
@@ -146,7 +144,7 @@ async fn keepalive(conn: RedisConnection, fanout: Arc<Fanout>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        if conn.ping().await.is_err() {
+        if conn.probe().await.is_err() {
             continue;
         }
         for channel in fanout.sweep() {
@@ -196,12 +194,7 @@ impl BusBackend for RedisBus {
     }
 
     fn health(&self) -> BoxFuture<'_, Result<(), BusError>> {
-        Box::pin(async move {
-            self.conn.ping().await.map_err(|e| match e {
-                CacheError::Unavailable(m) => BusError::Unavailable(m),
-                other => BusError::Backend(other.to_string()),
-            })
-        })
+        Box::pin(async move { Ok(self.conn.probe().await?) })
     }
 
     fn name(&self) -> &'static str {

@@ -99,17 +99,16 @@
 mod memory;
 #[cfg(feature = "redis")]
 mod redis_cache;
-#[cfg(feature = "redis")]
-pub(crate) mod redis_conn;
 mod trace;
 
+#[cfg(feature = "redis")]
+pub use crate::common::redis_conn::{RedisConnection, RedisOptions};
 pub use memory::MemoryCache;
 #[cfg(feature = "redis")]
 pub use redis_cache::RedisCache;
-#[cfg(feature = "redis")]
-pub use redis_conn::{RedisConnection, RedisOptions};
 pub use trace::CacheServer;
 
+use crate::common::url::mask_url;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use serde::Serialize;
@@ -297,7 +296,7 @@ impl Cache {
     /// a backend not built in.
     pub fn connect(url: &str) -> Result<Self, CacheError> {
         let invalid = |reason: &str| CacheError::InvalidUrl {
-            url: mask_password(url),
+            url: mask_url(url),
             reason: reason.to_owned(),
         };
         let (scheme, rest) = url
@@ -656,34 +655,9 @@ impl Cache {
     }
 }
 
-/// `redis://user:secret@host` → `redis://user:***@host`, for error
-/// messages and logs.
-pub(crate) fn mask_password(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(mask_password("redis://u:pw@h:1/0"), "redis://u:***@h:1/0");
-        assert_eq!(mask_password("redis://:pw@h"), "redis://:***@h");
-        assert_eq!(mask_password("redis://h:6379"), "redis://h:6379");
-        assert_eq!(mask_password("nonsense"), "nonsense");
-    }
 
     #[test]
     fn urls() {

@@ -1,10 +1,25 @@
 //! The Redis cache backend.
 
-use super::redis_conn::{RedisConnection, query};
 use super::{CacheBackend, CacheError};
+use crate::common::redis_conn::{InvalidUrl, RedisConnection, RedisFailure, query};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use std::time::Duration;
+
+impl From<RedisFailure> for CacheError {
+    fn from(e: RedisFailure) -> Self {
+        match e {
+            RedisFailure::Down(m) => CacheError::Unavailable(m),
+            RedisFailure::Error(m) => CacheError::Backend(m),
+        }
+    }
+}
+
+impl From<InvalidUrl> for CacheError {
+    fn from(InvalidUrl { url, reason }: InvalidUrl) -> Self {
+        CacheError::InvalidUrl { url, reason }
+    }
+}
 
 /// The Redis [`CacheBackend`]: `GET`, `SET … PX <ttl>`, `DEL` over a
 /// shared [`RedisConnection`]. Every instance using the same Redis (and

@@ -1,6 +1,7 @@
 //! The database configuration: URL, pool size, timeouts.
 
 use super::DbError;
+use crate::common::url::mask_url;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -230,22 +231,6 @@ pub(crate) fn sqlite_target(url: &str) -> Result<SqliteTarget, DbError> {
     Ok(SqliteTarget::File(PathBuf::from(path)))
 }
 
-/// The URL with its password replaced by `***`, for messages and logs.
-pub(crate) fn mask_url(url: &str) -> String {
-    let Some((scheme, rest)) = url.split_once("://") else {
-        return url.to_owned();
-    };
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
-}
-
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -274,16 +259,6 @@ mod tests {
             SqliteTarget::Memory
         );
         assert!(sqlite_target("sqlite://").is_err());
-    }
-
-    #[test]
-    fn masks_passwords() {
-        assert_eq!(
-            mask_url("postgres://app:secret@db:5432/app"),
-            "postgres://app:***@db:5432/app"
-        );
-        assert_eq!(mask_url("postgres://app@db/app"), "postgres://app@db/app");
-        assert_eq!(mask_url("sqlite://data/a.db"), "sqlite://data/a.db");
     }
 
     #[test]

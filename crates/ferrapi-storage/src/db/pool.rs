@@ -1,8 +1,9 @@
 //! The application's pool.
 
-use super::config::{SqliteTarget, mask_url, sqlite_target};
+use super::config::{SqliteTarget, sqlite_target};
 use super::trace::{self, Target};
 use super::{Backend, DbConfig, DbError, Migrations, Query};
+use crate::common::url::mask_url;
 use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{Any, AnyPool, AssertSqlSafe, Connection, Executor, Transaction};
 use std::sync::Arc;

@@ -1,6 +1,5 @@
 //! The message bus: in process, and across two separate clients over NATS
 //! (`TEST_NATS_URL`) and Redis (`TEST_REDIS_URL`).
-#![allow(clippy::unwrap_used)]
 #![cfg_attr(not(any(feature = "nats", feature = "redis")), allow(dead_code))]
 
 use ferrapi_storage::bus::{Bus, BusError, InProcessBus, Subscription, Topic};

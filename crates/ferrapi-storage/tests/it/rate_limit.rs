@@ -1,8 +1,6 @@
 //! The Redis rate-limit store (`TEST_REDIS_URL`): one limit shared by two
 //! stores on two connections, exact under concurrency, keys expiring, and
 //! the layer's fail mode when Redis is unreachable.
-#![allow(clippy::unwrap_used)]
-#![cfg(feature = "redis")]
 
 use ferrapi::middleware::{FailMode, Quota, RateLimitKey, RateLimitLayer, RateLimitStore};
 use ferrapi::prelude::*;

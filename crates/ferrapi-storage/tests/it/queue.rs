@@ -3,7 +3,6 @@
 //! JetStream (`TEST_NATS_URL`): no loss across workers, a killed worker's
 //! task runs again after the visibility timeout, dead letters and re-drive,
 //! delayed tasks, graceful stop.
-#![allow(clippy::unwrap_used)]
 
 use ferrapi_storage::db::{Db, DbPool};
 use ferrapi_storage::queue::{Enqueue, Queue, QueueConfig, Task, TaskInfo};
@@ -590,7 +589,7 @@ async fn a_sigkilled_worker_processs_task_runs_again() {
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "--exact",
-                "a_sigkilled_worker_processs_task_runs_again",
+                "queue::a_sigkilled_worker_processs_task_runs_again",
                 "--test-threads=1",
             ])
             .env(

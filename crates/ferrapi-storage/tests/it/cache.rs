@@ -1,6 +1,5 @@
 //! The cache suite, run on the in-memory backend and on Redis
 //! (`TEST_REDIS_URL`).
-#![allow(clippy::unwrap_used)]
 
 use ferrapi_storage::cache::{Cache, CacheError, MemoryCache};
 use std::sync::Arc;

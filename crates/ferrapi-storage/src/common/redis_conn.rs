@@ -1,8 +1,10 @@
 //! One Redis connection shared by the cache, the rate-limit store and the
-//! bus's publisher: redis-rs's connection manager plus timeouts and a
-//! fail-fast window while the server is down.
+//! bus: redis-rs's connection manager plus timeouts and a fail-fast window
+//! while the server is down. Each of them converts [`RedisFailure`] and
+//! [`InvalidUrl`] into its own error.
 
-use super::{CacheError, CacheServer, mask_password};
+use super::url::mask_url;
+use crate::cache::{CacheError, CacheServer};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, FromRedisValue, RedisError};
 use std::fmt;
@@ -52,13 +54,13 @@ impl fmt::Display for RedisFailure {
     }
 }
 
-impl From<RedisFailure> for CacheError {
-    fn from(e: RedisFailure) -> Self {
-        match e {
-            RedisFailure::Down(m) => CacheError::Unavailable(m),
-            RedisFailure::Error(m) => CacheError::Backend(m),
-        }
-    }
+/// A URL the connection cannot use (or no Tokio runtime to open it in).
+#[derive(Debug, Clone)]
+pub(crate) struct InvalidUrl {
+    /// The URL, password masked.
+    pub(crate) url: String,
+    /// Why.
+    pub(crate) reason: String,
 }
 
 struct Inner {
@@ -135,7 +137,7 @@ impl RedisConnection {
     /// [`CacheError::InvalidUrl`] for a malformed URL or outside a runtime.
     pub fn open_with(url: &str, options: RedisOptions) -> Result<Self, CacheError> {
         let client = client(url)?;
-        Self::with_config(client, url, options, |c| c)
+        Ok(Self::with_config(client, url, options, |c| c)?)
     }
 
     /// A connection configured further (the bus's subscriber uses RESP3 and
@@ -145,10 +147,10 @@ impl RedisConnection {
         url: &str,
         options: RedisOptions,
         configure: impl FnOnce(ConnectionManagerConfig) -> ConnectionManagerConfig,
-    ) -> Result<Self, CacheError> {
-        let masked = mask_password(url);
+    ) -> Result<Self, InvalidUrl> {
+        let masked = mask_url(url);
         if tokio::runtime::Handle::try_current().is_err() {
-            return Err(CacheError::InvalidUrl {
+            return Err(InvalidUrl {
                 url: masked,
                 reason: "a Redis connection must be opened inside a Tokio runtime".into(),
             });
@@ -162,7 +164,7 @@ impl RedisConnection {
             .set_number_of_retries(0);
         let manager =
             ConnectionManager::new_lazy_with_config(client, configure(config)).map_err(|e| {
-                CacheError::InvalidUrl {
+                InvalidUrl {
                     url: masked.clone(),
                     reason: e.to_string(),
                 }
@@ -201,11 +203,16 @@ impl RedisConnection {
     /// # Errors
     /// [`CacheError::Unavailable`] when the server does not answer.
     pub async fn ping(&self) -> Result<(), CacheError> {
+        Ok(self.probe().await?)
+    }
+
+    /// [`ping`](Self::ping), failing with a [`RedisFailure`] (for the
+    /// health checks and keep-alive of the other Redis users).
+    pub(crate) async fn probe(&self) -> Result<(), RedisFailure> {
         let mut conn = self.inner.manager.clone();
-        let result = self
-            .guarded(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
-            .await;
-        result.map(drop).map_err(CacheError::from)
+        self.guarded(async move { redis::cmd("PING").query_async::<String>(&mut conn).await })
+            .await
+            .map(drop)
     }
 
     fn now_ms(&self) -> u64 {
@@ -269,9 +276,9 @@ impl RedisConnection {
 }
 
 /// A client for `url`, with a clear error for a malformed one.
-pub(crate) fn client(url: &str) -> Result<Client, CacheError> {
-    Client::open(url).map_err(|e| CacheError::InvalidUrl {
-        url: mask_password(url),
+fn client(url: &str) -> Result<Client, InvalidUrl> {
+    Client::open(url).map_err(|e| InvalidUrl {
+        url: mask_url(url),
         reason: e.to_string(),
     })
 }

@@ -2,7 +2,6 @@
 //! (`TEST_POSTGRES_URL`) and MariaDB/MySQL (`TEST_MYSQL_URL`): CRUD, the
 //! request transaction committed or rolled back through a real ferrapi app,
 //! concurrent writers, migrations rerun, concurrent migrators.
-#![allow(clippy::unwrap_used)]
 
 use ferrapi::prelude::*;
 use ferrapi::testing::TestClient;

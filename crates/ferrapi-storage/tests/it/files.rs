@@ -1,6 +1,5 @@
 //! File storage round trips, the same suite on a local folder and in
 //! memory.
-#![allow(clippy::unwrap_used)]
 
 use bytes::Bytes;
 use ferrapi_storage::files::{FileError, FileStore};

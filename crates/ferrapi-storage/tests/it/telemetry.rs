@@ -4,9 +4,8 @@
 //! children of its server span, in the caller's trace. Runs on SQLite and
 //! the in-memory cache always, on PostgreSQL (`TEST_POSTGRES_URL`) and
 //! Redis (`TEST_REDIS_URL`) when they are set.
-#![allow(clippy::unwrap_used)]
 
-#[path = "../../ferrapi/tests/support/otlp.rs"]
+#[path = "../../../ferrapi/tests/support/otlp.rs"]
 mod otlp;
 
 use ferrapi::middleware::Stack;
