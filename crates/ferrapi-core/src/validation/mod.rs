@@ -23,12 +23,16 @@
 //! for it. No crate on the registry maps JSON Schema failures to pydantic's
 //! error types and messages, hence this module.
 
+mod coerce;
+mod datetime;
 mod email;
+mod formats;
 mod garde_map;
 mod json;
 mod messages;
 mod model;
 mod params;
+mod schema;
 mod walk;
 
 pub use email::validate_email;
@@ -36,7 +40,8 @@ pub use garde_map::{from_garde, from_garde_with};
 pub use json::{json_invalid, missing_body, model_attributes_type};
 pub use model::{FieldRules, Rule, Validate, constrain, escape, nested, push, rules};
 pub use params::params_to_value;
-pub use walk::{MissingInput, Schema, validate};
+pub use schema::Schema;
+pub use walk::{MissingInput, validate};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};
