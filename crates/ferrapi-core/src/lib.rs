@@ -4,10 +4,11 @@
 //! speaks: the [`HttpError`] that handlers return (FastAPI's `HTTPException`),
 //! and the FastAPI/pydantic-shaped validation error vocabulary
 //! ([`validation::ErrorItem`]) together with the schema-driven validator that
-//! produces it.
+//! produces it and the validation pipeline that `ferrapi`'s extractors run.
 //!
-//! It has no runtime dependencies (no tokio, no hyper): only `http`, `serde`
-//! and `garde`.
+//! It has no runtime dependencies (no tokio, no hyper): only `http`, `serde`,
+//! `garde`, and `schemars` with `ferrapi-openapi` for a type's validation
+//! schema.
 #![deny(missing_docs)]
 
 mod error;
