@@ -15,7 +15,9 @@
 //! - [`rate_limit`] — the rate limiter's quota and store;
 //! - FastAPI-shaped errors: [`HttpError`] (FastAPI's `HTTPException`) and
 //!   [`validation::ValidationErrors`] for 422 responses, with the
-//!   schema-driven validator ([`validation::validate`]) that produces them.
+//!   schema-driven validator ([`validation::validate`]) that produces them
+//!   and the validation pipeline the extractors run
+//!   (`validation::pipeline`).
 //!
 //! It depends on `http`, `http-body`, `axum-core` (the body and response
 //! types), `serde` and the document model (`ferrapi-openapi`): never on

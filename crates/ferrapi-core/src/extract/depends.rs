@@ -100,27 +100,8 @@ impl Outcome {
     }
 }
 
-/// `TypeId`s are hashes already: maps keyed by them use them as they are
-/// (no SipHash on every cached hit).
-#[doc(hidden)]
-#[derive(Default)]
-pub struct TypeIdHasher(u64);
-
-impl std::hash::Hasher for TypeIdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 ^= n;
-    }
-}
-
-type TypeIdHash = std::hash::BuildHasherDefault<TypeIdHasher>;
+/// `TypeId` keys used as they are (no SipHash on every cached hit).
+type TypeIdHash = std::hash::BuildHasherDefault<crate::validation::pipeline::TypeIdHasher>;
 
 #[doc(hidden)]
 pub type CleanupFn = Box<dyn FnOnce(Outcome) -> BoxFuture<'static, Result<(), Error>> + Send>;

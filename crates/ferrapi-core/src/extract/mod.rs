@@ -20,7 +20,7 @@ pub use body::{
 pub use context::{AppContext, OverrideFn, RequestContext, RoutePlan};
 pub use depends::{AppState, Cleanup, Dependency, Depends, Outcome, RouteDependency, defer};
 #[doc(hidden)]
-pub use depends::{CleanupFn, RequestScope, TypeIdHasher, run_cleanups};
+pub use depends::{CleanupFn, RequestScope, run_cleanups};
 pub use state::{MissingState, State};
 
 use crate::describe::DescribeInput;

@@ -1,7 +1,7 @@
 //! garde's report to pydantic-shaped errors: Rust field names mapped to the
 //! schema's (serde) names, errors ordered by declaration.
 
-use super::walk::{Keyword, Schema};
+use super::schema::{Keyword, Schema};
 use super::{ErrorItem, Loc, LocItem};
 use garde::error::Kind;
 use serde_json::{Value, json};

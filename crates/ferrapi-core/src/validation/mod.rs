@@ -18,17 +18,40 @@
 //! reads `#[garde(...)]` attributes). [`validate`] walks a JSON value against
 //! that schema: it coerces lax inputs in place, checks types and constraints
 //! of every field, and reports every failure in pydantic's words, in
-//! declaration order. The framework uses it on the slow path only (after a
-//! strict serde parse, or garde, has failed), so well-typed requests never pay
-//! for it. No crate on the registry maps JSON Schema failures to pydantic's
-//! error types and messages, hence this module.
+//! declaration order. No crate on the registry maps JSON Schema failures to
+//! pydantic's error types and messages, hence this module.
+//!
+//! The extractors walk the schema only when they must: a JSON body, or
+//! parameters of a type without constraints beyond its Rust types
+//! ([`Schema::is_plain`]), are parsed strictly by serde and checked by garde
+//! first, and walked only when that fails; parameters of a constrained type
+//! and headers arrive as strings and always take the walk, which is what
+//! coerces them.
+//!
+//! # Layout
+//!
+//! One concern per file: the 422 vocabulary here; `schema` (the prepared
+//! [`Schema`]), `walk` (the walker), `coerce` (pydantic's lax scalars),
+//! `formats` (uuid, url, e-mail and IP checks), `datetime` (dates and
+//! datetimes), `email` (the e-mail check), `messages` (pydantic's words),
+//! `params` (string parameters as a JSON value), `json` (errors of a
+//! malformed body), `model` (the [`Validate`] trait and its rules),
+//! `garde_map` (garde's reports in pydantic's words), and `pipeline`: the
+//! extractors' fast and slow paths, public for the `ferrapi` crate and
+//! hidden from these docs.
 
+mod coerce;
+mod datetime;
 mod email;
+mod formats;
 mod garde_map;
 mod json;
 mod messages;
 mod model;
 mod params;
+#[doc(hidden)]
+pub mod pipeline;
+mod schema;
 mod walk;
 
 pub use email::validate_email;
@@ -36,7 +59,8 @@ pub use garde_map::{from_garde, from_garde_with};
 pub use json::{json_invalid, missing_body, model_attributes_type};
 pub use model::{FieldRules, Rule, Validate, constrain, escape, nested, push, rules};
 pub use params::params_to_value;
-pub use walk::{MissingInput, Schema, validate};
+pub use schema::Schema;
+pub use walk::{MissingInput, validate};
 
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use serde_json::{Map, Value};

@@ -440,7 +440,7 @@ pub mod rules {
 
     /// `url`: pydantic's `AnyUrl` check (the schema's `format: uri`).
     pub fn url<T: Text + ?Sized>(v: &T) -> Result<(), Error> {
-        match v.text().map(crate::validation::walk::formats::check_url) {
+        match v.text().map(crate::validation::formats::check_url) {
             Some(Err(reason)) => Err(Error::new(format!("Input should be a valid URL, {reason}"))),
             _ => Ok(()),
         }

@@ -1,7 +1,7 @@
 //! String pairs (query string, form body, headers, cookies) to the JSON
 //! object that [`validate`](super::validate) checks, guided by the schema.
 
-use super::walk::{Keyword, Schema};
+use super::schema::{Keyword, Schema};
 use serde_json::{Map, Value};
 use std::borrow::Cow;
 
