@@ -4,7 +4,8 @@
 //! them for foreign types (`String`, `http::Method`, `Result`, …) beside
 //! the extraction and response traits.
 
-use ferrapi_openapi::OperationBuilder;
+/// The operation being documented (from the document model, `ferrapi-openapi`).
+pub use ferrapi_openapi::OperationBuilder;
 use http::StatusCode;
 
 /// An extractor that describes the input it reads (parameters, body).

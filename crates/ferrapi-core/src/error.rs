@@ -3,6 +3,8 @@
 
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use serde_json::Value;
+use std::error::Error as StdError;
+use std::fmt;
 
 /// An HTTP error answered as `{"detail": …}` with a status and optional headers.
 ///
@@ -105,5 +107,57 @@ impl HttpError {
     /// Splits the error into its status, detail and headers.
     pub fn into_parts(self) -> (StatusCode, Value, HeaderMap) {
         (self.status, self.detail, self.headers)
+    }
+}
+
+/// Any error a handler or extractor returns: an [`HttpError`] (answered with
+/// its status and detail), [`ValidationErrors`](crate::validation::ValidationErrors) (answered 422), or any other
+/// `std::error::Error` (answered by the exception handler registered for its
+/// type, else 500 `Internal Server Error`, logged with its cause chain).
+///
+/// ```
+/// use ferrapi::{Error, HttpError};
+///
+/// #[derive(Debug, thiserror::Error)]
+/// #[error("the ledger is closed")]
+/// struct LedgerClosed;
+///
+/// let e: Error = LedgerClosed.into();
+/// assert!(e.downcast_ref::<LedgerClosed>().is_some());
+/// let e: Error = HttpError::not_found("User not found").into();
+/// assert!(e.downcast_ref::<HttpError>().is_some());
+/// ```
+pub struct Error(Box<dyn StdError + Send + Sync + 'static>);
+
+impl Error {
+    /// Wraps any error.
+    pub fn new(e: impl StdError + Send + Sync + 'static) -> Self {
+        Error(Box::new(e))
+    }
+    /// The error as `E`, if it is one.
+    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
+        self.0.downcast_ref::<E>()
+    }
+    /// The inner error.
+    pub fn inner(&self) -> &(dyn StdError + Send + Sync + 'static) {
+        &*self.0
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&self.0, f)
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.0, f)
+    }
+}
+
+impl<E: StdError + Send + Sync + 'static> From<E> for Error {
+    fn from(e: E) -> Self {
+        Error(Box::new(e))
     }
 }

@@ -9,7 +9,7 @@
 //!   ([`Dependency`](extract::Dependency), [`Depends`](extract::Depends),
 //!   [`Outcome`](extract::Outcome), [`defer`](extract::defer));
 //! - [`response`] — [`Responder`](response::Responder),
-//!   [`ResponseError`](response::ResponseError), [`Error`](response::Error);
+//!   [`ResponseError`](response::ResponseError), [`Error`];
 //! - [`describe`] — how extractors and responses describe themselves for
 //!   OpenAPI;
 //! - [`rate_limit`] — the rate limiter's quota and store;
@@ -25,6 +25,7 @@
 //! all of it through `ferrapi`, at the paths they always had.
 #![deny(missing_docs)]
 
+pub mod body;
 pub mod describe;
 mod error;
 pub mod extract;
@@ -32,4 +33,4 @@ pub mod rate_limit;
 pub mod response;
 pub mod validation;
 
-pub use error::HttpError;
+pub use error::{Error, HttpError};

@@ -14,7 +14,7 @@
 //! [`RateLimitStoreError::Unavailable`] at once (the shared connection fails
 //! fast while Redis is down, see
 //! [`RedisConnection`]), and the layer's
-//! [`FailMode`](ferrapi::middleware::FailMode) decides: let requests
+//! `FailMode` decides: let requests
 //! through (`Open`, the default) or answer 503 (`Closed`); the layer logs it.
 //!
 //! ```no_run
@@ -39,7 +39,7 @@
 //! second); larger quotas are refused with an error rather than rounded.
 
 use crate::common::redis_conn::{RedisConnection, RedisFailure};
-use ferrapi::middleware::{BoxFuture, Decision, Quota, RateLimitStore, RateLimitStoreError};
+use ferrapi_core::rate_limit::{BoxFuture, Decision, Quota, RateLimitStore, RateLimitStoreError};
 use std::fmt;
 use std::sync::LazyLock;
 use std::time::Duration;

@@ -10,7 +10,7 @@
 /// True when a span opened now would be exported as a child of the current one.
 #[cfg(feature = "otel")]
 pub(crate) fn exporting() -> bool {
-    ferrapi::telemetry::exporting()
+    ferrapi_telemetry::telemetry::exporting()
 }
 
 /// Without the `otel` feature no span is ever opened.

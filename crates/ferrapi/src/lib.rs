@@ -77,8 +77,9 @@ pub mod console;
 pub mod docs;
 pub mod extract;
 pub mod lifespan;
+/// Prometheus metrics (from `ferrapi-telemetry`).
 #[cfg(feature = "metrics")]
-pub mod metrics;
+pub use ferrapi_telemetry::metrics;
 pub mod middleware;
 mod patch;
 pub mod response;
@@ -88,10 +89,12 @@ mod server;
 pub mod sse;
 #[cfg(feature = "static-files")]
 pub mod static_files;
+/// StatsD push (from `ferrapi-telemetry`).
 #[cfg(feature = "statsd")]
-pub mod statsd;
+pub use ferrapi_telemetry::statsd;
+/// OpenTelemetry export (from `ferrapi-telemetry`).
 #[cfg(feature = "otel")]
-pub mod telemetry;
+pub use ferrapi_telemetry::telemetry;
 pub mod testing;
 mod validation;
 #[cfg(feature = "ws")]

@@ -5,7 +5,8 @@
 
 use super::{Rejection, RouteDependency};
 use crate::HttpError;
-use crate::response::{Error, Response};
+use crate::body::Response;
+use crate::error::Error;
 use http::StatusCode;
 use http::request::Parts;
 use std::any::{Any, TypeId};

@@ -15,7 +15,7 @@
 
 use super::{FromRequestParts, Rejection, RequestContext};
 use crate::describe::DescribeInput;
-use crate::response::Error;
+use crate::error::Error;
 use ferrapi_openapi::OperationBuilder;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
@@ -114,7 +114,7 @@ pub struct RequestScope {
     cache: Mutex<HashMap<TypeId, Arc<dyn Any + Send + Sync>, TypeIdHash>>,
     cleanups: Mutex<Vec<CleanupFn>>,
     /// Headers, cookies and status written through `ResponseParts`.
-    pub response: crate::response::PendingParts,
+    pub response: super::PendingParts,
 }
 
 impl RequestScope {

@@ -11,20 +11,27 @@
 
 mod body;
 mod context;
+mod cookie;
 mod depends;
+mod parts;
 mod state;
 
 pub use body::{
     Bytes, RawBody, body_failure, find_in, read_body, read_body_for, timed_out, too_large,
 };
 pub use context::{AppContext, OverrideFn, RequestContext, RoutePlan};
+pub use cookie::{InvalidHeader, SameSite, SetCookie};
 pub use depends::{AppState, Cleanup, Dependency, Depends, Outcome, RouteDependency, defer};
 #[doc(hidden)]
 pub use depends::{CleanupFn, RequestScope, run_cleanups};
+#[doc(hidden)]
+pub use parts::PendingParts;
+pub use parts::ResponseParts;
+pub(crate) use parts::header_pair;
 pub use state::{MissingState, State};
 
 use crate::describe::DescribeInput;
-use crate::response::Error;
+use crate::error::Error;
 use crate::validation::ErrorItem;
 use http::request::Parts;
 use std::future::Future;

@@ -2,7 +2,7 @@
 
 use super::{FromRequestParts, Rejection, RequestContext};
 use crate::describe::DescribeInput;
-use crate::response::Error;
+use crate::error::Error;
 use http::request::Parts;
 
 /// A clone of the application state of type `T`, registered with

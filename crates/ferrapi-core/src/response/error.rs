@@ -1,66 +1,11 @@
-//! [`Error`]: what a handler's `Err` becomes, and the default answers to
-//! the framework's own errors (the application's exception handlers, in
-//! the facade, try theirs first).
+//! The default answers to the framework's own errors (the application's
+//! exception handlers, in the facade, try theirs first).
 
 use super::Response;
 use crate::HttpError;
 use crate::validation::ValidationErrors;
 use axum_core::response::IntoResponse;
 use http::{HeaderValue, StatusCode, header};
-use std::error::Error as StdError;
-use std::fmt;
-
-/// Any error a handler or extractor returns: an [`HttpError`] (answered with
-/// its status and detail), [`ValidationErrors`] (answered 422), or any other
-/// `std::error::Error` (answered by the exception handler registered for its
-/// type, else 500 `Internal Server Error`, logged with its cause chain).
-///
-/// ```
-/// use ferrapi::{Error, HttpError};
-///
-/// #[derive(Debug, thiserror::Error)]
-/// #[error("the ledger is closed")]
-/// struct LedgerClosed;
-///
-/// let e: Error = LedgerClosed.into();
-/// assert!(e.downcast_ref::<LedgerClosed>().is_some());
-/// let e: Error = HttpError::not_found("User not found").into();
-/// assert!(e.downcast_ref::<HttpError>().is_some());
-/// ```
-pub struct Error(Box<dyn StdError + Send + Sync + 'static>);
-
-impl Error {
-    /// Wraps any error.
-    pub fn new(e: impl StdError + Send + Sync + 'static) -> Self {
-        Error(Box::new(e))
-    }
-    /// The error as `E`, if it is one.
-    pub fn downcast_ref<E: StdError + 'static>(&self) -> Option<&E> {
-        self.0.downcast_ref::<E>()
-    }
-    /// The inner error.
-    pub fn inner(&self) -> &(dyn StdError + Send + Sync + 'static) {
-        &*self.0
-    }
-}
-
-impl fmt::Debug for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&self.0, f)
-    }
-}
-
-impl fmt::Display for Error {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Display::fmt(&self.0, f)
-    }
-}
-
-impl<E: StdError + Send + Sync + 'static> From<E> for Error {
-    fn from(e: E) -> Self {
-        Error(Box::new(e))
-    }
-}
 
 /// A JSON response with `body`, `status` and no other header.
 pub fn json_response(status: StatusCode, body: &serde_json::Value) -> Response {

@@ -14,23 +14,20 @@
 //! [`ResponseParts`] as a parameter — FastAPI's `response: Response` — and
 //! call [`set_cookie`](ResponseParts::set_cookie) with a [`SetCookie`].
 
-mod cookie;
 mod error;
-mod parts;
+mod tuples;
 mod types;
 
-pub use cookie::{InvalidHeader, SameSite, SetCookie};
-pub use error::{Error, http_error_response, json_response, validation_response};
+pub use crate::body::{Body, Response};
+pub use crate::error::Error;
 #[doc(hidden)]
-pub use parts::PendingParts;
-pub use parts::ResponseParts;
+pub use crate::extract::PendingParts;
+pub use crate::extract::{InvalidHeader, ResponseParts, SameSite, SetCookie};
+pub use error::{http_error_response, json_response, validation_response};
 pub use types::{Created, Html, NoContent, Redirect, Streaming, Text, json_body, typed_body};
 
 use crate::describe::DescribeOutput;
 use crate::extract::RequestContext;
-
-/// The response type of the HTTP layer.
-pub type Response = axum_core::response::Response;
 
 /// A value a handler can return.
 ///

@@ -1,10 +1,43 @@
 //! The Redis cache backend.
 
 use super::{CacheBackend, CacheError};
-use crate::common::redis_conn::{InvalidUrl, RedisConnection, RedisFailure, query};
+use crate::common::redis_conn::{
+    InvalidUrl, RedisConnection, RedisFailure, RedisOptions, client, query,
+};
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use std::time::Duration;
+
+/// Opening and probing a connection, in the cache's error type (where
+/// these methods were first published).
+impl RedisConnection {
+    /// A connection to `url` (`redis://[user:password@]host[:port][/db]`,
+    /// `rediss://` for TLS if redis-rs was built with it) with the default
+    /// [`RedisOptions`]. Must be called inside a Tokio runtime.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidUrl`] for a malformed URL or outside a runtime.
+    pub fn open(url: &str) -> Result<Self, CacheError> {
+        Self::open_with(url, RedisOptions::default())
+    }
+
+    /// A connection to `url` with `options`.
+    ///
+    /// # Errors
+    /// [`CacheError::InvalidUrl`] for a malformed URL or outside a runtime.
+    pub fn open_with(url: &str, options: RedisOptions) -> Result<Self, CacheError> {
+        let client = client(url)?;
+        Ok(Self::with_config(client, url, options, |c| c)?)
+    }
+
+    /// `PING`, bypassing the fail-fast window (a probe): the health check.
+    ///
+    /// # Errors
+    /// [`CacheError::Unavailable`] when the server does not answer.
+    pub async fn ping(&self) -> Result<(), CacheError> {
+        Ok(self.probe().await?)
+    }
+}
 
 impl From<RedisFailure> for CacheError {
     fn from(e: RedisFailure) -> Self {

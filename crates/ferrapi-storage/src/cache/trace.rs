@@ -46,21 +46,7 @@ impl Op {
     }
 }
 
-/// The server behind a [`CacheBackend`], for the attributes of its spans.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CacheServer {
-    /// `db.system`: `redis` for Redis.
-    pub system: &'static str,
-    /// `server.address`: the host name or IP address (or a socket path).
-    pub address: String,
-    /// `server.port`, when the server listens on TCP.
-    pub port: Option<u16>,
-    /// `db.namespace`: the server's database (Redis's database number).
-    pub namespace: Option<String>,
-    /// `db.operation.name` of each call: the server's commands for
-    /// get, set and delete (`GET`, `SET`, `DEL`).
-    pub commands: [&'static str; 3],
-}
+pub use crate::common::CacheServer;
 
 /// A span for `op` on `backend`, or `Span::none()` when nothing is
 /// exported.

@@ -12,10 +12,29 @@
 //! error type.
 //!
 //! The connection is published as `cache::RedisConnection` and
-//! `cache::RedisOptions`, where it was first documented, and its public
-//! methods answer [`CacheError`](crate::cache::CacheError): both are kept
-//! for compatibility.
+//! `cache::RedisOptions`, where it was first documented; its methods that
+//! answer the cache's error type (`open`, `open_with`, `ping`) are defined
+//! in `cache`, so that this module depends on no backend family. The
+//! server description of spans ([`CacheServer`]) is here for the same
+//! reason.
 
 #[cfg(feature = "redis")]
 pub(crate) mod redis_conn;
 pub(crate) mod url;
+
+/// The server behind a cache backend or a Redis connection, for the
+/// attributes of its spans.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CacheServer {
+    /// `db.system`: `redis` for Redis.
+    pub system: &'static str,
+    /// `server.address`: the host name or IP address (or a socket path).
+    pub address: String,
+    /// `server.port`, when the server listens on TCP.
+    pub port: Option<u16>,
+    /// `db.namespace`: the server's database (Redis's database number).
+    pub namespace: Option<String>,
+    /// `db.operation.name` of each call: the server's commands for
+    /// get, set and delete (`GET`, `SET`, `DEL`).
+    pub commands: [&'static str; 3],
+}

@@ -3,8 +3,8 @@
 //! while the server is down. Each of them converts [`RedisFailure`] and
 //! [`InvalidUrl`] into its own error.
 
+use super::CacheServer;
 use super::url::mask_url;
-use crate::cache::{CacheError, CacheServer};
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{Client, ConnectionAddr, FromRedisValue, RedisError};
 use std::fmt;
@@ -121,25 +121,6 @@ impl fmt::Debug for RedisConnection {
 }
 
 impl RedisConnection {
-    /// A connection to `url` (`redis://[user:password@]host[:port][/db]`,
-    /// `rediss://` for TLS if redis-rs was built with it) with the default
-    /// [`RedisOptions`]. Must be called inside a Tokio runtime.
-    ///
-    /// # Errors
-    /// [`CacheError::InvalidUrl`] for a malformed URL or outside a runtime.
-    pub fn open(url: &str) -> Result<Self, CacheError> {
-        Self::open_with(url, RedisOptions::default())
-    }
-
-    /// A connection to `url` with `options`.
-    ///
-    /// # Errors
-    /// [`CacheError::InvalidUrl`] for a malformed URL or outside a runtime.
-    pub fn open_with(url: &str, options: RedisOptions) -> Result<Self, CacheError> {
-        let client = client(url)?;
-        Ok(Self::with_config(client, url, options, |c| c)?)
-    }
-
     /// A connection configured further (the bus's subscriber uses RESP3 and
     /// a push sender).
     pub(crate) fn with_config(
@@ -198,15 +179,7 @@ impl RedisConnection {
         &self.inner.server
     }
 
-    /// `PING`, bypassing the fail-fast window (a probe): the health check.
-    ///
-    /// # Errors
-    /// [`CacheError::Unavailable`] when the server does not answer.
-    pub async fn ping(&self) -> Result<(), CacheError> {
-        Ok(self.probe().await?)
-    }
-
-    /// [`ping`](Self::ping), failing with a [`RedisFailure`] (for the
+    /// `ping` (in `cache`), failing with a [`RedisFailure`] (for the
     /// health checks and keep-alive of the other Redis users).
     pub(crate) async fn probe(&self) -> Result<(), RedisFailure> {
         let mut conn = self.inner.manager.clone();
@@ -276,7 +249,7 @@ impl RedisConnection {
 }
 
 /// A client for `url`, with a clear error for a malformed one.
-fn client(url: &str) -> Result<Client, InvalidUrl> {
+pub(crate) fn client(url: &str) -> Result<Client, InvalidUrl> {
     Client::open(url).map_err(|e| InvalidUrl {
         url: mask_url(url),
         reason: e.to_string(),

@@ -177,27 +177,24 @@ impl DbError {
 /// let err = DbError::Finished.into_error();
 /// assert!(err.downcast_ref::<DbError>().is_some());
 /// ```
-impl ferrapi::ResponseError for DbError {
-    fn into_error(self) -> ferrapi::Error {
+impl ferrapi_core::response::ResponseError for DbError {
+    fn into_error(self) -> ferrapi_core::response::Error {
         match self {
             DbError::Unavailable(e) => {
                 tracing::error!(error = %e, "database unavailable");
-                ferrapi::HttpError::new(
-                    ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
+                ferrapi_core::HttpError::new(
+                    http::StatusCode::SERVICE_UNAVAILABLE,
                     "Database unavailable",
                 )
                 .into()
             }
             DbError::Busy(e) => {
                 tracing::warn!(error = %e, "database busy");
-                ferrapi::HttpError::new(
-                    ferrapi::http::StatusCode::SERVICE_UNAVAILABLE,
-                    "Database busy",
-                )
-                .with_header("retry-after", "1")
-                .into()
+                ferrapi_core::HttpError::new(http::StatusCode::SERVICE_UNAVAILABLE, "Database busy")
+                    .with_header("retry-after", "1")
+                    .into()
             }
-            other => ferrapi::Error::new(other),
+            other => ferrapi_core::response::Error::new(other),
         }
     }
 }

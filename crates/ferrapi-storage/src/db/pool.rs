@@ -292,7 +292,7 @@ impl DbPool {
     /// every few seconds): `db_pool_connections{state="in_use"|"idle"}` and
     /// `db_pool_max_connections`.
     #[cfg(feature = "metrics")]
-    pub fn record_metrics(&self, metrics: &ferrapi::metrics::Metrics) {
+    pub fn record_metrics(&self, metrics: &ferrapi_telemetry::metrics::Metrics) {
         let stats = self.stats();
         let backend = self.backend().name();
         metrics

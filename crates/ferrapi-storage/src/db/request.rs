@@ -1,9 +1,9 @@
 //! `Db`: the request-scoped transaction dependency.
 
 use super::{Backend, DbError, DbPool, Query, trace};
-use ferrapi::HttpError;
-use ferrapi::extract::{Dependency, Rejection, RequestContext, defer};
-use ferrapi::http::request::Parts;
+use ferrapi_core::HttpError;
+use ferrapi_core::extract::{Dependency, Rejection, RequestContext, defer};
+use http::request::Parts;
 use sqlx::any::{AnyQueryResult, AnyRow};
 use sqlx::{Any, Transaction};
 use sqlx::{AnyConnection, Executor as _};
@@ -61,8 +61,8 @@ pub struct Db {
 /// The answer for a request whose transaction could not be ended: 503
 /// `Database unavailable` (or `Database busy`, with `Retry-After`) when the
 /// database is unavailable, the error itself (a 500) otherwise.
-fn finish_error(e: DbError) -> ferrapi::Error {
-    ferrapi::ResponseError::into_error(e)
+fn finish_error(e: DbError) -> ferrapi_core::response::Error {
+    ferrapi_core::response::ResponseError::into_error(e)
 }
 
 /// Where the transaction is in its life.
@@ -260,7 +260,7 @@ impl Db {
 impl Dependency for Db {
     /// A route taking `Depends<Db>` needs a [`DbPool`] registered with
     /// `App::state`: `App::build` fails naming the route without one.
-    fn describe(op: &mut ferrapi::openapi::OperationBuilder<'_>) {
+    fn describe(op: &mut ferrapi_core::describe::OperationBuilder<'_>) {
         op.require_state::<DbPool>();
     }
 

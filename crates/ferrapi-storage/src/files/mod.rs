@@ -205,10 +205,10 @@ impl FileObject {
     ///
     /// let app = App::new().state(FileStore::memory()).route(avatar);
     /// ```
-    pub fn into_response(self) -> ferrapi::response::Response {
-        use ferrapi::http::{HeaderValue, header};
-        let mut res = ferrapi::axum::response::Response::new(
-            ferrapi::axum::body::Body::from_stream(self.body),
+    pub fn into_response(self) -> ferrapi_core::response::Response {
+        use http::{HeaderValue, header};
+        let mut res = ferrapi_core::response::Response::new(
+            ferrapi_core::response::Body::from_stream(self.body),
         );
         let content_type = HeaderValue::from_str(&self.content_type)
             .unwrap_or_else(|_| HeaderValue::from_static(OCTET_STREAM));

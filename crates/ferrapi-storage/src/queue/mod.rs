@@ -583,7 +583,7 @@ impl Queue {
     #[cfg(feature = "metrics")]
     pub async fn record_metrics(
         &self,
-        metrics: &ferrapi::metrics::Metrics,
+        metrics: &ferrapi_telemetry::metrics::Metrics,
     ) -> Result<(), QueueError> {
         let stats = self.stats().await?;
         let name = self.name();

@@ -126,7 +126,7 @@ mod request_id;
 mod security_headers;
 pub(crate) mod stack;
 mod timing;
-mod trace_context;
+use ferrapi_telemetry::trace_context;
 
 pub(crate) use access_log::note_route;
 pub use access_log::{AccessLogFuture, AccessLogLayer, AccessLogService};
@@ -143,6 +143,10 @@ pub use decompression::{
 pub use ferrapi_core::rate_limit::{
     Decision, Quota, QuotaError, RateLimitStore, RateLimitStoreError,
 };
+pub use ferrapi_telemetry::trace_context::{
+    TRACEPARENT, TRACESTATE, TraceContext, TraceContextFuture, TraceContextLayer,
+    TraceContextService,
+};
 pub use panic::{CatchPanicLayer, CatchPanicService, catch_panic};
 pub use rate_limit::{FailMode, RateLimitKey, RateLimitLayer, RateLimitService};
 pub use rate_limit_store::MemoryStore;
@@ -156,10 +160,6 @@ pub use security_headers::{
 };
 pub use stack::Stack;
 pub use timing::{TimingFuture, TimingLayer, TimingService, X_PROCESS_TIME};
-pub use trace_context::{
-    TRACEPARENT, TRACESTATE, TraceContext, TraceContextFuture, TraceContextLayer,
-    TraceContextService,
-};
 
 /// Middleware from an `async fn(Request, Next) -> Response` (axum's
 /// `middleware::from_fn`; see [Custom middleware](self#custom-middleware)).

@@ -332,7 +332,11 @@ impl RequestIdLayer {
         };
         #[cfg(feature = "otel")]
         if otel {
-            crate::telemetry::start_server_span(&span, req);
+            let peer = req
+                .extensions()
+                .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0);
+            crate::telemetry::start_server_span(&span, req, peer);
         }
         req.extensions_mut().insert(id.clone());
         (id, span)

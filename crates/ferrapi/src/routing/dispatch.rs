@@ -302,7 +302,13 @@ impl Dispatch {
         crate::middleware::note_route(&req, &endpoint.cx.plan().path);
         // The exported server span (feature `otel`) is named by the template.
         #[cfg(feature = "otel")]
-        crate::telemetry::route_matched(&req, &endpoint.cx.plan().path);
+        crate::telemetry::route_matched(
+            &req,
+            &endpoint.cx.plan().path,
+            req.extensions()
+                .get::<crate::middleware::ClientIp>()
+                .map(|c| c.0),
+        );
         let cx = endpoint.cx.clone();
         match std::panic::catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(req, cx))) {
             Ok(fut) => DispatchFuture(State::Handler {

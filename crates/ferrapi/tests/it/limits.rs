@@ -142,9 +142,13 @@ async fn get_hello(addr: SocketAddr) -> u16 {
 async fn slowloris_trickling_headers_forever_is_cut_by_the_header_timeout() {
     let timeout = Duration::from_millis(500);
     let server = TestServer::start_with(app(), config(timeout)).await;
+    // The clock starts before the connection does: the server's timer
+    // starts when it accepts, which can be before this task resumes from
+    // `connect` on a loaded machine (it measured 494.8 ms once when the
+    // clock started after `connect`).
+    let started = Instant::now();
     let stream = TcpStream::connect(server.addr()).await.unwrap();
     let (mut rd, mut wr) = stream.into_split();
-    let started = Instant::now();
     // One header byte every 50 ms, never ending the head: each byte is
     // progress, which must not reset the timeout.
     let trickler = tokio::spawn(async move {

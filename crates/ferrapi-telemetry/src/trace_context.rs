@@ -4,8 +4,8 @@
 //! `opentelemetry` propagator would pull the whole SDK into every build,
 //! while this layer must work (for log correlation) without it.
 
-use crate::extract::{FromRequestParts, Rejection, RequestContext};
-use crate::openapi::DescribeInput;
+use ferrapi_core::describe::DescribeInput;
+use ferrapi_core::extract::{FromRequestParts, Rejection, RequestContext};
 use http::request::Parts;
 use http::{HeaderName, HeaderValue, Request, Response};
 use std::cell::Cell;
@@ -247,7 +247,8 @@ impl TraceContext {
     /// The context of a span whose ids were chosen elsewhere (the exported
     /// server span of `telemetry`).
     #[cfg(feature = "otel")]
-    pub(crate) fn from_ids(
+    #[doc(hidden)]
+    pub fn from_ids(
         trace_id: [u8; 16],
         span_id: [u8; 8],
         parent_id: Option<[u8; 8]>,
@@ -295,7 +296,7 @@ impl DescribeInput for TraceContext {}
 /// valid `traceparent` (or whose span OpenTelemetry exports, see
 /// `telemetry`, feature `otel`), puts the [`TraceContext`] on the
 /// request, records `trace_id` and `span_id` on the request's tracing span
-/// (the one [`RequestIdLayer`](super::RequestIdLayer) opens, so every log
+/// (the one `RequestIdLayer` opens, so every log
 /// line of the request carries them), and answers with `traceparent`
 /// naming this request's span, so a caller can find the server's part of
 /// its trace.
@@ -382,7 +383,8 @@ impl TraceContextLayer {
     /// and its ids on the current span; returns the `traceparent` to
     /// answer. Shared by [`TraceContextService`] and the fused
     /// [`Stack`](super::Stack).
-    pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> Option<HeaderValue> {
+    #[doc(hidden)]
+    pub fn begin<B>(&self, req: &mut Request<B>) -> Option<HeaderValue> {
         // With `otel`, the request span may already be an exported span
         // whose ids `telemetry` put on the request: answer and log those.
         #[cfg(feature = "otel")]
@@ -403,7 +405,8 @@ impl TraceContextLayer {
 }
 
 /// The response half of [`TraceContextLayer`].
-pub(crate) fn finish<B>(header: Option<HeaderValue>, res: &mut Response<B>) {
+#[doc(hidden)]
+pub fn finish<B>(header: Option<HeaderValue>, res: &mut Response<B>) {
     if let Some(v) = header {
         res.headers_mut().insert(TRACEPARENT, v);
     }

@@ -310,7 +310,8 @@ impl StatsdConfig {
 
     /// Starts the push thread; it counts the datagrams it sends and those
     /// that fail in `sent` and `failed`.
-    pub(crate) fn start(self, sent: Counter, failed: Counter) -> Result<Statsd, StatsdError> {
+    #[doc(hidden)]
+    pub fn start(self, sent: Counter, failed: Counter) -> Result<Statsd, StatsdError> {
         let shared = Arc::new(Shared {
             config: self,
             series: Mutex::new(Series::default()),
@@ -574,7 +575,8 @@ impl<S: HistogramFn> HistogramFn for Both<Histogram, S> {
 /// The running push: the series registry and its thread. Dropped, it
 /// pushes what is left and stops the thread.
 #[derive(Debug)]
-pub(crate) struct Statsd {
+#[doc(hidden)]
+pub struct Statsd {
     shared: Arc<Shared>,
     stop: Option<mpsc::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
@@ -582,7 +584,8 @@ pub(crate) struct Statsd {
 
 impl Statsd {
     /// `prometheus`, recording into this push's cell for `key` too.
-    pub(crate) fn counter(&self, key: &Key, prometheus: Counter) -> Counter {
+    #[doc(hidden)]
+    pub fn counter(&self, key: &Key, prometheus: Counter) -> Counter {
         let mut series = self.shared.series.lock().unwrap_or_else(|p| p.into_inner());
         let (_, cell) = series
             .counters
@@ -592,7 +595,8 @@ impl Statsd {
     }
 
     /// `prometheus`, recording into this push's cell for `key` too.
-    pub(crate) fn gauge(&self, key: &Key, prometheus: Gauge) -> Gauge {
+    #[doc(hidden)]
+    pub fn gauge(&self, key: &Key, prometheus: Gauge) -> Gauge {
         let mut series = self.shared.series.lock().unwrap_or_else(|p| p.into_inner());
         let (_, cell) = series
             .gauges
@@ -602,7 +606,8 @@ impl Statsd {
     }
 
     /// `prometheus`, recording into this push's cell for `key` too.
-    pub(crate) fn histogram(&self, key: &Key, prometheus: Histogram) -> Histogram {
+    #[doc(hidden)]
+    pub fn histogram(&self, key: &Key, prometheus: Histogram) -> Histogram {
         let mut series = self.shared.series.lock().unwrap_or_else(|p| p.into_inner());
         let seed = u64::try_from(series.histograms.len()).unwrap_or(0) + 0x9E37_79B9_7F4A_7C15;
         let capacity = self.shared.config.max_samples;

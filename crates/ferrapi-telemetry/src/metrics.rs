@@ -52,7 +52,8 @@ const SIZE_BUCKETS: &[f64] = &[
 /// The HTTP series of one route template and method: requests per status,
 /// the duration and response size histograms. Lock-free but for a new
 /// status (a write lock, once per status).
-pub(crate) struct RouteSeries {
+#[doc(hidden)]
+pub struct RouteSeries {
     route: Arc<str>,
     method: Method,
     http: Arc<HttpShared>,
@@ -373,7 +374,8 @@ impl Metrics {
     }
 
     /// The key of a series: `name` with `labels`.
-    pub(crate) fn key(name: &str, labels: &[(&str, &str)]) -> Key {
+    #[doc(hidden)]
+    pub fn key(name: &str, labels: &[(&str, &str)]) -> Key {
         let labels: Vec<Label> = labels
             .iter()
             .map(|(k, v)| Label::new((*k).to_owned(), (*v).to_owned()))
@@ -485,7 +487,8 @@ impl Metrics {
     }
 
     /// The series of (`route`, `method`), registered the first time.
-    pub(crate) fn series(&self, route: &Arc<str>, method: &Method) -> Arc<RouteSeries> {
+    #[doc(hidden)]
+    pub fn series(&self, route: &Arc<str>, method: &Method) -> Arc<RouteSeries> {
         let key = (route.clone(), method.clone());
         if let Some(s) = self
             .series
@@ -526,12 +529,14 @@ impl Metrics {
 
     /// Starts measuring one request of `route` (looked up: see
     /// [`start_series`](Self::start_series) for a route resolved earlier).
-    pub(crate) fn start(&self, route: &Arc<str>, method: &Method) -> InFlight {
+    #[doc(hidden)]
+    pub fn start(&self, route: &Arc<str>, method: &Method) -> InFlight {
         Self::start_series(self.series(route, method))
     }
 
     /// Starts measuring one request of a series resolved earlier.
-    pub(crate) fn start_series(series: Arc<RouteSeries>) -> InFlight {
+    #[doc(hidden)]
+    pub fn start_series(series: Arc<RouteSeries>) -> InFlight {
         series.http.in_flight(1);
         InFlight {
             series,
@@ -603,14 +608,16 @@ impl Metrics {
 
 /// One request being measured; dropped without `finish` (a panic, a client
 /// that went away) it counts as a 500.
-pub(crate) struct InFlight {
+#[doc(hidden)]
+pub struct InFlight {
     series: Arc<RouteSeries>,
     started: Instant,
     done: bool,
 }
 
 impl InFlight {
-    pub(crate) fn finish(mut self, status: u16, size: Option<u64>) {
+    #[doc(hidden)]
+    pub fn finish(mut self, status: u16, size: Option<u64>) {
         self.record(status, size);
     }
 

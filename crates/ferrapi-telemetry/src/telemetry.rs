@@ -34,7 +34,7 @@
 //! # The server span
 //!
 //! There is no extra layer to install: the request span that
-//! [`RequestIdLayer`](crate::middleware::RequestIdLayer) opens around every
+//! `RequestIdLayer` opens around every
 //! request *is* the server span, when (and only when) the current
 //! subscriber has this module's layer. Then that span is opened with
 //! `otel.kind = "server"`, and the layer:
@@ -48,15 +48,15 @@
 //!   `url.path`, `url.scheme`, `server.address`, `server.port`,
 //!   `user_agent.original`, `network.protocol.version`, `client.address`
 //!   (the peer, then the client address through trusted proxies when
-//!   [`ClientIpLayer`](crate::middleware::ClientIpLayer) runs), `http.route`
+//!   `ClientIpLayer` runs), `http.route`
 //!   and `http.response.status_code`; a 5xx answer sets the span's status
 //!   to error with `error.type`;
 //! - puts a [`TraceContext`] with the exported span's ids on the request,
 //!   so the `traceparent` that
-//!   [`TraceContextLayer`](crate::middleware::TraceContextLayer) answers
+//!   `TraceContextLayer` answers
 //!   and the `trace_id`/`span_id` it writes into every log line of the
 //!   request are the exported span's, and outgoing calls through
-//!   [`client`](crate::client) become its children.
+//!   `client` become its children.
 //!
 //! Spans opened inside the request (`#[tracing::instrument]`, and the
 //! database and cache spans of ferrapi-storage's `otel` feature, which are
@@ -140,7 +140,7 @@
 //! log output its own filter (`fmt_layer.with_filter(EnvFilter::from_default_env())`)
 //! and leave the telemetry layer unfiltered, or filter it separately.
 
-use crate::middleware::{ClientIp, TRACEPARENT, TRACESTATE, TraceContext};
+use crate::trace_context::{TRACEPARENT, TRACESTATE, TraceContext};
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
@@ -1044,7 +1044,8 @@ mod grpc {
 // and the router).
 
 /// Whether the current subscriber exports spans through [`Telemetry::layer`].
-pub(crate) fn active() -> bool {
+#[doc(hidden)]
+pub fn active() -> bool {
     tracing::dispatcher::get_default(|d| d.is::<OtelMarker>())
 }
 
@@ -1109,7 +1110,8 @@ fn remote_parent(headers: &http::HeaderMap) -> Option<OtelContext> {
 /// Starts the server span (the request span, just opened with
 /// `otel.kind = "server"`): parent, name, request attributes; puts the
 /// [`TraceContext`] with its ids on the request.
-pub(crate) fn start_server_span<B>(span: &Span, req: &mut Request<B>) {
+#[doc(hidden)]
+pub fn start_server_span<B>(span: &Span, req: &mut Request<B>, peer: Option<std::net::SocketAddr>) {
     if !span_is_exported(span) {
         return;
     }
@@ -1167,15 +1169,9 @@ pub(crate) fn start_server_span<B>(span: &Span, req: &mut Request<B>) {
         _ => "1.1",
     };
     attrs.push(KeyValue::new("network.protocol.version", version));
-    if let Some(peer) = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-    {
-        attrs.push(KeyValue::new("client.address", peer.0.ip().to_string()));
-        attrs.push(KeyValue::new(
-            "network.peer.address",
-            peer.0.ip().to_string(),
-        ));
+    if let Some(peer) = peer {
+        attrs.push(KeyValue::new("client.address", peer.ip().to_string()));
+        attrs.push(KeyValue::new("network.peer.address", peer.ip().to_string()));
     }
     otel.set_attributes(attrs);
 
@@ -1195,7 +1191,8 @@ pub(crate) fn start_server_span<B>(span: &Span, req: &mut Request<B>) {
 
 /// The router matched `route`: the span is named `{METHOD} {route}`, gets
 /// `http.route`, and the client address through trusted proxies.
-pub(crate) fn route_matched<B>(req: &Request<B>, route: &str) {
+#[doc(hidden)]
+pub fn route_matched<B>(req: &Request<B>, route: &str, client: Option<std::net::IpAddr>) {
     let span = Span::current();
     if !span_is_exported(&span) {
         return;
@@ -1204,14 +1201,15 @@ pub(crate) fn route_matched<B>(req: &Request<B>, route: &str) {
     let otel = cx.span();
     otel.update_name(format!("{} {route}", method_name(req.method())));
     otel.set_attribute(KeyValue::new("http.route", route.to_owned()));
-    if let Some(ip) = req.extensions().get::<ClientIp>() {
-        otel.set_attribute(KeyValue::new("client.address", ip.0.to_string()));
+    if let Some(ip) = client {
+        otel.set_attribute(KeyValue::new("client.address", ip.to_string()));
     }
 }
 
 /// The answer is ready: `http.response.status_code`, and an error status
 /// for a 5xx.
-pub(crate) fn finish_server_span(span: &Span, status: StatusCode) {
+#[doc(hidden)]
+pub fn finish_server_span(span: &Span, status: StatusCode) {
     if !span_is_exported(span) {
         return;
     }
@@ -1226,7 +1224,8 @@ pub(crate) fn finish_server_span(span: &Span, status: StatusCode) {
 /// the `traceparent`/`tracestate` naming it: `None` when the current span
 /// is not exported, or when the call was explicitly joined to another
 /// trace (`explicit_trace`, whose trace id differs from the current one).
-pub(crate) fn client_span(
+#[doc(hidden)]
+pub fn client_span(
     method: &http::Method,
     uri: &http::Uri,
     explicit_trace: Option<[u8; 16]>,
@@ -1279,7 +1278,8 @@ pub(crate) fn client_span(
 }
 
 /// The outgoing call ended: its status, or why it failed.
-pub(crate) fn finish_client_span(span: &Span, outcome: Result<StatusCode, &'static str>) {
+#[doc(hidden)]
+pub fn finish_client_span(span: &Span, outcome: Result<StatusCode, &'static str>) {
     match outcome {
         Ok(status) => {
             span.set_attribute("http.response.status_code", i64::from(status.as_u16()));
