@@ -45,10 +45,14 @@
 //!
 //! ## The request's walk
 //!
-//! server ([`App::serve`]) → tower middleware ([`App::layer`]) → route match
-//! (axum's radix tree) → every extractor runs, their validation errors are
+//! server ([`App::serve`]) → a [`Stack`](middleware::Stack)'s fused outer
+//! layers (request id, trace context, timing, security headers) → the
+//! tower middleware ([`App::layer`], under the application's panic
+//! catcher) → route match (ferrapi's dispatcher over `matchit`: JSON 404,
+//! 405 with `Allow`) → every extractor runs, their validation errors are
 //! gathered into one 422 → the handler → the response type is serialized
-//! with the route's declared status.
+//! with the route's declared status. `docs/architecture.md` draws the
+//! crates and this walk.
 //!
 //! ## Feature flags
 //!

@@ -22,14 +22,19 @@
 //!
 //! From the outside in — the server, then:
 //!
-//! 1. the application's own panic catcher ([`App::build`](crate::App::build) adds it, always outermost);
-//! 2. [`RequestIdLayer`]: first, so that everything below — a 429, a refused
+//! 1. [`RequestIdLayer`]: first, so that everything below — a 429, a refused
 //!    preflight, a panic — carries the id, and every log line is in the span;
-//! 3. [`TraceContextLayer`]: the caller's W3C `traceparent`, recorded on
+//! 2. [`TraceContextLayer`]: the caller's W3C `traceparent`, recorded on
 //!    the request's span (`trace_id`) and answered (new traces are started
 //!    by the tracer, or on demand: see the layer);
-//! 4. [`TimingLayer`]: measures everything below;
-//! 5. [`SecurityHeadersLayer`]: on every answer, errors included;
+//! 3. [`TimingLayer`]: measures everything below;
+//! 4. [`SecurityHeadersLayer`]: on every answer, errors included;
+//!
+//!    (1–4 of a [`Stack`] run fused as one service, outside every other
+//!    layer: the server calls them first.)
+//! 5. the application's panic catcher, which [`App::build`](crate::App::build)
+//!    puts around the layers below when there are any: a panic in a layer
+//!    answers a JSON 500 that still passes through 1–4;
 //! 6. [`CorsLayer`]: answers preflights before rate limiting and
 //!    authentication, and puts CORS headers on 429s and 401s so that the
 //!    page can read them;
@@ -41,10 +46,11 @@
 //!     verified user;
 //! 11. [`RateLimitLayer`]s, in the order given (the first is outermost):
 //!     refused requests never reach the application;
-//! 12. [`catch_panic`]: innermost, so that a panic's 500 passes through all
-//!     of the above;
+//! 12. [`catch_panic`]: innermost of the stack, so that a panic's 500
+//!     passes through all of the above;
 //!
-//! then routing, dependencies, the handler.
+//! then routing, dependencies, the handler (the dispatcher answers a
+//! handler's own panic with a JSON 500 itself).
 //!
 //! ```
 //! use ferrapi::middleware::{CorsConfig, RateLimitLayer, Stack};
