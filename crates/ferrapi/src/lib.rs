@@ -63,9 +63,9 @@
 //! | `statsd` | no | the metrics also pushed to a StatsD agent over UDP (`statsd`, `metrics::Metrics::statsd`); implies `metrics` |
 //! | `docs-ui` | yes | Swagger UI at `/docs`, Scalar at `/redoc`, served offline |
 //! | `compression` | no | gzip and brotli responses (`middleware::CompressionLayer`) |
-//! | `jwt` | no | JWT verification and issuing (`middleware::jwt`) |
-//! | `jwks` | no | JWT keys from an identity provider's JWKS URL (`middleware::jwt::Jwks`): cached, refetched on an unknown `kid`, last good set kept on errors; implies `jwt` and `client` |
-//! | `password` | no | Argon2id password hashing (`middleware::password`) |
+//! | `jwt` | no | JWT verification and issuing (`security::jwt`; also at `middleware::jwt`) |
+//! | `jwks` | no | JWT keys from an identity provider's JWKS URL (`security::jwks::Jwks`, re-exported by `security::jwt`): cached, refetched on an unknown `kid`, last good set kept on errors; implies `jwt` and `client` |
+//! | `password` | no | Argon2id password hashing (`security::password`; also at `middleware::password`) |
 //! | `static-files` | no | a directory served at a path (`static_files::StaticFiles`), file downloads with `Range` (`static_files::FileRequest`) |
 //! | `ws` | no | WebSocket routes (`ws`): typed JSON messages, keep-alive, bounded send buffers, broadcast `Hub`; `TestServer::websocket` |
 //! | `multipart` | no | streaming `multipart/form-data` uploads (`extract::Multipart`) with per-part limits |

@@ -11,7 +11,7 @@
 //! | [`ClientIpLayer`] | the client address through trusted proxies, as [`ClientIp`] |
 //! | `CompressionLayer` (feature `compression`) | gzip/brotli for bodies of 1 KiB and more |
 //! | `DecompressionLayer` (feature `decompression`) | gzip/deflate/brotli request bodies decoded; bombs refused 413, unknown encodings 415 |
-//! | `jwt::JwtLayer` (feature `jwt`) | verifies `Authorization: Bearer` tokens; claims as `jwt::Claims<T>` |
+//! | `security::jwt::JwtLayer` (feature `jwt`) | verifies `Authorization: Bearer` tokens; claims as `security::jwt::Claims<T>` (also at `middleware::jwt`) |
 //! | [`RateLimitLayer`] | GCRA per key, `RateLimit-*` headers, 429 with `Retry-After`; [`RateLimitStore`] |
 //! | [`catch_panic`] | a panic answered 500 JSON, logged within the request's span |
 //!
@@ -42,7 +42,7 @@
 //! 8. [`AccessLogLayer`] (off by default): after the client address is
 //!    known, before the rate limiter, so that 429s are logged too;
 //! 9. `CompressionLayer`;
-//! 10. `jwt::JwtLayer`: before the rate limiter, so that it can count per
+//! 10. `security::jwt::JwtLayer`: before the rate limiter, so that it can count per
 //!     verified user;
 //! 11. [`RateLimitLayer`]s, in the order given (the first is outermost):
 //!     refused requests never reach the application;
@@ -119,21 +119,23 @@ mod compression;
 mod cors;
 #[cfg(feature = "decompression")]
 mod decompression;
-#[cfg(feature = "jwks")]
-mod jwks;
-#[cfg(feature = "jwt")]
-pub mod jwt;
 mod panic;
-#[cfg(feature = "password")]
-pub mod password;
 mod rate_limit;
-mod rate_limit_store;
 mod request_id;
 mod security_headers;
 pub(crate) mod stack;
 mod timing;
 use ferrapi_telemetry::trace_context;
 
+/// JWT verification and issuing (feature `jwt`), kept here for the paths
+/// applications import; it lives in [`security::jwt`](crate::security::jwt).
+#[cfg(feature = "jwt")]
+pub use crate::security::jwt;
+/// Argon2id password hashing (feature `password`), kept here for the paths
+/// applications import; it lives in
+/// [`security::password`](crate::security::password).
+#[cfg(feature = "password")]
+pub use crate::security::password;
 pub(crate) use access_log::note_route;
 pub use access_log::{AccessLogFuture, AccessLogLayer, AccessLogService};
 pub use client_ip::{
@@ -154,8 +156,7 @@ pub use ferrapi_telemetry::trace_context::{
     TraceContextService,
 };
 pub use panic::{CatchPanicLayer, CatchPanicService, catch_panic};
-pub use rate_limit::{FailMode, RateLimitKey, RateLimitLayer, RateLimitService};
-pub use rate_limit_store::MemoryStore;
+pub use rate_limit::{FailMode, MemoryStore, RateLimitKey, RateLimitLayer, RateLimitService};
 pub use request_id::{
     MAX_REQUEST_ID_LEN, MissingLayer, RequestId, RequestIdFuture, RequestIdLayer, RequestIdService,
     X_REQUEST_ID,

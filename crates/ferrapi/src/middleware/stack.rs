@@ -40,7 +40,7 @@ pub struct Stack {
     #[cfg(feature = "compression")]
     compression: Option<super::CompressionLayer>,
     #[cfg(feature = "jwt")]
-    jwt: Option<super::jwt::JwtLayer>,
+    jwt: Option<crate::security::jwt::JwtLayer>,
     rate_limits: Vec<RateLimitLayer>,
     catch_panic: bool,
 }
@@ -130,7 +130,7 @@ impl Stack {
     /// Verifies bearer tokens before the rate limiter.
     #[cfg(feature = "jwt")]
     #[must_use]
-    pub fn jwt(mut self, layer: super::jwt::JwtLayer) -> Self {
+    pub fn jwt(mut self, layer: crate::security::jwt::JwtLayer) -> Self {
         self.jwt = Some(layer);
         self
     }

@@ -1636,3 +1636,22 @@ async fn passwords_hash_and_verify_off_the_runtime() {
     );
     assert!(!hasher.verify_blocking("other".into(), hash).await.unwrap());
 }
+
+// ------------------------------------------------------------- moved paths
+
+/// `jwt`, `jwks` and `password` live in `ferrapi::security`; the paths
+/// under `ferrapi::middleware` they had before name the same items.
+#[test]
+fn old_security_paths_are_the_new_items() {
+    use ferrapi::{middleware, security};
+    let _: fn(security::jwt::JwtVerifier) -> middleware::jwt::JwtVerifier = |v| v;
+    let _: fn(security::jwt::JwtLayer) -> middleware::jwt::JwtLayer = |v| v;
+    let _: fn(security::jwks::Jwks) -> middleware::jwt::Jwks = |v| v;
+    let _: fn(security::jwks::JwksError) -> middleware::jwt::JwksError = |v| v;
+    let _: fn(security::password::PasswordHasher) -> middleware::password::PasswordHasher = |v| v;
+    assert_eq!(
+        security::password::max_concurrent_hashes(),
+        middleware::password::max_concurrent_hashes()
+    );
+    assert_eq!(security::jwks::DEFAULT_TTL, middleware::jwt::DEFAULT_TTL);
+}

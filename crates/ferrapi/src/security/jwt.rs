@@ -25,7 +25,7 @@
 //! authenticated"}` with `WWW-Authenticate: Bearer`.
 //!
 //! ```
-//! use ferrapi::middleware::jwt::{Claims, JwtIssuer, JwtVerifier, VerifyingKey};
+//! use ferrapi::security::jwt::{Claims, JwtIssuer, JwtVerifier, VerifyingKey};
 //! use ferrapi::prelude::*;
 //!
 //! #[derive(Deserialize)]
@@ -43,7 +43,7 @@
 //!
 //! let verifier = JwtVerifier::new(VerifyingKey::hs256(secret)).issuer(["users-api"]);
 //! let app = App::new().state(verifier).route(me);
-//! # Ok::<(), ferrapi::middleware::jwt::JwtError>(())
+//! # Ok::<(), ferrapi::security::jwt::JwtError>(())
 //! ```
 
 use crate::extract::{FromRequestParts, Rejection, RequestContext};
@@ -593,7 +593,7 @@ impl<T: DeserializeOwned + Send> FromRequestParts for Claims<T> {
                 .await
                 .map(Claims)
                 .map_err(|e| invalid_token(&e).into()),
-            None => Err(super::MissingLayer {
+            None => Err(crate::middleware::MissingLayer {
                 extractor: "Claims",
                 layer: "JwtLayer or a JwtVerifier in App::state",
             }
@@ -625,7 +625,7 @@ impl<T> DescribeInput for Claims<T> {
 /// per request, here.
 ///
 /// ```
-/// use ferrapi::middleware::jwt::{JwtLayer, JwtVerifier, VerifiedClaims, VerifyingKey};
+/// use ferrapi::security::jwt::{JwtLayer, JwtVerifier, VerifiedClaims, VerifyingKey};
 /// use ferrapi::middleware::{RateLimitKey, RateLimitLayer, TrustedProxies};
 /// use ferrapi::prelude::*;
 ///
@@ -659,7 +659,7 @@ impl JwtLayer {
     /// or passes without claims, left to the routes that need a token.
     ///
     /// ```
-    /// use ferrapi::middleware::jwt::{JwtLayer, JwtVerifier, VerifyingKey};
+    /// use ferrapi::security::jwt::{JwtLayer, JwtVerifier, VerifyingKey};
     ///
     /// let verifier = JwtVerifier::new(VerifyingKey::hs256(b"0123456789abcdef0123456789abcdef"));
     /// let layer = JwtLayer::new(verifier).reject_invalid(false);

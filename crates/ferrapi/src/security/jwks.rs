@@ -164,7 +164,7 @@ struct Shared {
 ///   the set fits its algorithm, and refused when several do.
 ///
 /// ```
-/// use ferrapi::middleware::jwt::{Jwks, JwtLayer, JwtVerifier};
+/// use ferrapi::security::jwt::{Jwks, JwtLayer, JwtVerifier};
 /// use ferrapi::prelude::*;
 /// use std::time::Duration;
 ///
@@ -175,7 +175,7 @@ struct Shared {
 ///     .issuer(["http://keycloak.internal:8080/realms/main"])
 ///     .audience(["users-api"]);
 /// let app = App::new().layer(JwtLayer::new(verifier));
-/// # Ok::<(), ferrapi::middleware::jwt::JwksError>(())
+/// # Ok::<(), ferrapi::security::jwt::JwksError>(())
 /// ```
 ///
 /// [`Jwks::from_url`] fetches with ferrapi's own [client](crate::client),
@@ -242,7 +242,7 @@ impl Jwks {
     /// flight and stale-while-error work as for [`Jwks::from_url`].
     ///
     /// ```
-    /// use ferrapi::middleware::jwt::{Jwks, JwksResponse, JwtVerifier};
+    /// use ferrapi::security::jwt::{Jwks, JwksResponse, JwtVerifier};
     ///
     /// // Here a document in memory; a real fetch calls the provider over
     /// // https with a client such as reqwest.

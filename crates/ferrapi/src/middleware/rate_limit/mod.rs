@@ -1,8 +1,12 @@
-//! The rate-limit layer, its quota and keys.
+//! The rate-limit layer, its keys, and ([`store`]) the in-memory store; the
+//! contract (quota, store trait, decision) is `ferrapi_core::rate_limit`.
+
+mod store;
+
+pub use store::MemoryStore;
 
 use super::client_ip::{ClientIp, TrustedProxies};
 use super::path_under;
-use super::rate_limit_store::MemoryStore;
 use crate::response::Response;
 use axum::response::IntoResponse;
 use ferrapi_core::HttpError;

@@ -1,4 +1,4 @@
-//! Rate-limit state: the store trait and the in-memory store.
+//! Rate-limit state in memory: [`MemoryStore`] and the GCRA it runs.
 
 use ferrapi_core::rate_limit::{Decision, Quota, RateLimitStore, RateLimitStoreError};
 use futures_util::future::BoxFuture;

@@ -33,7 +33,7 @@
 //! result is assembled here, with the `phc` types.
 //!
 //! ```
-//! use ferrapi::middleware::password::PasswordHasher;
+//! use ferrapi::security::password::PasswordHasher;
 //!
 //! let hasher = PasswordHasher::new();
 //! # let hasher = PasswordHasher::insecure_fast_for_tests();
@@ -41,7 +41,7 @@
 //! assert!(hash.starts_with("$argon2id$"));
 //! assert!(hasher.verify("correct horse battery staple", &hash)?);
 //! assert!(!hasher.verify("wrong", &hash)?);
-//! # Ok::<(), ferrapi::middleware::password::PasswordError>(())
+//! # Ok::<(), ferrapi::security::password::PasswordError>(())
 //! ```
 
 use argon2::password_hash::phc::{Output, ParamsString, PasswordHash, Salt};
@@ -65,7 +65,7 @@ const MAPPED_BLOCKS: usize = 32 * 1024 + 1;
 /// it would only hold more memory.
 ///
 /// ```
-/// assert!(ferrapi::middleware::password::max_concurrent_hashes() >= 1);
+/// assert!(ferrapi::security::password::max_concurrent_hashes() >= 1);
 /// ```
 pub fn max_concurrent_hashes() -> usize {
     limiter().permits

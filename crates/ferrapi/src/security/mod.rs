@@ -6,6 +6,18 @@
 //! Verifying the credential (a JWT, a database lookup) is the application's
 //! part: wrap one of these in a [`Dependency`](crate::extract::Dependency)
 //! such as `CurrentUser`.
+//!
+//! The rest of the credential side lives here too, each behind its cargo
+//! feature:
+//!
+//! | module | feature | what it does |
+//! |---|---|---|
+//! | `jwt` | `jwt` | verifies `Authorization: Bearer` JSON Web Tokens (`JwtVerifier`, `JwtLayer`, `Claims<T>`) and issues them (`JwtIssuer`) |
+//! | `jwks` | `jwks` | keys from an identity provider's JSON Web Key Set URL (`Jwks`, also re-exported by `jwt`) |
+//! | `password` | `password` | Argon2id password hashing (`PasswordHasher`) |
+//!
+//! `ferrapi::middleware::jwt` and `ferrapi::middleware::password`, where
+//! they used to live, are kept as re-exports.
 
 use crate::extract::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::{DescribeInput, OperationBuilder};
@@ -17,6 +29,13 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 use serde_json::json;
 use std::marker::PhantomData;
+
+#[cfg(feature = "jwks")]
+pub mod jwks;
+#[cfg(feature = "jwt")]
+pub mod jwt;
+#[cfg(feature = "password")]
+pub mod password;
 
 fn not_authenticated(scheme: &str) -> Rejection {
     HttpError::unauthorized("Not authenticated")
