@@ -13,6 +13,8 @@
 //! - [`describe`] — how extractors and responses describe themselves for
 //!   OpenAPI;
 //! - [`rate_limit`] — the rate limiter's quota and store;
+//! - [`trace_context`] — a request's W3C trace context, shared by the
+//!   trace-context layer, the outgoing client and the OpenTelemetry export;
 //! - FastAPI-shaped errors: [`HttpError`] (FastAPI's `HTTPException`) and
 //!   [`validation::ValidationErrors`] for 422 responses, with the
 //!   schema-driven validator ([`validation::validate`]) that produces them
@@ -31,6 +33,7 @@ mod error;
 pub mod extract;
 pub mod rate_limit;
 pub mod response;
+pub mod trace_context;
 pub mod validation;
 
 pub use error::{Error, HttpError};

@@ -2,17 +2,16 @@
 //! `ferrapi` facade), so that a storage backend or another integration can
 //! report into it without compiling the web layer:
 //!
-//! - [`trace_context`]: W3C `traceparent`/`tracestate` — the
-//!   [`TraceContext`](trace_context::TraceContext) of a request and the
-//!   layer that answers with it;
 //! - `metrics` (feature `metrics`): Prometheus metrics per route template,
 //!   process metrics, custom metrics; `statsd` (feature `statsd`) pushes
 //!   them to a StatsD agent;
 //! - `telemetry` (feature `otel`): OpenTelemetry traces exported over OTLP.
 //!
 //! Applications use it through `ferrapi` (`ferrapi::metrics`,
-//! `ferrapi::statsd`, `ferrapi::telemetry`, `ferrapi::middleware::TraceContext`),
-//! whose features of the same names turn these on.
+//! `ferrapi::statsd`, `ferrapi::telemetry`),
+//! whose features of the same names turn these on. The W3C trace context
+//! the export continues is `ferrapi_core::trace_context` (the facade's
+//! default middleware needs it without this crate).
 #![deny(missing_docs)]
 
 #[cfg(feature = "metrics")]
@@ -21,4 +20,3 @@ pub mod metrics;
 pub mod statsd;
 #[cfg(feature = "otel")]
 pub mod telemetry;
-pub mod trace_context;

@@ -140,8 +140,8 @@
 //! log output its own filter (`fmt_layer.with_filter(EnvFilter::from_default_env())`)
 //! and leave the telemetry layer unfiltered, or filter it separately.
 
-use crate::trace_context::{TRACEPARENT, TRACESTATE, TraceContext};
 use bytes::Bytes;
+use ferrapi_core::trace_context::{TRACEPARENT, TRACESTATE, TraceContext};
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt as _, Full, Limited};
 use hyper_util::client::legacy::Client as HyperClient;

@@ -125,7 +125,7 @@ mod request_id;
 mod security_headers;
 pub(crate) mod stack;
 mod timing;
-use ferrapi_telemetry::trace_context;
+mod trace_context;
 
 /// JWT verification and issuing (feature `jwt`), kept here for the paths
 /// applications import; it lives in [`security::jwt`](crate::security::jwt).
@@ -151,10 +151,7 @@ pub use decompression::{
 pub use ferrapi_core::rate_limit::{
     Decision, Quota, QuotaError, RateLimitStore, RateLimitStoreError,
 };
-pub use ferrapi_telemetry::trace_context::{
-    TRACEPARENT, TRACESTATE, TraceContext, TraceContextFuture, TraceContextLayer,
-    TraceContextService,
-};
+pub use ferrapi_core::trace_context::{TRACEPARENT, TRACESTATE, TraceContext};
 pub use panic::{CatchPanicLayer, CatchPanicService, catch_panic};
 pub use rate_limit::{FailMode, MemoryStore, RateLimitKey, RateLimitLayer, RateLimitService};
 pub use request_id::{
@@ -167,6 +164,7 @@ pub use security_headers::{
 };
 pub use stack::Stack;
 pub use timing::{TimingFuture, TimingLayer, TimingService, X_PROCESS_TIME};
+pub use trace_context::{TraceContextFuture, TraceContextLayer, TraceContextService};
 
 /// Middleware from an `async fn(Request, Next) -> Response` (axum's
 /// `middleware::from_fn`; see [Custom middleware](self#custom-middleware)).
