@@ -31,9 +31,7 @@ pub(crate) struct StateMap(HashMap<TypeId, Box<dyn Any + Send + Sync>>);
 
 impl StateMap {
     pub(crate) fn get<T: 'static>(&self) -> Option<&T> {
-        self.0
-            .get(&TypeId::of::<T>())
-            .and_then(|b| b.downcast_ref())
+        self.get_by_id(TypeId::of::<T>())?.downcast_ref()
     }
 
     fn get_by_id(&self, id: TypeId) -> Option<&(dyn Any + Send + Sync)> {
