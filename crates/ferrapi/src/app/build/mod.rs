@@ -180,3 +180,48 @@ pub(super) fn build(app: App) -> Result<BuiltApp, BuildError> {
 fn document_url(name: &str) -> String {
     format!("/openapi/{name}.json")
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::app::{App, RouteErrorKind};
+    use crate::extract::State;
+    use crate::routing::Route;
+
+    /// The phases hand each route's mistakes over in the order of the one
+    /// pass they replace: per route its template, plan and document
+    /// mistakes, then clashes and operation ids; after every route the
+    /// missing state, then the paths the app serves itself.
+    #[test]
+    fn mistakes_keep_their_order_across_phases() {
+        let err = App::new()
+            .route(Route::get("/a/{id}", |State(_): State<u8>| async { "a" }))
+            .route(Route::get("/a/{id}", || async { "b" }))
+            .route(Route::get("/docs", || async { "c" }))
+            .route(Route::get("/b/{", || async { "d" }))
+            .build()
+            .expect_err("every route has a mistake");
+        let problems: Vec<(&str, &str)> = err
+            .errors
+            .iter()
+            .map(|e| (e.route.split(' ').nth(1).unwrap_or(""), e.problem.as_str()))
+            .collect();
+        let expect = [
+            ("/a/{id}", "takes no `Path` parameter"),
+            ("/a/{id}", "takes no `Path` parameter"),
+            ("/a/{id}", "same method and path"),
+            ("/a/{id}", "is already used by"),
+            ("/b/{", ""),
+            ("/a/{id}", "reads state `u8`"),
+            ("/docs", "is served by the app's OpenAPI"),
+        ];
+        assert_eq!(problems.len(), expect.len(), "{err}");
+        for ((route, problem), (want_route, want)) in problems.iter().zip(expect) {
+            assert_eq!(*route, want_route, "{err}");
+            assert!(problem.contains(want), "{problem} lacks {want}: {err}");
+        }
+        assert!(matches!(
+            err.errors[5].kind,
+            RouteErrorKind::MissingState { type_name: "u8" }
+        ));
+    }
+}
