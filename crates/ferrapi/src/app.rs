@@ -1425,12 +1425,13 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             res
         }
     });
-    let dispatch = dispatch.finish(
-        shared,
-        fallback,
-        #[cfg(feature = "metrics")]
-        metrics,
-    );
+    let dispatch = dispatch.finish(shared, fallback, |routes| {
+        crate::observe::Observers::new(
+            routes,
+            #[cfg(feature = "metrics")]
+            metrics,
+        )
+    });
     // The axum router of the app (`App::into_router`, the test client, and
     // the server when layers wrap the routes): the dispatcher as the one
     // service of an empty router, so that tower layers apply to it.
