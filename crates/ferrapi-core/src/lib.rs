@@ -5,7 +5,10 @@
 //!   [`FromRequest`](extract::FromRequest)) and [`Rejection`](extract::Rejection);
 //!   [`RequestContext`](extract::RequestContext), the application behind
 //!   it ([`AppContext`](extract::AppContext)) and the route's
-//!   [`RoutePlan`](extract::RoutePlan); dependency injection
+//!   [`RoutePlan`](extract::RoutePlan); the route a request was dispatched
+//!   to ([`MatchedRoute`](extract::MatchedRoute), numbered by a
+//!   [`RouteId`](extract::RouteId); [`MatchedRouteSlot`](extract::MatchedRouteSlot)
+//!   for a layer outside the dispatcher); dependency injection
 //!   ([`Dependency`](extract::Dependency), [`Depends`](extract::Depends),
 //!   [`Outcome`](extract::Outcome), [`defer`](extract::defer));
 //! - [`response`] — [`Responder`](response::Responder),

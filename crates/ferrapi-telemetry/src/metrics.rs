@@ -24,6 +24,7 @@
 //! With the `statsd` feature, [`Metrics::statsd`] also pushes every metric
 //! to a StatsD agent over UDP (see [`statsd`](crate::statsd)).
 
+use ferrapi_core::extract::MatchedRoute;
 use http::Method;
 use metrics::{Counter, Gauge, Histogram, Key, Label, Metadata, Recorder};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle, PrometheusRecorder};
@@ -606,6 +607,46 @@ impl Metrics {
     }
 }
 
+/// The HTTP metrics of an application's routes, resolved once when the app
+/// is built: a request of a route finds its series by the route's
+/// [`RouteId`](ferrapi_core::extract::RouteId), an index, without hashing
+/// the template. The application's dispatcher starts one [`InFlight`] per
+/// routed request with [`start`](Self::start) and finishes it with the
+/// response.
+#[doc(hidden)]
+pub struct RouteMetrics {
+    metrics: Arc<Metrics>,
+    /// By route id.
+    series: Vec<Arc<RouteSeries>>,
+}
+
+impl RouteMetrics {
+    /// The series of `routes` (numbered `0..routes.len()` by their ids) in
+    /// `metrics`.
+    pub fn new(metrics: Arc<Metrics>, routes: &[MatchedRoute]) -> Self {
+        let mut series: Vec<(usize, Arc<RouteSeries>)> = routes
+            .iter()
+            .map(|r| (r.id().index(), metrics.series(r.template_arc(), r.method())))
+            .collect();
+        series.sort_by_key(|(id, _)| *id);
+        Self {
+            series: series.into_iter().map(|(_, s)| s).collect(),
+            metrics,
+        }
+    }
+
+    /// Starts measuring one request of `route` whose method is `method`:
+    /// the route's series, resolved when the app was built, unless the
+    /// request's method is not the route's (a `HEAD` answered by a `GET`
+    /// route is counted as `HEAD`: that series is looked up).
+    pub fn start(&self, route: &MatchedRoute, method: &Method) -> InFlight {
+        match self.series.get(route.id().index()) {
+            Some(series) if method == route.method() => Metrics::start_series(series.clone()),
+            _ => self.metrics.start(route.template_arc(), method),
+        }
+    }
+}
+
 /// One request being measured; dropped without `finish` (a panic, a client
 /// that went away) it counts as a 500.
 #[doc(hidden)]
@@ -616,6 +657,8 @@ pub struct InFlight {
 }
 
 impl InFlight {
+    /// Records the request: answered `status`, with a body of `size`
+    /// bytes when known.
     #[doc(hidden)]
     pub fn finish(mut self, status: u16, size: Option<u64>) {
         self.record(status, size);
@@ -847,6 +890,38 @@ mod tests {
         assert!(
             text.contains(r#"http_request_duration_seconds_count{method="GET",route="/a"} 200000"#)
         );
+    }
+
+    #[test]
+    fn route_metrics_find_series_by_route_id_and_count_head_on_get_as_head() {
+        use ferrapi_core::extract::RouteId;
+        let metrics = Arc::new(Metrics::new());
+        let routes = [
+            MatchedRoute::new(Arc::from("/b"), Method::POST, RouteId::new(1)),
+            MatchedRoute::new(Arc::from("/a"), Method::GET, RouteId::new(0)),
+        ];
+        let by_id = RouteMetrics::new(metrics.clone(), &routes);
+        // Resolved when built, in id order, and the registry's own series.
+        assert!(Arc::ptr_eq(
+            &by_id.series[0],
+            &metrics.series(&Arc::from("/a"), &Method::GET)
+        ));
+        assert!(Arc::ptr_eq(
+            &by_id.series[1],
+            &metrics.series(&Arc::from("/b"), &Method::POST)
+        ));
+        by_id.start(&routes[1], &Method::GET).finish(200, Some(2));
+        by_id.start(&routes[1], &Method::HEAD).finish(200, None);
+        by_id.start(&routes[0], &Method::POST).finish(201, None);
+        let text = metrics.render();
+        for line in [
+            r#"http_requests_total{method="GET",route="/a",status="200"} 1"#,
+            r#"http_requests_total{method="HEAD",route="/a",status="200"} 1"#,
+            r#"http_requests_total{method="POST",route="/b",status="201"} 1"#,
+            "http_requests_in_flight 0",
+        ] {
+            assert!(text.contains(line), "no `{line}` in\n{text}");
+        }
     }
 
     #[test]

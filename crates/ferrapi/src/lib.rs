@@ -85,6 +85,7 @@ pub mod lifespan;
 #[cfg(feature = "metrics")]
 pub use ferrapi_telemetry::metrics;
 pub mod middleware;
+mod observe;
 mod patch;
 pub mod response;
 pub mod routing;

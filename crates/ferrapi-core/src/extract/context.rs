@@ -3,6 +3,7 @@
 //! contracts do not depend on the application type) and the route it
 //! matched ([`RoutePlan`]).
 
+use super::route::MatchedRoute;
 use super::{Rejection, RouteDependency};
 use crate::HttpError;
 use crate::body::Response;
@@ -11,7 +12,7 @@ use http::StatusCode;
 use http::request::Parts;
 use std::any::{Any, TypeId};
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// A replacement provider of a dependency, installed by the application's
 /// `override_dependency` (tests).
@@ -77,6 +78,9 @@ pub struct RoutePlan {
 pub struct RequestContext {
     app: Arc<dyn AppContext>,
     plan: RoutePlan,
+    /// Set once by the dispatcher when the app is built (read by the
+    /// [`MatchedRoute`] extractor).
+    route: OnceLock<MatchedRoute>,
 }
 
 impl fmt::Debug for RequestContext {
@@ -84,6 +88,7 @@ impl fmt::Debug for RequestContext {
         f.debug_struct("RequestContext")
             .field("app", &self.app)
             .field("plan", &self.plan)
+            .field("route", &self.route.get())
             .finish()
     }
 }
@@ -91,7 +96,22 @@ impl fmt::Debug for RequestContext {
 impl RequestContext {
     /// The context of a route of `app`.
     pub fn new(app: Arc<dyn AppContext>, plan: RoutePlan) -> Self {
-        Self { app, plan }
+        Self {
+            app,
+            plan,
+            route: OnceLock::new(),
+        }
+    }
+    /// The route this context serves, as the dispatcher numbered it (set
+    /// when the app is built; `None` for a context made by hand).
+    pub fn matched_route(&self) -> Option<&MatchedRoute> {
+        self.route.get()
+    }
+    /// Records the route this context serves (the dispatcher does, once;
+    /// a later call is ignored).
+    #[doc(hidden)]
+    pub fn set_matched_route(&self, route: MatchedRoute) {
+        let _ = self.route.set(route);
     }
     /// Application state registered with `App::state`.
     pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {

@@ -14,6 +14,7 @@ mod context;
 mod cookie;
 mod depends;
 mod parts;
+mod route;
 mod state;
 
 pub use body::{
@@ -28,6 +29,7 @@ pub use depends::{CleanupFn, RequestScope, run_cleanups};
 pub use parts::PendingParts;
 pub use parts::ResponseParts;
 pub(crate) use parts::header_pair;
+pub use route::{MatchedRoute, MatchedRouteSlot, NoMatchedRoute, RouteId};
 pub use state::{MissingState, State};
 
 use crate::describe::DescribeInput;

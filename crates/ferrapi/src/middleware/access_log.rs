@@ -1,24 +1,15 @@
 //! The access log: one line per request.
+//!
+//! The route it reports is the one the dispatcher publishes: the layer puts
+//! a [`MatchedRouteSlot`] in the request (only when the line will be
+//! written) and reads it when the response is back.
 
 use super::{ClientIp, ClientScheme};
+use ferrapi_core::extract::MatchedRouteSlot;
 use http::{Method, Request, Response, Uri};
-use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 use tower::{Layer, Service};
-
-/// Where the matched route's template is written for the access log (a
-/// request extension the layer inserts and the router fills).
-#[derive(Debug, Clone, Default)]
-pub(crate) struct RouteSlot(Arc<OnceLock<Arc<str>>>);
-
-/// Notes the route template `route` on the request, if an access log asked
-/// for it.
-pub(crate) fn note_route<B>(req: &Request<B>, route: &Arc<str>) {
-    if let Some(slot) = req.extensions().get::<RouteSlot>() {
-        let _ = slot.0.set(route.clone());
-    }
-}
 
 /// Logs one line per request, at `info` with target `ferrapi::access`,
 /// when the response head is ready: `method`, `route` (the template, such
@@ -73,7 +64,7 @@ struct Line {
     client_ip: Option<String>,
     scheme: &'static str,
     user_agent: Option<String>,
-    route: RouteSlot,
+    route: MatchedRouteSlot,
 }
 
 impl<S, B, ResBody> Service<Request<B>> for AccessLogService<S>
@@ -93,7 +84,7 @@ where
         let start = Instant::now();
         // Nothing is gathered when no subscriber would take the line.
         let line = tracing::enabled!(target: "ferrapi::access", tracing::Level::INFO).then(|| {
-            let route = RouteSlot::default();
+            let route = MatchedRouteSlot::default();
             req.extensions_mut().insert(route.clone());
             Box::new(Line {
                 method: req.method().clone(),
@@ -152,8 +143,8 @@ where
             // No route is known for an answer given before routing (a 429,
             // a refused preflight): the field is left out rather than
             // filled with a raw path.
-            let route = match line.route.0.get() {
-                Some(route) => Some(route.to_string()),
+            let route = match line.route.get() {
+                Some(route) => Some(route.template().to_owned()),
                 None if status == 404 => Some("unmatched".to_owned()),
                 None => None,
             };

@@ -136,7 +136,6 @@ pub use crate::security::jwt;
 /// [`security::password`](crate::security::password).
 #[cfg(feature = "password")]
 pub use crate::security::password;
-pub(crate) use access_log::note_route;
 pub use access_log::{AccessLogFuture, AccessLogLayer, AccessLogService};
 pub use client_ip::{
     ClientIp, ClientIpLayer, ClientIpService, ClientScheme, TrustedProxies, TrustedProxiesError,

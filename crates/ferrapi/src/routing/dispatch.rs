@@ -16,12 +16,20 @@
 //! another method is a 405 whose `Allow` header lists the methods it has; a
 //! panic in a handler is logged and answered 500, and the server keeps
 //! serving.
+//!
+//! Observability is not here: once a request is matched, the dispatcher
+//! hands its [`MatchedRoute`] (built once per route, numbered by a dense
+//! [`RouteId`]) to the app's observers (`crate::observe`: metrics, the
+//! OpenTelemetry span, the slot of the access log or of another layer),
+//! and gives them the handler's response when it is ready.
 
 use super::handler::BoxedHandler;
 use crate::app::AppShared;
 use crate::extract::{Request, RequestContext};
+use crate::observe::{Observation, Observers};
 use crate::response::Response;
 use ferrapi_core::HttpError;
+use ferrapi_core::extract::{MatchedRoute, RouteId};
 use futures_util::future::BoxFuture;
 use http::{HeaderValue, Method, StatusCode, header};
 use std::convert::Infallible;
@@ -68,9 +76,8 @@ pub(crate) fn supported(method: &Method) -> bool {
 struct Endpoint {
     handler: BoxedHandler,
     cx: Arc<RequestContext>,
-    /// Its metrics series (route template and method), resolved once.
-    #[cfg(feature = "metrics")]
-    series: Option<Arc<crate::metrics::RouteSeries>>,
+    /// What the observers are told of the route.
+    route: MatchedRoute,
 }
 
 /// Every route of one path template.
@@ -127,6 +134,8 @@ pub(crate) struct DispatchBuilder {
     matcher: matchit::Router<usize>,
     targets: Vec<Target>,
     index: std::collections::HashMap<String, usize>,
+    /// Every route, by id.
+    routes: Vec<MatchedRoute>,
 }
 
 impl DispatchBuilder {
@@ -135,6 +144,7 @@ impl DispatchBuilder {
             matcher: matchit::Router::new(),
             targets: Vec::new(),
             index: std::collections::HashMap::new(),
+            routes: Vec::new(),
         }
     }
 
@@ -168,12 +178,11 @@ impl DispatchBuilder {
             }
         };
         if let Some(Target::Routes(entry)) = self.targets.get_mut(i) {
-            entry.endpoints[slot] = Some(Endpoint {
-                handler,
-                cx,
-                #[cfg(feature = "metrics")]
-                series: None,
-            });
+            let id = RouteId::new(u32::try_from(self.routes.len()).unwrap_or(u32::MAX));
+            let route = MatchedRoute::new(cx.plan().path.clone(), method.clone(), id);
+            cx.set_matched_route(route.clone());
+            self.routes.push(route.clone());
+            entry.endpoints[slot] = Some(Endpoint { handler, cx, route });
         }
     }
 
@@ -190,23 +199,17 @@ impl DispatchBuilder {
         }
     }
 
+    /// The dispatcher; `observers` makes the app's observers of its routes
+    /// (every route, by id).
     pub(crate) fn finish(
         mut self,
         app: Arc<AppShared>,
         fallback: axum::Router,
-        #[cfg(feature = "metrics")] metrics: Option<Arc<crate::metrics::Metrics>>,
+        observers: impl FnOnce(&[MatchedRoute]) -> Observers,
     ) -> Dispatch {
+        let observers = observers(&self.routes);
         for target in &mut self.targets {
             if let Target::Routes(entry) = target {
-                #[cfg(feature = "metrics")]
-                if let Some(metrics) = &metrics {
-                    for (endpoint, method) in entry.endpoints.iter_mut().zip(&METHODS) {
-                        if let Some(endpoint) = endpoint {
-                            endpoint.series =
-                                Some(metrics.series(&endpoint.cx.plan().path, method));
-                        }
-                    }
-                }
                 let mut allow: Vec<&str> = Vec::new();
                 for (i, method) in METHODS.iter().enumerate() {
                     // A GET route answers HEAD too.
@@ -223,8 +226,7 @@ impl DispatchBuilder {
             targets: self.targets,
             fallback,
             app,
-            #[cfg(feature = "metrics")]
-            metrics,
+            observers,
         }))
     }
 }
@@ -238,8 +240,7 @@ struct Inner {
     targets: Vec<Target>,
     fallback: axum::Router,
     app: Arc<AppShared>,
-    #[cfg(feature = "metrics")]
-    metrics: Option<Arc<crate::metrics::Metrics>>,
+    observers: Observers,
 }
 
 impl std::fmt::Debug for Dispatch {
@@ -290,32 +291,14 @@ impl Dispatch {
         if entry.has_params {
             req.extensions_mut().insert(params);
         }
-        #[cfg(feature = "metrics")]
-        let measure = inner.metrics.as_ref().map(|m| match &endpoint.series {
-            // A HEAD served by the GET route has its own series, looked up.
-            Some(series) if !(head && entry.endpoints[1].is_none()) => {
-                crate::metrics::Metrics::start_series(series.clone())
-            }
-            _ => m.start(&endpoint.cx.plan().path, req.method()),
-        });
-        // The access log (when installed) reports the route template.
-        crate::middleware::note_route(&req, &endpoint.cx.plan().path);
-        // The exported server span (feature `otel`) is named by the template.
-        #[cfg(feature = "otel")]
-        crate::telemetry::route_matched(
-            &req,
-            &endpoint.cx.plan().path,
-            req.extensions()
-                .get::<crate::middleware::ClientIp>()
-                .map(|c| c.0),
-        );
+        // Published once, to the observers the app was built with.
+        let observation = inner.observers.matched(&endpoint.route, &req);
         let cx = endpoint.cx.clone();
         match std::panic::catch_unwind(AssertUnwindSafe(|| (endpoint.handler)(req, cx))) {
             Ok(fut) => DispatchFuture(State::Handler {
                 fut,
                 head,
-                #[cfg(feature = "metrics")]
-                measure,
+                observation,
             }),
             Err(panic) => DispatchFuture::ready(panic_response(panic)),
         }
@@ -368,8 +351,7 @@ enum State {
     Handler {
         fut: BoxFuture<'static, Response>,
         head: bool,
-        #[cfg(feature = "metrics")]
-        measure: Option<crate::metrics::InFlight>,
+        observation: Observation,
     },
     Fallback(Pin<Box<axum::routing::future::RouteFuture<Infallible>>>),
     Ready(Option<Response>),
@@ -405,21 +387,12 @@ impl Future for DispatchFuture {
                     Err(panic) => panic_response(panic),
                 };
                 let State::Handler {
-                    head,
-                    #[cfg(feature = "metrics")]
-                    measure,
-                    ..
+                    head, observation, ..
                 } = std::mem::replace(&mut self.0, State::Ready(None))
                 else {
                     return Poll::Ready(Ok(res));
                 };
-                #[cfg(feature = "metrics")]
-                if let Some(measure) = measure {
-                    measure.finish(
-                        res.status().as_u16(),
-                        http_body::Body::size_hint(res.body()).exact(),
-                    );
-                }
+                observation.finish(&res);
                 Poll::Ready(Ok(if head { strip_body(res) } else { res }))
             }
             State::Fallback(fut) => fut.as_mut().poll(cx),

@@ -27,6 +27,9 @@ pub use route::Route;
 pub(crate) use route::push_new;
 
 pub use ferrapi_core::extract::RouteDependency;
+/// The route a request was dispatched to, and the slot through which a
+/// layer outside the dispatcher learns it.
+pub use ferrapi_core::extract::{MatchedRoute, MatchedRouteSlot, NoMatchedRoute, RouteId};
 
 /// A value that declares a route: a [`Route`], or the type a route attribute
 /// macro generates for a handler function.

@@ -17,6 +17,7 @@ mod extract;
 mod jwks;
 mod lifespan;
 mod limits;
+mod matched_route;
 mod matrix;
 mod metrics;
 mod middleware;

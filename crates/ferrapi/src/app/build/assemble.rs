@@ -188,12 +188,13 @@ pub(super) fn assemble(p: Parts) -> BuiltApp {
             res
         }
     });
-    let dispatch = dispatch.finish(
-        shared,
-        fallback,
-        #[cfg(feature = "metrics")]
-        metrics,
-    );
+    let dispatch = dispatch.finish(shared, fallback, |routes| {
+        crate::observe::Observers::new(
+            routes,
+            #[cfg(feature = "metrics")]
+            metrics,
+        )
+    });
     wrap(dispatch, p.layers, p.fused, p.openapi, p.asyncapi)
 }
 
