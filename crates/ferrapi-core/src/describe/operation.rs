@@ -18,7 +18,33 @@ use http::StatusCode;
 use serde_json::{Value, json};
 
 /// Collects one operation's parameters, body and responses while the route's
-/// extractor and response types describe themselves.
+/// extractor and response types describe themselves, and in
+/// [`plan`](Self::plan) what the route needs at run time.
+///
+/// A hand-written extractor documents the header it reads and the state it
+/// needs:
+///
+/// ```
+/// use ferrapi::openapi::{DescribeInput, OperationBuilder, ParameterIn, SchemaRegistry};
+///
+/// struct Tenant;
+///
+/// impl DescribeInput for Tenant {
+///     fn describe(op: &mut OperationBuilder<'_>) {
+///         let schema = serde_json::json!({"type": "string"});
+///         op.parameter("x-tenant", ParameterIn::Header, true, schema);
+///         op.require_state::<String>();
+///     }
+/// }
+///
+/// let mut registry = SchemaRegistry::default();
+/// let mut op = OperationBuilder::new(&mut registry, Vec::new());
+/// Tenant::describe(&mut op);
+/// assert_eq!(op.plan.required_state.len(), 1);
+/// let operation = op.finish();
+/// assert_eq!(operation.parameters[0].name, "x-tenant");
+/// assert!(operation.responses.contains_key("422"));
+/// ```
 #[derive(Debug)]
 pub struct OperationBuilder<'a> {
     /// The schema registry of the document being built.
