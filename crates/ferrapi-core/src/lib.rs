@@ -14,7 +14,9 @@
 //! - [`response`] — [`Responder`](response::Responder),
 //!   [`ResponseError`](response::ResponseError), [`Error`];
 //! - [`describe`] — how extractors and responses describe themselves for
-//!   OpenAPI;
+//!   OpenAPI, into one walk ([`OperationBuilder`](describe::OperationBuilder))
+//!   that also records the route's runtime facts
+//!   ([`PlanBuilder`](describe::PlanBuilder));
 //! - [`rate_limit`] — the rate limiter's quota and store;
 //! - [`trace_context`] — a request's W3C trace context, shared by the
 //!   trace-context layer, the outgoing client and the OpenTelemetry export;

@@ -1,11 +1,11 @@
-//! OpenAPI 3.1 for ferrapi: the document model, the schema registry over
-//! schemars (JSON Schema 2020-12) and the hooks through which extractors and
-//! response types describe themselves.
+//! OpenAPI 3.1 for ferrapi: the document model and the schema registry over
+//! schemars (JSON Schema 2020-12).
 //!
 //! Every route is declared once; when the application is built, each route's
 //! extractor and response types are asked to describe themselves (the
-//! facade's `DescribeInput` and `DescribeOutput` traits) into an
-//! [`OperationBuilder`]. The
+//! `DescribeInput` and `DescribeOutput` traits of `ferrapi-core`) into an
+//! `OperationBuilder` (also in `ferrapi-core`: it records the route's
+//! runtime facts beside the document, which this crate does not carry). The
 //! operations are assembled into one [`OpenApi`] document, built once at
 //! start-up: no request ever pays for documentation.
 //!
@@ -15,11 +15,9 @@
 
 pub mod asyncapi;
 mod model;
-mod operation;
 mod registry;
 
 pub use model::*;
-pub use operation::{OperationBuilder, PathShape, RequiredState, not_flat};
 pub use registry::{SchemaRegistry, validation_schema};
 
 /// Re-exported so that users derive `JsonSchema` through ferrapi.

@@ -125,9 +125,14 @@ pub use routing::{IntoRoute, Route, Router};
 pub use server::{BodyTimeout, Draining, ServeConfig, ServeError, shutdown_signal};
 
 /// OpenAPI: the document model, the schema registry and the hooks through
-/// which extractors and response types describe themselves.
+/// which extractors and response types describe themselves, with the walk's
+/// context ([`OperationBuilder`](openapi::OperationBuilder)) and the runtime
+/// facts it records ([`PlanBuilder`](openapi::PlanBuilder)).
 pub mod openapi {
-    pub use ferrapi_core::describe::{DescribeInput, DescribeOutput};
+    pub use ferrapi_core::describe::{
+        DependencyCycle, DescribeInput, DescribeOutput, OperationBuilder, PathShape, PlanBuilder,
+        RequiredState, not_flat,
+    };
     pub use ferrapi_openapi::*;
 }
 /// The HTTP layer ferrapi stands on; any axum/tower piece plugs in.

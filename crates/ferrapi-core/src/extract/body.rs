@@ -3,8 +3,8 @@
 use super::{FromRequest, Rejection, Request, RequestContext};
 use crate::HttpError;
 use crate::describe::DescribeInput;
+use crate::describe::OperationBuilder;
 use crate::validation::Source;
-use ferrapi_openapi::OperationBuilder;
 use http::{StatusCode, header};
 use http_body_util::BodyExt;
 
@@ -119,7 +119,7 @@ impl FromRequest for bytes::Bytes {
 impl DescribeInput for bytes::Bytes {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<Vec<u8>>("application/octet-stream", true);
-        op.buffers_body = true;
+        op.plan.buffers_body = true;
     }
 }
 
@@ -140,7 +140,7 @@ impl FromRequest for String {
 impl DescribeInput for String {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<String>("text/plain", true);
-        op.buffers_body = true;
+        op.plan.buffers_body = true;
     }
 }
 

@@ -15,8 +15,8 @@
 
 use super::{FromRequestParts, Rejection, RequestContext};
 use crate::describe::DescribeInput;
+use crate::describe::OperationBuilder;
 use crate::error::Error;
-use ferrapi_openapi::OperationBuilder;
 use futures_util::future::BoxFuture;
 use http::request::Parts;
 use std::any::{Any, TypeId};
@@ -330,7 +330,7 @@ impl FromRequestParts for Cleanup {
 impl DescribeInput for Cleanup {
     fn describe(op: &mut OperationBuilder<'_>) {
         // The request needs a dependency scope for the cleanup to run.
-        op.uses_dependencies = true;
+        op.plan.uses_dependencies = true;
     }
 }
 

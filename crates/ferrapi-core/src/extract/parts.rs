@@ -18,7 +18,7 @@ use super::{FromRequestParts, Rejection, RequestContext, RequestScope};
 use crate::HttpError;
 use crate::body::Response;
 use crate::describe::DescribeInput;
-use ferrapi_openapi::OperationBuilder;
+use crate::describe::OperationBuilder;
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use std::sync::{Arc, Mutex, OnceLock};
@@ -202,6 +202,6 @@ impl DescribeInput for ResponseParts {
     fn describe(op: &mut OperationBuilder<'_>) {
         // The route gets a dependency scope, where the parts are kept and
         // from which `Extraction::respond` applies them.
-        op.uses_dependencies = true;
+        op.plan.uses_dependencies = true;
     }
 }

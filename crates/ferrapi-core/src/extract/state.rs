@@ -52,7 +52,7 @@ impl<T: Clone + Send + Sync + 'static> FromRequestParts for State<T> {
 // gave fails `App::build` (the 500 above is then only reachable through an
 // override that reads state itself).
 impl<T: 'static> DescribeInput for State<T> {
-    fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>) {
+    fn describe(op: &mut crate::describe::OperationBuilder<'_>) {
         op.require_state::<T>();
     }
 }

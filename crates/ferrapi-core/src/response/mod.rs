@@ -104,13 +104,13 @@ pub trait ResponseError: Send {
     /// The error the exception handlers answer.
     fn into_error(self) -> Error;
     /// Documents the responses this error type produces.
-    fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>) {
+    fn describe(op: &mut crate::describe::OperationBuilder<'_>) {
         let _ = op;
     }
     /// Documents the responses of the named `variants` only: what a route
     /// declaring `errors(NotFound, EmailTaken)` documents. `#[derive(ApiError)]`
     /// implements it; by default, every response ([`describe`](Self::describe)).
-    fn describe_only(op: &mut ferrapi_openapi::OperationBuilder<'_>, variants: &[&str]) {
+    fn describe_only(op: &mut crate::describe::OperationBuilder<'_>, variants: &[&str]) {
         let _ = variants;
         Self::describe(op);
     }
@@ -135,7 +135,7 @@ impl ResponseError for crate::validation::ValidationErrors {
 }
 
 impl<T: DescribeOutput, E: ResponseError> DescribeOutput for Result<T, E> {
-    fn describe(op: &mut ferrapi_openapi::OperationBuilder<'_>, status: http::StatusCode) {
+    fn describe(op: &mut crate::describe::OperationBuilder<'_>, status: http::StatusCode) {
         T::describe(op, status);
         E::describe(op);
     }

@@ -4,8 +4,8 @@
 use super::{Responder, Response, http_error_response};
 use crate::HttpError;
 use crate::describe::DescribeOutput;
+use crate::describe::OperationBuilder;
 use crate::extract::{InvalidHeader, RequestContext, header_pair};
-use ferrapi_openapi::OperationBuilder;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 
 fn internal() -> Response {

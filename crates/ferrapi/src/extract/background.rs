@@ -251,7 +251,7 @@ impl FromRequestParts for BackgroundTasks {
 
 impl DescribeInput for BackgroundTasks {
     fn describe(op: &mut OperationBuilder<'_>) {
-        op.runs_background_tasks = true;
+        op.plan.runs_background_tasks = true;
     }
 }
 

@@ -59,7 +59,7 @@ where
 impl<T: JsonSchema> DescribeInput for Form<T> {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<T>("application/x-www-form-urlencoded", true);
-        op.buffers_body = true;
+        op.plan.buffers_body = true;
         let root = ferrapi_openapi::validation_schema::<T>();
         if let Some(props) = root
             .get("properties")
@@ -75,7 +75,7 @@ impl<T: JsonSchema> DescribeInput for Form<T> {
                     None => schema,
                 };
                 if let Some(p) =
-                    ferrapi_openapi::not_flat(ferrapi_openapi::ParameterIn::Query, name, schema)
+                    crate::openapi::not_flat(ferrapi_openapi::ParameterIn::Query, name, schema)
                 {
                     let p = p.replacen("query parameter", "form field", 1);
                     if !op.problems.contains(&p) {

@@ -73,7 +73,7 @@ where
 impl<T: JsonSchema> DescribeInput for Json<T> {
     fn describe(op: &mut OperationBuilder<'_>) {
         op.request_body::<T>("application/json", true);
-        op.buffers_body = true;
+        op.plan.buffers_body = true;
     }
 }
 

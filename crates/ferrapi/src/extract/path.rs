@@ -221,16 +221,16 @@ impl<T: JsonSchema> DescribeInput for Path<T> {
     fn describe(op: &mut OperationBuilder<'_>) {
         let root = ferrapi_openapi::validation_schema::<T>();
         if let Some(props) = root.get("properties").and_then(Value::as_object) {
-            op.path_shape = Some(PathShape::Named(props.keys().cloned().collect()));
+            op.plan.path_shape = Some(PathShape::Named(props.keys().cloned().collect()));
             op.parameters_from::<T>(ParameterIn::Path, str::to_owned);
         } else if let Some(items) = root.get("prefixItems").and_then(Value::as_array) {
-            op.path_shape = Some(PathShape::Tuple(items.len()));
+            op.plan.path_shape = Some(PathShape::Tuple(items.len()));
             let vars = op.path_variables.clone();
             for (name, schema) in vars.iter().zip(items) {
                 op.parameter(name, ParameterIn::Path, true, schema.clone());
             }
         } else {
-            op.path_shape = Some(PathShape::Single);
+            op.plan.path_shape = Some(PathShape::Single);
             let schema = op.registry.schema_for::<T>();
             if let Some(name) = op.path_variables.first().cloned() {
                 op.parameter(&name, ParameterIn::Path, true, schema);

@@ -43,8 +43,8 @@ impl Registered<'_> {
     }
 }
 
-/// Plans `declared` from what its extractors recorded in `op` while
-/// describing themselves; its mistakes go to `problems`, the state it reads
+/// Plans `declared` from what its extractors recorded in `op.plan` while
+/// describing themselves (and the mistakes in `op.problems`); its mistakes go to `problems`, the state it reads
 /// that the app does not provide to `missing_state`.
 pub(super) fn route(
     declared: Declared,
@@ -62,22 +62,22 @@ pub(super) fn route(
     for p in std::mem::take(&mut op.problems) {
         problems.push(p);
     }
-    for need in std::mem::take(&mut op.required_state) {
+    for need in std::mem::take(&mut op.plan.required_state) {
         if !registered.provides(&need) {
             missing_state.push((problems.route().to_owned(), need));
         }
     }
     // A handler taking `BackgroundTasks` gets a task queue per request.
-    let route = crate::extract::with_background_queue(route, op.runs_background_tasks);
-    if let Some(p) = check_path_shape(op.path_shape.as_ref(), &vars) {
+    let route = crate::extract::with_background_queue(route, op.plan.runs_background_tasks);
+    if let Some(p) = check_path_shape(op.plan.path_shape.as_ref(), &vars) {
         problems.push(p);
     }
     Planned {
         route,
         full_path,
         vars,
-        uses_dependencies: op.uses_dependencies,
-        buffers_body: op.buffers_body,
+        uses_dependencies: op.plan.uses_dependencies,
+        buffers_body: op.plan.buffers_body,
         route_dependencies,
     }
 }

@@ -1,24 +1,50 @@
-//! Describing operations: the hooks extractors and response types implement.
+//! The describe walk's context: [`OperationBuilder`], which every
+//! extractor, dependency and response type fills while describing itself.
+//!
+//! Written by hand. It lives with the contracts (it moved here from the
+//! document model, `ferrapi-openapi`, which keeps only the model, the schema
+//! registry and the document helpers) because the walk records two things
+//! at once: the operation's document (its fields here) and the route's
+//! runtime facts ([`PlanBuilder`], the field [`OperationBuilder::plan`]).
+//! One walk, not two hooks, so that a hand-written dependency that forwards
+//! only `describe` cannot switch the runtime checks off.
 
-use crate::{MediaType, Operation, Parameter, ParameterIn, RequestBody, Response, SchemaRegistry};
+use super::plan::PlanBuilder;
+use ferrapi_openapi::JsonSchema;
+use ferrapi_openapi::{
+    MediaType, Operation, Parameter, ParameterIn, RequestBody, Response, SchemaRegistry,
+};
 use http::StatusCode;
-use schemars::JsonSchema;
 use serde_json::{Value, json};
 
-/// What the handler's path extractor expects of the path template, recorded
-/// while describing so that registration can check the template against it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PathShape {
-    /// One scalar value (`Path<i64>`): the template must have exactly one variable.
-    Single,
-    /// A tuple of `n` values, in template order.
-    Tuple(usize),
-    /// A struct: the template's variables must be exactly these names.
-    Named(Vec<String>),
-}
-
 /// Collects one operation's parameters, body and responses while the route's
-/// extractor and response types describe themselves.
+/// extractor and response types describe themselves, and in
+/// [`plan`](Self::plan) what the route needs at run time.
+///
+/// A hand-written extractor documents the header it reads and the state it
+/// needs:
+///
+/// ```
+/// use ferrapi::openapi::{DescribeInput, OperationBuilder, ParameterIn, SchemaRegistry};
+///
+/// struct Tenant;
+///
+/// impl DescribeInput for Tenant {
+///     fn describe(op: &mut OperationBuilder<'_>) {
+///         let schema = serde_json::json!({"type": "string"});
+///         op.parameter("x-tenant", ParameterIn::Header, true, schema);
+///         op.require_state::<String>();
+///     }
+/// }
+///
+/// let mut registry = SchemaRegistry::default();
+/// let mut op = OperationBuilder::new(&mut registry, Vec::new());
+/// Tenant::describe(&mut op);
+/// assert_eq!(op.plan.required_state.len(), 1);
+/// let operation = op.finish();
+/// assert_eq!(operation.parameters[0].name, "x-tenant");
+/// assert!(operation.responses.contains_key("422"));
+/// ```
 #[derive(Debug)]
 pub struct OperationBuilder<'a> {
     /// The schema registry of the document being built.
@@ -27,45 +53,17 @@ pub struct OperationBuilder<'a> {
     pub operation: Operation,
     /// The route's path template variables, in order.
     pub path_variables: Vec<String>,
-    /// What the path extractor expects (set by `Path<T>`).
-    pub path_shape: Option<PathShape>,
     /// True once any extractor that can fail validation (path, query, header,
     /// cookie, body) has described itself: the operation then documents 422.
     pub validates_input: bool,
     /// Security schemes the operation's extractors declared, by name.
     pub security_schemes: serde_json::Map<String, Value>,
-    /// True when the handler's body extractor buffers the whole body (JSON,
-    /// form, bytes, text): the framework then reads the body before running
-    /// the other extractors and dependencies, as FastAPI does, so that no
-    /// resource (a pooled connection, a transaction) is held while a slow
-    /// client uploads.
-    pub buffers_body: bool,
-    /// True once a dependency (`Depends<T>`) is used: requests then get a
-    /// dependency scope (cache and cleanups).
-    pub uses_dependencies: bool,
-    /// True when the handler (or one of its dependencies) takes
-    /// `BackgroundTasks`: requests then get a task queue, run after the
-    /// response body has been sent.
-    pub runs_background_tasks: bool,
     /// Mistakes found while describing (dependency cycles), reported by the
     /// application build with the route named.
     pub problems: Vec<String>,
-    /// The application state the operation's extractors read (`State<T>`),
-    /// checked against the app's state when it is built.
-    pub required_state: Vec<RequiredState>,
-    dependency_stack: Vec<(std::any::TypeId, &'static str)>,
-}
-
-/// A state type an operation reads, and the dependencies it is read within
-/// (outermost first): overriding one of those makes the state unneeded.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RequiredState {
-    /// The state's type.
-    pub type_id: std::any::TypeId,
-    /// Its name, for the build error.
-    pub type_name: &'static str,
-    /// The dependencies it is read within, outermost first, as (type, name).
-    pub within: Vec<(std::any::TypeId, &'static str)>,
+    /// The route's runtime facts (body buffering, dependency scope,
+    /// background tasks, path shape, state read), recorded by the same walk.
+    pub plan: PlanBuilder,
 }
 
 impl<'a> OperationBuilder<'a> {
@@ -75,15 +73,10 @@ impl<'a> OperationBuilder<'a> {
             registry,
             operation: Operation::default(),
             path_variables,
-            path_shape: None,
             validates_input: false,
             security_schemes: serde_json::Map::new(),
-            buffers_body: false,
-            uses_dependencies: false,
-            runs_background_tasks: false,
             problems: Vec::new(),
-            required_state: Vec::new(),
-            dependency_stack: Vec::new(),
+            plan: PlanBuilder::new(),
         }
     }
 
@@ -114,7 +107,7 @@ impl<'a> OperationBuilder<'a> {
         location: ParameterIn,
         name_of: impl Fn(&str) -> String,
     ) {
-        let root = crate::validation_schema::<T>();
+        let root = ferrapi_openapi::validation_schema::<T>();
         let required: Vec<&str> = root
             .get("required")
             .and_then(Value::as_array)
@@ -278,39 +271,26 @@ impl<'a> OperationBuilder<'a> {
     /// Records that the operation reads application state of type `T`
     /// (`State<T>` does): building the app fails, naming the route and `T`,
     /// when no such state was registered, unless a dependency it is read
-    /// within is overridden.
+    /// within is overridden. Recorded on [`plan`](Self::plan).
     pub fn require_state<T: 'static>(&mut self) {
-        let need = RequiredState {
-            type_id: std::any::TypeId::of::<T>(),
-            type_name: std::any::type_name::<T>(),
-            within: self.dependency_stack.clone(),
-        };
-        if !self.required_state.contains(&need) {
-            self.required_state.push(need);
-        }
+        self.plan.require_state::<T>();
     }
 
     /// Describes dependency `T` (named `name`) with `describe`, unless that
     /// would be a cycle: then the cycle is recorded as a problem, naming
-    /// every dependency in it, and `describe` is not called.
+    /// every dependency in it, and `describe` is not called. The operation
+    /// then uses dependencies ([`PlanBuilder::uses_dependencies`]), and the
+    /// state read within `describe` is recorded as read within `T`.
     pub fn dependency<T: 'static>(&mut self, name: &'static str, describe: impl FnOnce(&mut Self)) {
-        self.uses_dependencies = true;
-        let id = std::any::TypeId::of::<T>();
-        if let Some(pos) = self.dependency_stack.iter().position(|(t, _)| *t == id) {
-            let mut chain: Vec<&str> = self.dependency_stack[pos..]
-                .iter()
-                .map(|(_, n)| *n)
-                .collect();
-            chain.push(name);
-            let problem = format!("dependency cycle: {}", chain.join(" -> "));
+        if let Err(cycle) = self.plan.enter_dependency::<T>(name) {
+            let problem = cycle.to_string();
             if !self.problems.contains(&problem) {
                 self.problems.push(problem);
             }
             return;
         }
-        self.dependency_stack.push((id, name));
         describe(self);
-        self.dependency_stack.pop();
+        self.plan.leave_dependency();
     }
 
     /// Declares a JSON response whose body is `T`.

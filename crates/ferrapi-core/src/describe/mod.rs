@@ -3,9 +3,18 @@
 //! `ferrapi-openapi`, the document model) so that this crate can implement
 //! them for foreign types (`String`, `http::Method`, `Result`, …) beside
 //! the extraction and response traits.
+//!
+//! The walk's context, [`OperationBuilder`], lives here too (written by
+//! hand, in `operation.rs`): it fills the operation's document and, in
+//! [`OperationBuilder::plan`], the route's runtime facts ([`PlanBuilder`],
+//! in `plan.rs`), which the document model has no business carrying.
 
-/// The operation being documented (from the document model, `ferrapi-openapi`).
-pub use ferrapi_openapi::OperationBuilder;
+mod operation;
+mod plan;
+
+pub use operation::{OperationBuilder, not_flat};
+pub use plan::{DependencyCycle, PathShape, PlanBuilder, RequiredState};
+
 use http::StatusCode;
 
 /// An extractor that describes the input it reads (parameters, body).
