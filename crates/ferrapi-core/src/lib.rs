@@ -12,6 +12,8 @@
 //!   [`ResponseError`](response::ResponseError), [`Error`];
 //! - [`describe`] — how extractors and responses describe themselves for
 //!   OpenAPI;
+//! - [`middleware`] — the middleware adapter: a [`Hook`](middleware::Hook)
+//!   (request half, response half) served by one generic tower service;
 //! - [`rate_limit`] — the rate limiter's quota and store;
 //! - [`trace_context`] — a request's W3C trace context, shared by the
 //!   trace-context layer, the outgoing client and the OpenTelemetry export;
@@ -31,6 +33,7 @@ pub mod body;
 pub mod describe;
 mod error;
 pub mod extract;
+pub mod middleware;
 pub mod rate_limit;
 pub mod response;
 pub mod trace_context;
