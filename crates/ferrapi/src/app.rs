@@ -735,14 +735,10 @@ impl App {
 #[derive(Debug, Clone)]
 pub struct BuiltApp {
     pub(crate) router: axum::Router,
-    /// The routes themselves: what the server calls when no layer wraps them.
-    pub(crate) dispatch: crate::routing::Dispatch,
-    /// `dispatch` in the app's layers, without the fused ones.
-    pub(crate) inner: axum::Router,
-    /// Whether `inner` wraps `dispatch` in layers (`App::layer`, `App::middleware`).
-    pub(crate) layered: bool,
-    /// A [`Stack`](crate::middleware::Stack)'s fused layers, outermost.
-    pub(crate) fused: Option<crate::middleware::stack::FusedLayer>,
+    /// What the server calls: a [`Stack`](crate::middleware::Stack)'s fused
+    /// layers, if any, over the dispatcher or, when tower layers wrap the
+    /// routes, over the router of those.
+    pub(crate) served: crate::server::Served,
     openapi: Arc<OpenApi>,
     asyncapi: Arc<AsyncApi>,
 }
@@ -1456,20 +1452,18 @@ fn build(app: App) -> Result<BuiltApp, BuildError> {
             crate::routing::panic_response,
         ));
     }
-    let inner = router.clone();
-    if let Some(fused) = &fused {
-        router = if layered {
-            axum::Router::new().fallback_service(tower::Layer::layer(fused, router))
-        } else {
-            axum::Router::new().fallback_service(tower::Layer::layer(fused, dispatch.clone()))
-        };
+    let routes = if layered {
+        crate::server::Routes::Layered(router.clone())
+    } else {
+        crate::server::Routes::Direct(dispatch)
+    };
+    let served = crate::server::Served::new(fused.map(|fused| fused.0), routes);
+    if served.hook().is_some() {
+        router = axum::Router::new().fallback_service(served.clone());
     }
     Ok(BuiltApp {
         router,
-        inner,
-        dispatch,
-        layered,
-        fused,
+        served,
         openapi,
         asyncapi,
     })
