@@ -381,6 +381,27 @@ pin_project! {
         #[pin]
         phase: Phase<H, S, B>,
     }
+
+    impl<H, S, B> PinnedDrop for HookFuture<H, S, B>
+    where
+        H: Hook,
+        S: Service<Request<B>>,
+    {
+        /// A request dropped before its answer (the client went) drops
+        /// the inner future in the hook's span, as `tracing`'s
+        /// `Instrumented` does: what it logs then stays in the request.
+        fn drop(this: Pin<&mut Self>) {
+            let mut phase = this.project().phase;
+            let span = match phase.as_mut().project() {
+                PhaseProj::Running { state: Some(state), .. } => H::span(state).cloned(),
+                _ => None,
+            };
+            if let Some(span) = span {
+                let _entered = span.enter();
+                phase.set(Phase::Answered { res: None });
+            }
+        }
+    }
 }
 
 pin_project! {

@@ -226,3 +226,120 @@ async fn an_absent_hook_passes_through_and_a_shared_one_serves() {
     assert_eq!(entries(&log), ["begin b", "inner", "finish b"]);
     assert_eq!(through(&res), ["b"]);
 }
+
+/// Makes a span (a real one: the test installs a subscriber) that the rest
+/// of the request runs in.
+#[derive(Clone)]
+struct Spanned;
+
+impl Hook for Spanned {
+    type State = tracing::Span;
+    type Wait = NoWait<Self::State>;
+    fn begin<B>(&self, _req: &mut Request<B>) -> Flow<tracing::Span> {
+        Flow::Continue(tracing::info_span!("request"))
+    }
+    fn finish(_: tracing::Span, res: Response) -> Response {
+        res
+    }
+    fn span(state: &tracing::Span) -> Option<&tracing::Span> {
+        Some(state)
+    }
+}
+
+/// Never answers; on drop, notes the current span's name.
+#[derive(Clone)]
+struct Pending(Log);
+
+struct NotesDrop(Log);
+
+impl Drop for NotesDrop {
+    fn drop(&mut self) {
+        let name = tracing_subscriber_like::current();
+        note(&self.0, format!("dropped in {name}"));
+    }
+}
+
+impl<B> Service<Request<B>> for Pending {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+    fn call(&mut self, _req: Request<B>) -> Self::Future {
+        let guard = NotesDrop(self.0.clone());
+        let current = tracing_subscriber_like::current();
+        note(&self.0, format!("called in {current}"));
+        Box::pin(async move {
+            let _guard = guard;
+            std::future::pending::<()>().await;
+            Ok(Response::new(Body::empty()))
+        })
+    }
+}
+
+#[test]
+fn the_inner_call_and_a_cancelled_future_run_in_the_hooks_span() {
+    let subscriber = tracing_subscriber_like::Recorder;
+    tracing::subscriber::with_default(subscriber, || {
+        let log = Log::default();
+        let fut = HookLayer::new(Spanned)
+            .layer(Pending(log.clone()))
+            .call(request(&[]));
+        drop(fut);
+        assert_eq!(entries(&log), ["called in request", "dropped in request"]);
+    });
+}
+
+/// The smallest subscriber that keeps spans: ids handed out in order, the
+/// entered ones on a stack, the last one's name given by `current`.
+mod tracing_subscriber_like {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, subscriber::Subscriber};
+
+    pub(super) struct Recorder;
+
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    static SPANS: Mutex<Vec<(u64, &'static Metadata<'static>)>> = Mutex::new(Vec::new());
+    static STACK: Mutex<Vec<u64>> = Mutex::new(Vec::new());
+
+    impl Subscriber for Recorder {
+        fn enabled(&self, _: &Metadata<'_>) -> bool {
+            true
+        }
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let id = NEXT.fetch_add(1, Ordering::Relaxed);
+            if let Ok(mut spans) = SPANS.lock() {
+                spans.push((id, span.metadata()));
+            }
+            Id::from_u64(id)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, span: &Id) {
+            if let Ok(mut stack) = STACK.lock() {
+                stack.push(span.into_u64());
+            }
+        }
+        fn exit(&self, _: &Id) {
+            if let Ok(mut stack) = STACK.lock() {
+                stack.pop();
+            }
+        }
+    }
+
+    /// The name of the span entered last on this subscriber, or `none`.
+    pub(super) fn current() -> &'static str {
+        let top = STACK.lock().ok().and_then(|s| s.last().copied());
+        top.and_then(|id| {
+            SPANS
+                .lock()
+                .ok()
+                .and_then(|s| s.iter().find(|(i, _)| *i == id).map(|(_, m)| m.name()))
+        })
+        .unwrap_or("none")
+    }
+}
