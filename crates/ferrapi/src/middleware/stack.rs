@@ -152,8 +152,9 @@ impl Stack {
     ///
     /// The outer layers (request id, trace context, timing, security
     /// headers, and compression when no CORS, client-IP or access-log layer
-    /// comes before it) are fused into one service: one future, no boxing,
-    /// no per-layer copy of the request's future. When nothing else wraps
+    /// comes before it) are fused into one service, their hooks composed
+    /// and served by the generic hook service: one future, no boxing, no
+    /// per-layer copy of the request's future. When nothing else wraps
     /// the routes the server calls that service over the routes directly,
     /// without axum's router in between. CORS, client IP, access log,
     /// compression (after any of those), JWT and rate limits stay tower
@@ -266,8 +267,8 @@ impl Hook for Fused {
 }
 
 /// The fused outer layers of a [`Stack`] as a tower layer: the generic
-/// hook layer over the shared [`Fused`] hook (one reference count per
-/// request).
+/// hook layer over the shared [`Fused`] hook (nothing of it is copied per
+/// request: each request's future keeps only the hooks' states).
 #[derive(Debug, Clone)]
 pub(crate) struct FusedLayer(pub(crate) Arc<Fused>);
 
