@@ -259,9 +259,9 @@ impl<H: Clone, S> Layer<S> for HookLayer<H> {
 
 /// The tower service of a [`Hook`] around an inner service.
 ///
-/// The inner service must be `Clone` only for hooks that wait (it is
-/// taken into the request's future, as tower's own layers do); its
-/// responses are [`Response`]s.
+/// The inner service answers [`Response`]s and is `Clone`: a request
+/// whose hook waits takes the service into its future, leaving a clone
+/// (as tower's own layers do); other requests never clone it.
 #[derive(Debug, Clone)]
 pub struct HookService<H, S> {
     hook: H,
@@ -290,8 +290,8 @@ where
     H: Hook,
 {
     /// [`Service::call`] through a shared reference, for an inner service
-    /// that can be called so (`call`): no `&mut`, and no clone of the
-    /// service per request unless the hook waits.
+    /// that can be called so (`call`) and is always ready: no `&mut`, and
+    /// no clone of the service per request unless the hook waits.
     pub fn call_with<B>(
         &self,
         req: Request<B>,
