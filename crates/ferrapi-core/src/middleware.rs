@@ -292,6 +292,7 @@ where
     /// [`Service::call`] through a shared reference, for an inner service
     /// that can be called so (`call`) and is always ready: no `&mut`, and
     /// no clone of the service per request unless the hook waits.
+    #[inline]
     pub fn call_with<B>(
         &self,
         req: Request<B>,
@@ -303,6 +304,31 @@ where
         let mut fut = start(&self.hook, req, |req| call(&self.inner, req));
         if let Phase::Waiting { svc, .. } = &mut fut.phase {
             *svc = Some(self.inner.clone());
+        }
+        fut
+    }
+}
+
+impl<H, S> HookService<H, S>
+where
+    H: Hook,
+{
+    /// As [`call_with`](Self::call_with), with `inner` (a part of this
+    /// service's inner one, or another service) as the inner service: the
+    /// future is then that service's, not the whole inner one's.
+    #[inline(always)]
+    pub fn call_on<T, B>(
+        &self,
+        inner: &T,
+        req: Request<B>,
+        call: impl FnOnce(&T, Request<B>) -> T::Future,
+    ) -> HookFuture<H, T, B>
+    where
+        T: Service<Request<B>, Response = Response> + Clone,
+    {
+        let mut fut = start(&self.hook, req, |req| call(inner, req));
+        if let Phase::Waiting { svc, .. } = &mut fut.phase {
+            *svc = Some(inner.clone());
         }
         fut
     }
@@ -338,7 +364,10 @@ where
 
 /// The request halves, then the inner call (or the answer; or the wait,
 /// without the service it needs after it, which the caller adds).
-#[inline]
+/// Always inlined: the future is then built where it is returned, not
+/// copied through every caller (it is large: the inner future and the
+/// state).
+#[inline(always)]
 fn start<H, S, B>(
     hook: &H,
     mut req: Request<B>,

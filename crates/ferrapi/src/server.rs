@@ -551,8 +551,10 @@ async fn stop_lifespans(started: &mut [crate::lifespan::Lifespan]) {
 /// What a connection's requests are served by: a
 /// [`Stack`](crate::middleware::Stack)'s fused outer layers, if any, over
 /// the routes, as one generic hook service. The server calls it through
-/// a shared reference ([`HookService::call_with`]): no clone of the
-/// service per request, no `&mut`.
+/// a shared reference, on the routes' own service
+/// ([`HookService::call_on`]): no clone of the service per request, no
+/// `&mut`, and the dispatcher's future (not the size of the router's) on
+/// the direct path.
 pub(crate) type Served = HookService<Option<Arc<Fused>>, Routes>;
 
 /// The routes as the server calls them: the only choice left in the served
@@ -568,7 +570,7 @@ pub(crate) enum Routes {
 
 impl Routes {
     /// Calls the routes through a shared reference.
-    #[inline]
+    #[inline(always)]
     fn call(&self, req: axum::extract::Request) -> RoutesFuture {
         match self {
             Routes::Direct(dispatch) => RoutesFuture::Direct {
@@ -660,8 +662,19 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
         } else {
             None
         };
-        let inner = Inner::Served {
-            fut: self.app.call_with(req, Routes::call),
+        // Each kind of routes has its own future: the dispatcher's is a
+        // quarter of the router's, and it is the one of the hot path.
+        let inner = match self.app.inner() {
+            Routes::Direct(dispatch) => Inner::Direct {
+                fut: self
+                    .app
+                    .call_on(dispatch, req, crate::routing::Dispatch::call),
+            },
+            Routes::Layered(router) => Inner::Layered {
+                fut: self.app.call_on(router, req, |router, req| {
+                    tower::Service::call(&mut router.clone(), req)
+                }),
+            },
         };
         ServeFuture {
             inner,
@@ -703,7 +716,8 @@ pin_project_lite::pin_project! {
     #[project = InnerProj]
     enum Inner {
         Refused { res: Option<http::Response<axum::body::Body>> },
-        Served { #[pin] fut: HookFuture<Option<Arc<Fused>>, Routes, axum::body::Body> },
+        Direct { #[pin] fut: HookFuture<Option<Arc<Fused>>, crate::routing::Dispatch, axum::body::Body> },
+        Layered { #[pin] fut: HookFuture<Option<Arc<Fused>>, axum::Router, axum::body::Body> },
     }
 }
 
@@ -728,7 +742,8 @@ impl Future for ServeFuture {
             InnerProj::Refused { res } => {
                 Ok(res.take().unwrap_or_else(|| bad_request("Bad Request")))
             }
-            InnerProj::Served { fut } => ready!(fut.poll(cx)),
+            InnerProj::Direct { fut } => ready!(fut.poll(cx)),
+            InnerProj::Layered { fut } => ready!(fut.poll(cx)),
         };
         let Ok(mut res) = res;
         if let Some(line) = this.access.take() {

@@ -343,3 +343,21 @@ mod tracing_subscriber_like {
         .unwrap_or("none")
     }
 }
+
+#[tokio::test]
+async fn call_on_serves_the_hook_over_the_service_given() {
+    let (held, given) = (Log::default(), Log::default());
+    let svc = HookService::new(named("a", &given), Inner(held.clone()));
+    let res = svc
+        .call_on(&Inner(given.clone()), request(&[]), |inner, req| {
+            inner.clone().call(req)
+        })
+        .await;
+    let res = match res {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    assert_eq!(entries(&given), ["begin a", "inner", "finish a"]);
+    assert!(entries(&held).is_empty(), "the held service is not called");
+    assert_eq!(through(&res), ["a"]);
+}
