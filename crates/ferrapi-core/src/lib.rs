@@ -17,6 +17,8 @@
 //!   OpenAPI, into one walk ([`OperationBuilder`](describe::OperationBuilder))
 //!   that also records the route's runtime facts
 //!   ([`PlanBuilder`](describe::PlanBuilder));
+//! - [`middleware`] — the middleware adapter: a [`Hook`](middleware::Hook)
+//!   (request half, response half) served by one generic tower service;
 //! - [`rate_limit`] — the rate limiter's quota and store;
 //! - [`trace_context`] — a request's W3C trace context, shared by the
 //!   trace-context layer, the outgoing client and the OpenTelemetry export;
@@ -36,6 +38,7 @@ pub mod body;
 pub mod describe;
 mod error;
 pub mod extract;
+pub mod middleware;
 pub mod rate_limit;
 pub mod response;
 pub mod trace_context;

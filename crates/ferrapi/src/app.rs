@@ -731,14 +731,10 @@ impl App {
 #[derive(Debug, Clone)]
 pub struct BuiltApp {
     pub(crate) router: axum::Router,
-    /// The routes themselves: what the server calls when no layer wraps them.
-    pub(crate) dispatch: crate::routing::Dispatch,
-    /// `dispatch` in the app's layers, without the fused ones.
-    pub(crate) inner: axum::Router,
-    /// Whether `inner` wraps `dispatch` in layers (`App::layer`, `App::middleware`).
-    pub(crate) layered: bool,
-    /// A [`Stack`](crate::middleware::Stack)'s fused layers, outermost.
-    pub(crate) fused: Option<crate::middleware::stack::FusedLayer>,
+    /// What the server calls: a [`Stack`](crate::middleware::Stack)'s fused
+    /// layers, if any, over the dispatcher or, when tower layers wrap the
+    /// routes, over the router of those.
+    pub(crate) served: crate::server::Served,
     openapi: Arc<OpenApi>,
     asyncapi: Arc<AsyncApi>,
 }

@@ -2,13 +2,13 @@
 use crate::extract::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::DescribeInput;
 use axum::extract::ConnectInfo;
+use axum::response::Response;
+use ferrapi_core::middleware::{Flow, Hook, NoWait};
 use http::request::Parts;
 use http::{Extensions, HeaderMap, Request};
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
 
 /// Which peers may tell the client's address in `X-Forwarded-For`
 /// (uvicorn's `FORWARDED_ALLOW_IPS`).
@@ -325,36 +325,16 @@ impl ClientIpLayer {
     }
 }
 
-impl<S> Layer<S> for ClientIpLayer {
-    type Service = ClientIpService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        ClientIpService {
-            inner,
-            trusted: self.trusted.clone(),
-        }
-    }
-}
+super::hook_layer!(ClientIpLayer, ClientIpService);
 
-/// The service of [`ClientIpLayer`].
-#[derive(Debug, Clone)]
-pub struct ClientIpService<S> {
-    inner: S,
-    trusted: Arc<TrustedProxies>,
-}
+/// A request half only: the address and scheme in the request's
+/// extensions (nothing kept for the response).
+impl Hook for ClientIpLayer {
+    type State = ();
+    type Wait = NoWait<()>;
 
-impl<S, B> Service<Request<B>> for ClientIpService<S>
-where
-    S: Service<Request<B>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
+    #[inline]
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<()> {
         let peer = req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
@@ -365,7 +345,12 @@ where
             req.extensions_mut().insert(ClientIp(ip));
             req.extensions_mut().insert(scheme);
         }
-        self.inner.call(req)
+        Flow::Continue(())
+    }
+
+    #[inline]
+    fn finish((): (), res: Response) -> Response {
+        res
     }
 }
 

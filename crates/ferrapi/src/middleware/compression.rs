@@ -1,9 +1,9 @@
 //! The compression layer.
 
+use axum::body::Body;
+use ferrapi_core::middleware::{Flow, Hook, NoWait};
 use http::{HeaderValue, Request, Response, header};
 use http_body::Body as HttpBody;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
 use tower_http::compression::predicate::{Predicate, SizeAbove};
 
 pub use tower_http::compression::CompressionLevel;
@@ -84,16 +84,6 @@ impl CompressionLayer {
     }
 }
 
-impl<S> Layer<S> for CompressionLayer {
-    type Service = CompressionService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        CompressionService {
-            inner,
-            layer: *self,
-        }
-    }
-}
-
 /// Content types that are compressed already (or must not be buffered).
 const SKIP: &[&str] = &[
     "image/",
@@ -147,46 +137,32 @@ fn worth_compressing<B: HttpBody>(res: &Response<B>, min_size: u64) -> bool {
     true
 }
 
-/// The service of [`CompressionLayer`].
-///
-/// The response comes first: small, already compressed or uncompressible
-/// ones go out untouched, at the cost of a header lookup; only the others
-/// go through tower-http's compression, with the request's
-/// `Accept-Encoding`.
-#[derive(Debug, Clone)]
-pub struct CompressionService<S> {
-    inner: S,
-    layer: CompressionLayer,
-}
+super::hook_layer!(CompressionLayer, CompressionService, CompressionFuture);
 
-impl<S, B, ResBody> Service<Request<B>> for CompressionService<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-    ResBody: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    ResBody::Error: Into<axum::BoxError> + Send + Sync,
-{
-    type Response = Response<axum::body::Body>;
-    type Error = S::Error;
-    type Future = CompressionFuture<S::Future>;
+/// The request half keeps the request's `Accept-Encoding`; the response
+/// half compresses when it is worth it. The response comes first: small,
+/// already compressed or uncompressible ones go out untouched, at the cost
+/// of a header lookup; only the others go through tower-http's
+/// compression, with the request's `Accept-Encoding`.
+impl Hook for CompressionLayer {
+    /// The layer, and the request's `Accept-Encoding`.
+    type State = (Self, Option<HeaderValue>);
+    type Wait = NoWait<Self::State>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    #[inline]
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Self::State> {
+        Flow::Continue((*self, accept_encoding(req.headers())))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let accept = accept_encoding(req.headers());
-        CompressionFuture {
-            inner: self.inner.call(req),
-            accept,
-            layer: self.layer,
-        }
+    #[inline]
+    fn finish((layer, accept): Self::State, res: Response<Body>) -> Response<Body> {
+        layer.respond(res, accept)
     }
 }
 
 /// The request's `Accept-Encoding`: one value in the common case; several
-/// lines are one list. The request half of [`CompressionLayer`], shared with
-/// the fused [`Stack`](super::Stack).
-pub(crate) fn accept_encoding(headers: &http::HeaderMap) -> Option<HeaderValue> {
+/// lines are one list.
+fn accept_encoding(headers: &http::HeaderMap) -> Option<HeaderValue> {
     let mut lines = headers.get_all(header::ACCEPT_ENCODING).iter();
     match (lines.next(), lines.next()) {
         (None, _) => None,
@@ -206,55 +182,21 @@ impl CompressionLayer {
     /// The response half: `res` compressed for a request that accepted
     /// `accept`, when it is worth it; else as it is (with `Vary` when
     /// another client would have had it compressed).
-    pub(crate) fn respond<B>(
-        &self,
-        res: Response<B>,
-        accept: Option<HeaderValue>,
-    ) -> Response<axum::body::Body>
-    where
-        B: HttpBody<Data = bytes::Bytes> + Send + 'static,
-        B::Error: Into<axum::BoxError> + Send + Sync,
-    {
+    fn respond(&self, res: Response<Body>, accept: Option<HeaderValue>) -> Response<Body> {
         if !worth_compressing(&res, self.min_size) {
-            return res.map(axum::body::Body::new);
+            return res;
         }
         match accept {
             Some(accept) => compress(res, accept, self),
             None => {
                 // Sent as is to this client, compressed to others: caches
                 // must know.
-                let mut res = res.map(axum::body::Body::new);
+                let mut res = res;
                 res.headers_mut()
                     .append(header::VARY, HeaderValue::from_static("accept-encoding"));
                 res
             }
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`CompressionService`].
-    #[derive(Debug)]
-    pub struct CompressionFuture<F> {
-        #[pin]
-        inner: F,
-        accept: Option<HeaderValue>,
-        layer: CompressionLayer,
-    }
-}
-
-impl<F, B, E> std::future::Future for CompressionFuture<F>
-where
-    F: std::future::Future<Output = Result<Response<B>, E>>,
-    B: HttpBody<Data = bytes::Bytes> + Send + 'static,
-    B::Error: Into<axum::BoxError> + Send + Sync,
-{
-    type Output = Result<Response<axum::body::Body>, E>;
-
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let res = std::task::ready!(this.inner.poll(cx))?;
-        Poll::Ready(Ok(this.layer.respond(res, this.accept.take())))
     }
 }
 

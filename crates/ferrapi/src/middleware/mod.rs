@@ -18,6 +18,24 @@
 //! Any other tower or tower-http layer works too, and so does a plain
 //! `async fn` ([`from_fn`]).
 //!
+//! # One adapter
+//!
+//! Most of these layers are a [`Hook`]: a request half and a response half
+//! (from `ferrapi-core`, so that integrations implement it without this
+//! crate), served by one generic tower service, [`HookService`]. Each
+//! layer's service is that service (`TimingService<S>` is
+//! `HookService<TimingLayer, S>`), and a [`Stack`]'s outer layers are the
+//! same hooks composed into one (pairs of hooks are a hook): one service,
+//! one future, no boxing, no per-layer future, with the behaviour of the
+//! layers added one by one. A hook may answer at once (a refused token) or
+//! wait first ([`Flow::Wait`]: the rate limiter's store, a key-set fetch).
+//!
+//! Three layers are written by hand instead, each for a reason: CORS wraps
+//! tower-http's own service (its header logic is not split in halves);
+//! decompression replaces the request's body (a hook sees the request with
+//! any body type); the panic catcher wraps the inner call and every poll
+//! of its future in `catch_unwind`, which is not a half of anything.
+//!
 //! # The default order
 //!
 //! From the outside in — the server, then:
@@ -30,8 +48,8 @@
 //! 3. [`TimingLayer`]: measures everything below;
 //! 4. [`SecurityHeadersLayer`]: on every answer, errors included;
 //!
-//!    (1–4 of a [`Stack`] run fused as one service, outside every other
-//!    layer: the server calls them first.)
+//!    (1–4 of a [`Stack`] run fused as one hook service, outside every
+//!    other layer: the server calls them first.)
 //! 5. the application's panic catcher, which [`App::build`](crate::App::build)
 //!    puts around the layers below when there are any: a panic in a layer
 //!    answers a JSON 500 that still passes through 1–4;
@@ -112,6 +130,30 @@
 //! The function may also take extractors before the request (any axum
 //! extractor) and state with [`from_fn_with_state`].
 
+/// A hook layer's tower face: `Layer` through the generic
+/// [`HookService`], and the names of its service and future, kept for the
+/// applications that name them. One macro rather than the same lines in
+/// every layer's file.
+macro_rules! hook_layer {
+    ($layer:ident, $service:ident $(, $future:ident)?) => {
+        impl<S> tower::Layer<S> for $layer {
+            type Service = $service<S>;
+            fn layer(&self, inner: S) -> Self::Service {
+                ferrapi_core::middleware::HookService::new(Clone::clone(self), inner)
+            }
+        }
+
+        #[doc = concat!("The service of [`", stringify!($layer), "`]: the generic hook service.")]
+        pub type $service<S> = ferrapi_core::middleware::HookService<$layer, S>;
+
+        $(
+            #[doc = concat!("The response future of [`", stringify!($service), "`].")]
+            pub type $future<S, B> = ferrapi_core::middleware::HookFuture<$layer, S, B>;
+        )?
+    };
+}
+pub(crate) use hook_layer;
+
 mod access_log;
 mod client_ip;
 #[cfg(feature = "compression")]
@@ -147,6 +189,7 @@ pub use cors::{CorsConfig, CorsConfigError, CorsLayer, CorsService};
 pub use decompression::{
     DecompressionError, DecompressionFuture, DecompressionLayer, DecompressionService, RATIO_FLOOR,
 };
+pub use ferrapi_core::middleware::{Flow, Hook, HookFuture, HookLayer, HookService, NoWait};
 pub use ferrapi_core::rate_limit::{
     Decision, Quota, QuotaError, RateLimitStore, RateLimitStoreError,
 };

@@ -2,12 +2,11 @@
 
 use crate::extract::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::DescribeInput;
+use axum::response::Response;
+use ferrapi_core::middleware::{Flow, Hook, NoWait};
 use http::request::Parts;
-use http::{HeaderName, HeaderValue, Request, Response};
+use http::{HeaderName, HeaderValue, Request};
 use std::fmt;
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
-use tracing::Instrument as _;
 
 /// The header the id is read from and written to by default.
 pub const X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
@@ -219,60 +218,54 @@ impl RequestIdLayer {
     }
 }
 
-impl<S> Layer<S> for RequestIdLayer {
-    type Service = RequestIdService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        RequestIdService {
-            inner,
-            layer: self.clone(),
-        }
-    }
+super::hook_layer!(RequestIdLayer, RequestIdService, RequestIdFuture);
+
+/// What [`RequestIdLayer`] keeps from a request until its response: the
+/// id and the request's span.
+#[derive(Debug)]
+pub struct Tagged {
+    header: HeaderName,
+    id: RequestId,
+    span: tracing::Span,
 }
 
-/// The service of [`RequestIdLayer`].
-#[derive(Debug, Clone)]
-pub struct RequestIdService<S> {
-    inner: S,
-    layer: RequestIdLayer,
-}
+/// The request half picks the id and makes the request's span, which the
+/// rest of the request runs in; the response half answers the id.
+impl Hook for RequestIdLayer {
+    type State = Tagged;
+    type Wait = NoWait<Self::State>;
 
-impl<S, B, ResBody> Service<Request<B>> for RequestIdService<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = future::ResponseFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    #[inline]
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Tagged> {
+        let (id, span) = self.tag(req);
+        Flow::Continue(Tagged {
+            header: self.header.clone(),
+            id,
+            span,
+        })
     }
 
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let (id, span) = self.layer.begin(&mut req);
-        let inner = {
-            let _entered = span.enter();
-            self.inner.call(req)
-        };
-        future::ResponseFuture {
-            inner: inner.instrument(span),
-            header: self.layer.header.clone(),
-            id: Some(id),
-        }
+    #[inline]
+    fn finish(Tagged { header, id, span }: Tagged, mut res: Response) -> Response {
+        #[cfg(feature = "otel")]
+        crate::telemetry::finish_server_span(&span, res.status());
+        #[cfg(not(feature = "otel"))]
+        let _ = span;
+        res.headers_mut().insert(header, id.0);
+        res
+    }
+
+    #[inline]
+    fn span(state: &Tagged) -> Option<&tracing::Span> {
+        Some(&state.span)
     }
 }
 
 impl RequestIdLayer {
-    /// The header the id is read from and answered in.
-    pub(crate) fn header_name(&self) -> &HeaderName {
-        &self.header
-    }
-
     /// The request half: picks the id (the incoming one if sane and
     /// trusted, else a new one), sets it on the request's header and
-    /// extensions, and makes the request's span. Shared by
-    /// [`RequestIdService`] and the fused [`Stack`](super::Stack).
-    pub(crate) fn begin<B>(&self, req: &mut Request<B>) -> (RequestId, tracing::Span) {
+    /// extensions, and makes the request's span.
+    pub(crate) fn tag<B>(&self, req: &mut Request<B>) -> (RequestId, tracing::Span) {
         // Downstream code (and proxied calls) see the id that was chosen,
         // as the header's only value. One lookup of the header: kept as it
         // is when the caller's id is used.
@@ -343,58 +336,6 @@ impl RequestIdLayer {
     }
 }
 
-/// The response half of [`RequestIdLayer`]: the id on the response under
-/// `header` (and, with `otel`, the server span's status).
-pub(crate) fn finish<B>(
-    header: &HeaderName,
-    id: RequestId,
-    span: &tracing::Span,
-    res: &mut Response<B>,
-) {
-    #[cfg(feature = "otel")]
-    crate::telemetry::finish_server_span(span, res.status());
-    #[cfg(not(feature = "otel"))]
-    let _ = span;
-    res.headers_mut().insert(header.clone(), id.0);
-}
-
-mod future {
-    use super::RequestId;
-    use http::{HeaderName, Response};
-    use pin_project_lite::pin_project;
-    use std::future::Future;
-    use std::pin::Pin;
-    use std::task::{Context, Poll, ready};
-
-    pin_project! {
-        /// The response future of [`RequestIdService`](super::RequestIdService).
-        #[derive(Debug)]
-        pub struct ResponseFuture<F> {
-            #[pin]
-            pub(super) inner: tracing::instrument::Instrumented<F>,
-            pub(super) header: HeaderName,
-            pub(super) id: Option<RequestId>,
-        }
-    }
-
-    impl<F, B, E> Future for ResponseFuture<F>
-    where
-        F: Future<Output = Result<Response<B>, E>>,
-    {
-        type Output = F::Output;
-        fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-            let mut this = self.project();
-            let mut res = ready!(this.inner.as_mut().poll(cx))?;
-            if let Some(id) = this.id.take() {
-                super::finish(this.header, id, this.inner.span(), &mut res);
-            }
-            Poll::Ready(Ok(res))
-        }
-    }
-}
-
-pub use future::ResponseFuture as RequestIdFuture;
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -414,7 +355,7 @@ mod tests {
             .header("x-request-id", "abc")
             .body(())
             .unwrap_or_default();
-        let (id, _) = layer.begin(&mut req);
+        let (id, _) = layer.tag(&mut req);
         assert_eq!(id.as_str(), "abc");
         assert_eq!(ids(&req), ["abc"]);
         // Two values: the first (sane) one, alone.
@@ -423,7 +364,7 @@ mod tests {
             .header("x-request-id", "second")
             .body(())
             .unwrap_or_default();
-        let (id, _) = layer.begin(&mut req);
+        let (id, _) = layer.tag(&mut req);
         assert_eq!(id.as_str(), "first");
         assert_eq!(ids(&req), ["first"]);
         // Not sane, untrusted, or absent: a new one replaces it.
@@ -437,7 +378,7 @@ mod tests {
                 builder = builder.header("x-request-id", value);
             }
             let mut req = builder.body(()).unwrap_or_default();
-            let (id, _) = layer.begin(&mut req);
+            let (id, _) = layer.tag(&mut req);
             assert_eq!(id.as_str().len(), 36, "{value:?}");
             assert_eq!(ids(&req), [id.as_str()]);
         }

@@ -1,11 +1,11 @@
 //! The security-headers layer.
 
 use super::path_under;
-use http::{HeaderName, HeaderValue, Request, Response, header};
+use axum::response::Response;
+use ferrapi_core::middleware::{Flow, Hook, NoWait};
+use http::{HeaderName, HeaderValue, Request, header};
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::{Layer, Service};
 
 /// `X-Frame-Options`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -81,8 +81,9 @@ pub struct SecurityHeadersLayer {
     inner: Arc<Config>,
 }
 
+/// What a [`SecurityHeadersLayer`] adds, and where not.
 #[derive(Debug, Clone)]
-pub(crate) struct Config {
+pub struct Config {
     nosniff: bool,
     frame: Option<FrameOptions>,
     referrer: Option<ReferrerPolicy>,
@@ -215,91 +216,37 @@ impl Config {
     }
 }
 
-impl<S> Layer<S> for SecurityHeadersLayer {
-    type Service = SecurityHeadersService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        SecurityHeadersService {
-            inner,
-            config: self.inner.clone(),
-        }
-    }
-}
+super::hook_layer!(
+    SecurityHeadersLayer,
+    SecurityHeadersService,
+    SecurityHeadersFuture
+);
 
-/// The service of [`SecurityHeadersLayer`].
-#[derive(Debug, Clone)]
-pub struct SecurityHeadersService<S> {
-    inner: S,
-    config: Arc<Config>,
-}
+/// The request half decides whether the path is exempt; the response half
+/// adds the headers the application did not set itself.
+impl Hook for SecurityHeadersLayer {
+    /// The headers to add, unless the path is exempt.
+    type State = Option<Arc<Config>>;
+    type Wait = NoWait<Self::State>;
 
-impl<S, B, ResBody> Service<Request<B>> for SecurityHeadersService<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = SecurityHeadersFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
+    #[inline]
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Self::State> {
+        let path = req.uri().path();
+        let exempt = self.inner.exempt.iter().any(|p| path_under(path, p));
+        Flow::Continue((!exempt).then(|| self.inner.clone()))
     }
 
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        SecurityHeadersFuture {
-            config: begin(&self.config, &req),
-            inner: self.inner.call(req),
-        }
-    }
-}
-
-impl SecurityHeadersLayer {
-    /// The request half: the headers to add, unless the path is exempt.
-    /// Shared by [`SecurityHeadersService`] and the fused
-    /// [`Stack`](super::Stack).
-    pub(crate) fn begin<B>(&self, req: &Request<B>) -> Option<Arc<Config>> {
-        begin(&self.inner, req)
-    }
-}
-
-fn begin<B>(config: &Arc<Config>, req: &Request<B>) -> Option<Arc<Config>> {
-    let path = req.uri().path();
-    let exempt = config.exempt.iter().any(|p| path_under(path, p));
-    (!exempt).then(|| config.clone())
-}
-
-/// The response half of [`SecurityHeadersLayer`]: each header the
-/// response does not set itself.
-pub(crate) fn finish<B>(config: Option<Arc<Config>>, res: &mut Response<B>) {
-    if let Some(config) = config {
-        let headers = res.headers_mut();
-        headers.reserve(config.headers.len());
-        for (name, value) in &config.headers {
-            if let http::header::Entry::Vacant(slot) = headers.entry(name) {
-                slot.insert(value.clone());
+    #[inline]
+    fn finish(config: Self::State, mut res: Response) -> Response {
+        if let Some(config) = config {
+            let headers = res.headers_mut();
+            headers.reserve(config.headers.len());
+            for (name, value) in &config.headers {
+                if let http::header::Entry::Vacant(slot) = headers.entry(name) {
+                    slot.insert(value.clone());
+                }
             }
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`SecurityHeadersService`].
-    #[derive(Debug)]
-    pub struct SecurityHeadersFuture<F> {
-        #[pin]
-        inner: F,
-        config: Option<Arc<Config>>,
-    }
-}
-
-impl<F, B, E> std::future::Future for SecurityHeadersFuture<F>
-where
-    F: std::future::Future<Output = Result<Response<B>, E>>,
-{
-    type Output = F::Output;
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = std::task::ready!(this.inner.poll(cx))?;
-        finish(this.config.take(), &mut res);
-        Poll::Ready(Ok(res))
+        res
     }
 }

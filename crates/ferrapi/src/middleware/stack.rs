@@ -1,19 +1,15 @@
 //! [`Stack`]: the middleware layers, installed in the documented order.
 
-use super::RequestId;
 use super::{
     AccessLogLayer, ClientIpLayer, CorsLayer, RateLimitLayer, RequestIdLayer, SecurityHeadersLayer,
     TimingLayer, TraceContextLayer, catch_panic,
 };
 use crate::App;
 use axum::body::Body;
-use http::{HeaderValue, Request, Response};
-use std::future::Future;
-use std::pin::Pin;
+use ferrapi_core::middleware::{Flow, Hook, HookService, NoWait};
+use http::{Request, Response};
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
-use tower::{Layer, Service};
-use tracing::Instrument as _;
+use tower::Layer;
 
 /// A set of middleware layers that [`apply`](Self::apply) installs on an
 /// [`App`] in the [default order](super#the-default-order), whatever order
@@ -156,8 +152,9 @@ impl Stack {
     ///
     /// The outer layers (request id, trace context, timing, security
     /// headers, and compression when no CORS, client-IP or access-log layer
-    /// comes before it) are fused into one service: one future, no boxing,
-    /// no per-layer copy of the request's future. When nothing else wraps
+    /// comes before it) are fused into one service, their hooks composed
+    /// and served by the generic hook service: one future, no boxing, no
+    /// per-layer copy of the request's future. When nothing else wraps
     /// the routes the server calls that service over the routes directly,
     /// without axum's router in between. CORS, client IP, access log,
     /// compression (after any of those), JWT and rate limits stay tower
@@ -173,14 +170,11 @@ impl Stack {
             } else {
                 (None, self.compression)
             };
-        let fused = Fused {
-            request_id: self.request_id,
-            trace_context: self.trace_context,
-            timing: self.timing,
-            security_headers: self.security_headers,
-            #[cfg(feature = "compression")]
-            compression: fused_compression,
-        };
+        #[cfg(feature = "compression")]
+        let tail = (self.security_headers, fused_compression);
+        #[cfg(not(feature = "compression"))]
+        let tail = self.security_headers;
+        let fused = Fused((self.request_id, (self.trace_context, (self.timing, tail))));
         #[cfg(not(feature = "compression"))]
         let compression: Option<tower::layer::util::Identity> = None;
         #[cfg(feature = "jwt")]
@@ -219,119 +213,62 @@ impl Stack {
     }
 }
 
-/// The outer layers of a [`Stack`], run as one service ([`FusedLayer`]).
+#[cfg(feature = "compression")]
+type Tail = (
+    Option<SecurityHeadersLayer>,
+    Option<super::CompressionLayer>,
+);
+#[cfg(not(feature = "compression"))]
+type Tail = Option<SecurityHeadersLayer>;
+
+/// The outer hooks of a [`Stack`], outermost first.
+type Chain = (
+    Option<RequestIdLayer>,
+    (Option<TraceContextLayer>, (Option<TimingLayer>, Tail)),
+);
+
+/// The outer layers of a [`Stack`], run as one hook ([`FusedLayer`]): the
+/// pairs of [`Hook`] nest them in order, so that they behave as the same
+/// layers added one by one.
 #[derive(Debug, Clone)]
-pub(crate) struct Fused {
-    request_id: Option<RequestIdLayer>,
-    trace_context: Option<TraceContextLayer>,
-    timing: Option<TimingLayer>,
-    security_headers: Option<SecurityHeadersLayer>,
-    #[cfg(feature = "compression")]
-    compression: Option<super::CompressionLayer>,
-}
+pub(crate) struct Fused(Chain);
 
 impl Fused {
     fn is_empty(&self) -> bool {
+        let (request_id, (trace_context, (timing, tail))) = &self.0;
         #[cfg(feature = "compression")]
-        let compression = self.compression.is_some();
+        let tail = tail.0.is_none() && tail.1.is_none();
         #[cfg(not(feature = "compression"))]
-        let compression = false;
-        self.request_id.is_none()
-            && self.trace_context.is_none()
-            && self.timing.is_none()
-            && self.security_headers.is_none()
-            && !compression
+        let tail = tail.is_none();
+        request_id.is_none() && trace_context.is_none() && timing.is_none() && tail
+    }
+}
+
+impl Hook for Fused {
+    type State = <Chain as Hook>::State;
+    type Wait = NoWait<Self::State>;
+
+    #[inline]
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Self::State> {
+        self.0.begin(req)
     }
 
-    /// The request halves, outermost first, then `call` (the inner
-    /// service), in the request id's span.
-    fn begin<B, F>(
-        &self,
-        mut req: Request<B>,
-        call: impl FnOnce(Request<B>) -> F,
-    ) -> (Pending, F, tracing::Span) {
-        let (id, span) = match &self.request_id {
-            Some(layer) => {
-                let (id, span) = layer.begin(&mut req);
-                (Some(id), span)
-            }
-            None => (None, tracing::Span::none()),
-        };
-        let timing = self.timing.as_ref().map(|t| t.begin(&req));
-        let security = self.security_headers.as_ref().and_then(|s| s.begin(&req));
-        #[cfg(feature = "compression")]
-        let accept = self
-            .compression
-            .as_ref()
-            .and_then(|_| super::compression::accept_encoding(req.headers()));
-        let _entered = span.enter();
-        // The trace context records its ids on the request's span.
-        let traceparent = self
-            .trace_context
-            .as_ref()
-            .and_then(|layer| layer.begin(&mut req));
-        let future = call(req);
-        drop(_entered);
-        let pending = Pending {
-            id,
-            traceparent,
-            timing,
-            security,
-            #[cfg(feature = "compression")]
-            accept,
-        };
-        (pending, future, span)
-    }
-
-    /// The response halves, innermost first.
-    #[cfg_attr(not(feature = "compression"), allow(unused_mut))]
-    fn finish(
-        &self,
-        mut pending: Pending,
-        span: &tracing::Span,
-        res: Response<Body>,
-    ) -> Response<Body> {
-        #[cfg(feature = "compression")]
-        let mut res = match &self.compression {
-            Some(layer) => layer.respond(res, pending.accept.take()),
-            None => res,
-        };
-        #[cfg(not(feature = "compression"))]
-        let mut res = res;
-        let Pending {
-            id,
-            traceparent,
-            timing,
-            security,
-            ..
-        } = pending;
+    #[inline]
+    fn finish(state: Self::State, mut res: Response<Body>) -> Response<Body> {
         // One growth of the header map for all that is added.
         res.headers_mut().reserve(6);
-        super::security_headers::finish(security, &mut res);
-        if let (Some(layer), Some(started)) = (&self.timing, &timing) {
-            layer.finish(started, &mut res);
-        }
-        super::trace_context::finish(traceparent, &mut res);
-        if let (Some(layer), Some(id)) = (&self.request_id, id) {
-            super::request_id::finish(layer.header_name(), id, span, &mut res);
-        }
-        res
+        Chain::finish(state, res)
+    }
+
+    #[inline]
+    fn span(state: &Self::State) -> Option<&tracing::Span> {
+        Chain::span(state)
     }
 }
 
-/// What the fused layers keep from a request until its response.
-#[derive(Debug)]
-struct Pending {
-    id: Option<RequestId>,
-    traceparent: Option<HeaderValue>,
-    timing: Option<super::timing::Started>,
-    security: Option<Arc<super::security_headers::Config>>,
-    /// The request's `Accept-Encoding`, when compression is fused.
-    #[cfg(feature = "compression")]
-    accept: Option<HeaderValue>,
-}
-
-/// The fused outer layers of a [`Stack`] as a tower layer.
+/// The fused outer layers of a [`Stack`] as a tower layer: the generic
+/// hook layer over the shared [`Fused`] hook (nothing of it is copied per
+/// request: each request's future keeps only the hooks' states).
 #[derive(Debug, Clone)]
 pub(crate) struct FusedLayer(pub(crate) Arc<Fused>);
 
@@ -342,85 +279,8 @@ impl FusedLayer {
 }
 
 impl<S> Layer<S> for FusedLayer {
-    type Service = FusedService<S>;
+    type Service = HookService<Arc<Fused>, S>;
     fn layer(&self, inner: S) -> Self::Service {
-        FusedService {
-            fused: self.0.clone(),
-            inner,
-        }
-    }
-}
-
-/// The service of [`FusedLayer`].
-#[derive(Debug, Clone)]
-pub(crate) struct FusedService<S> {
-    fused: Arc<Fused>,
-    inner: S,
-}
-
-impl<S, B> Service<Request<B>> for FusedService<S>
-where
-    S: Service<Request<B>, Response = Response<Body>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = FusedFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        wrap(&self.fused, req, |req| self.inner.call(req))
-    }
-}
-
-impl FusedService<crate::routing::Dispatch> {
-    /// [`Service::call`] without `&mut` (the server's path: no clone of
-    /// the service per request).
-    pub(crate) fn call_direct(
-        &self,
-        req: axum::extract::Request,
-    ) -> FusedFuture<crate::routing::DispatchFuture> {
-        wrap(&self.fused, req, |req| self.inner.call(req))
-    }
-}
-
-/// The fused layers around `call` (the inner service's call).
-fn wrap<B, F>(
-    fused: &Arc<Fused>,
-    req: Request<B>,
-    call: impl FnOnce(Request<B>) -> F,
-) -> FusedFuture<F> {
-    let (pending, inner, span) = fused.begin(req, call);
-    FusedFuture {
-        inner: inner.instrument(span),
-        fused: fused.clone(),
-        pending: Some(pending),
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`FusedService`].
-    pub(crate) struct FusedFuture<F> {
-        #[pin]
-        inner: tracing::instrument::Instrumented<F>,
-        fused: Arc<Fused>,
-        pending: Option<Pending>,
-    }
-}
-
-impl<F, E> Future for FusedFuture<F>
-where
-    F: Future<Output = Result<Response<Body>, E>>,
-{
-    type Output = F::Output;
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let mut this = self.project();
-        let res = ready!(this.inner.as_mut().poll(cx))?;
-        Poll::Ready(Ok(match this.pending.take() {
-            Some(pending) => this.fused.finish(pending, this.inner.span(), res),
-            None => res,
-        }))
+        HookService::new(self.0.clone(), inner)
     }
 }

@@ -1,9 +1,9 @@
 //! The timing layer.
 
-use http::{HeaderName, HeaderValue, Method, Request, Response, Uri};
-use std::task::{Context, Poll};
+use axum::response::Response;
+use ferrapi_core::middleware::{Flow, Hook, NoWait};
+use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use std::time::{Duration, Instant};
-use tower::{Layer, Service};
 
 /// The header carrying the processing time in seconds.
 pub const X_PROCESS_TIME: HeaderName = HeaderName::from_static("x-process-time");
@@ -56,79 +56,47 @@ impl TimingLayer {
     }
 }
 
-impl<S> Layer<S> for TimingLayer {
-    type Service = TimingService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        TimingService {
-            inner,
-            layer: *self,
-        }
-    }
-}
-
-/// The service of [`TimingLayer`].
-#[derive(Debug, Clone)]
-pub struct TimingService<S> {
-    inner: S,
-    layer: TimingLayer,
-}
-
-impl<S, B, ResBody> Service<Request<B>> for TimingService<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = TimingFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        let started = self.layer.begin(&req);
-        TimingFuture {
-            inner: self.inner.call(req),
-            started,
-            layer: self.layer,
-        }
-    }
-}
+super::hook_layer!(TimingLayer, TimingService, TimingFuture);
 
 /// What [`TimingLayer`] keeps from a request until its response.
 #[derive(Debug)]
-pub(crate) struct Started {
+pub struct Started {
+    layer: TimingLayer,
     start: Instant,
     /// The request line, kept only when slow requests are logged.
     request: Option<Box<(Method, Uri)>>,
 }
 
-impl TimingLayer {
-    /// The request half: the start time. Shared by [`TimingService`] and
-    /// the fused [`Stack`](super::Stack).
-    pub(crate) fn begin<B>(&self, req: &Request<B>) -> Started {
-        Started {
+/// The request half takes the start time; the response half writes the
+/// headers and the slow-request log line.
+impl Hook for TimingLayer {
+    type State = Started;
+    type Wait = NoWait<Self::State>;
+
+    #[inline]
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Started> {
+        Flow::Continue(Started {
+            layer: *self,
             start: Instant::now(),
             request: self
                 .slow
                 .map(|_| Box::new((req.method().clone(), req.uri().clone()))),
-        }
+        })
     }
 
-    /// The response half: the headers, and the slow-request log line.
-    pub(crate) fn finish<B>(&self, started: &Started, res: &mut Response<B>) {
+    fn finish(started: Started, mut res: Response) -> Response {
         let elapsed = started.start.elapsed();
         let status = res.status();
         let headers = res.headers_mut();
         if let Some(v) = seconds_header(elapsed) {
             headers.insert(X_PROCESS_TIME, v);
         }
-        if self.server_timing
+        if started.layer.server_timing
             && let Some(v) = server_timing_header(elapsed)
         {
             headers.append(SERVER_TIMING, v);
         }
-        if let (Some(threshold), Some(request)) = (self.slow, started.request.as_deref())
+        if let (Some(threshold), Some(request)) = (started.layer.slow, started.request.as_deref())
             && elapsed > threshold
         {
             tracing::warn!(
@@ -139,30 +107,7 @@ impl TimingLayer {
                 "slow request"
             );
         }
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`TimingService`].
-    #[derive(Debug)]
-    pub struct TimingFuture<F> {
-        #[pin]
-        inner: F,
-        started: Started,
-        layer: TimingLayer,
-    }
-}
-
-impl<F, B, E> std::future::Future for TimingFuture<F>
-where
-    F: std::future::Future<Output = Result<Response<B>, E>>,
-{
-    type Output = F::Output;
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = std::task::ready!(this.inner.poll(cx))?;
-        this.layer.finish(this.started, &mut res);
-        Poll::Ready(Ok(res))
+        res
     }
 }
 

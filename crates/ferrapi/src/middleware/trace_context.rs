@@ -2,10 +2,10 @@
 //! way in and answers `traceparent` on the way out. The
 //! [`TraceContext`] value and its parsing are in `ferrapi-core`.
 
+use axum::response::Response;
+use ferrapi_core::middleware::{Flow, Hook, NoWait};
 use ferrapi_core::trace_context::{TRACEPARENT, TraceContext, record_on};
-use http::{HeaderValue, Request, Response};
-use std::task::{Context, Poll};
-use tower::{Layer, Service};
+use http::{HeaderValue, Request};
 
 /// Honours W3C `traceparent`/`tracestate`: for a request that carries a
 /// valid `traceparent` (or whose span OpenTelemetry exports, see
@@ -54,52 +54,17 @@ impl TraceContextLayer {
     }
 }
 
-impl<S> Layer<S> for TraceContextLayer {
-    type Service = TraceContextService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        TraceContextService {
-            inner,
-            layer: *self,
-        }
-    }
-}
+super::hook_layer!(TraceContextLayer, TraceContextService, TraceContextFuture);
 
-/// The service of [`TraceContextLayer`].
-#[derive(Debug, Clone)]
-pub struct TraceContextService<S> {
-    inner: S,
-    layer: TraceContextLayer,
-}
+/// The request half: for a request in a trace (the caller's, or the
+/// exported span's), the request's [`TraceContext`] in its extensions and
+/// its ids on the current span (the request id's, when that layer is
+/// outside); the response half answers its `traceparent`.
+impl Hook for TraceContextLayer {
+    type State = Option<HeaderValue>;
+    type Wait = NoWait<Self::State>;
 
-impl<S, B, ResBody> Service<Request<B>> for TraceContextService<S>
-where
-    S: Service<Request<B>, Response = Response<ResBody>>,
-{
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = TraceContextFuture<S::Future>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        let header = self.layer.begin(&mut req);
-        TraceContextFuture {
-            inner: self.inner.call(req),
-            header,
-        }
-    }
-}
-
-impl TraceContextLayer {
-    /// The request half: for a request in a trace (the caller's, or the
-    /// exported span's), the request's [`TraceContext`] in its extensions
-    /// and its ids on the current span; returns the `traceparent` to
-    /// answer. Shared by [`TraceContextService`] and the fused
-    /// [`Stack`](super::Stack).
-    #[doc(hidden)]
-    pub fn begin<B>(&self, req: &mut Request<B>) -> Option<HeaderValue> {
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Option<HeaderValue>> {
         // With `otel`, the request span may already be an exported span
         // whose ids `telemetry` put on the request: answer and log those.
         #[cfg(feature = "otel")]
@@ -110,42 +75,19 @@ impl TraceContextLayer {
             Some(trace) => trace,
             None if self.start_traces => TraceContext::new_trace(),
             // No trace to honour, none to start: nothing to do.
-            None => return None,
+            None => return Flow::Continue(None),
         };
         record_on(&tracing::Span::current(), &trace);
         let header = trace.traceparent_header();
         req.extensions_mut().insert(trace);
-        Some(header)
+        Flow::Continue(Some(header))
     }
-}
 
-/// The response half of [`TraceContextLayer`].
-#[doc(hidden)]
-pub fn finish<B>(header: Option<HeaderValue>, res: &mut Response<B>) {
-    if let Some(v) = header {
-        res.headers_mut().insert(TRACEPARENT, v);
-    }
-}
-
-pin_project_lite::pin_project! {
-    /// The response future of [`TraceContextService`].
-    #[derive(Debug)]
-    pub struct TraceContextFuture<F> {
-        #[pin]
-        inner: F,
-        header: Option<HeaderValue>,
-    }
-}
-
-impl<F, B, E> std::future::Future for TraceContextFuture<F>
-where
-    F: std::future::Future<Output = Result<Response<B>, E>>,
-{
-    type Output = F::Output;
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        let this = self.project();
-        let mut res = std::task::ready!(this.inner.poll(cx))?;
-        finish(this.header.take(), &mut res);
-        Poll::Ready(Ok(res))
+    #[inline]
+    fn finish(header: Option<HeaderValue>, mut res: Response) -> Response {
+        if let Some(v) = header {
+            res.headers_mut().insert(TRACEPARENT, v);
+        }
+        res
     }
 }

@@ -50,15 +50,14 @@ use crate::extract::{FromRequestParts, Rejection, RequestContext};
 use crate::openapi::{DescribeInput, OperationBuilder};
 use crate::response::Response;
 use ferrapi_core::HttpError;
+use ferrapi_core::middleware::{Flow, Hook};
 use http::request::Parts;
 use http::{HeaderMap, Request};
 use jsonwebtoken::{DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
-use tower::{Layer, Service};
 
 pub use jsonwebtoken::Algorithm;
 
@@ -671,52 +670,25 @@ impl JwtLayer {
     }
 }
 
-impl<S> Layer<S> for JwtLayer {
-    type Service = JwtService<S>;
-    fn layer(&self, inner: S) -> Self::Service {
-        JwtService {
-            inner,
-            verifier: self.verifier.clone(),
-            reject_invalid: self.reject_invalid,
-        }
-    }
-}
+crate::middleware::hook_layer!(JwtLayer, JwtService);
 
-/// The service of [`JwtLayer`].
-#[derive(Debug, Clone)]
-pub struct JwtService<S> {
-    inner: S,
+/// What a wait for the key set found, for the request's extensions.
+#[derive(Debug)]
+pub struct Verified {
+    claims: Option<VerifiedClaims>,
     verifier: Arc<JwtVerifier>,
-    reject_invalid: bool,
 }
 
-impl<S, B> Service<Request<B>> for JwtService<S>
-where
-    S: Service<Request<B>, Error = std::convert::Infallible> + Clone + Send + 'static,
-    S::Response: axum::response::IntoResponse,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response;
-    type Error = std::convert::Infallible;
-    /// Verified at once (the inner service's future, or the 401), or after
-    /// a fetch of the key set (boxed: only when the `Jwks` cache is cold,
-    /// expired or lacks the token's `kid`).
-    type Future = futures_util::future::Either<
-        futures_util::future::Either<
-            futures_util::future::MapOk<S::Future, fn(S::Response) -> Response>,
-            std::future::Ready<Result<Response, std::convert::Infallible>>,
-        >,
-        futures_util::future::BoxFuture<'static, Result<Response, std::convert::Infallible>>,
-    >;
+/// A request half only. The token is verified at once, or after a fetch
+/// of the key set ([`Flow::Wait`], boxed: only when the `Jwks` cache is
+/// cold, expired or lacks the token's `kid`).
+impl Hook for JwtLayer {
+    /// Set only after a wait, until [`resumed`](Hook::resumed) puts it on
+    /// the request.
+    type State = Option<Verified>;
+    type Wait = futures_util::future::BoxFuture<'static, Result<Option<Verified>, Response>>;
 
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, mut req: Request<B>) -> Self::Future {
-        use futures_util::TryFutureExt as _;
-        use futures_util::future::Either;
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Option<Verified>, Self::Wait> {
         if let Some(token) = bearer(req.headers()) {
             match self.verifier.step::<serde_json::Value>(token, true) {
                 Step::Done(Ok(claims)) => {
@@ -724,66 +696,56 @@ where
                         .insert(VerifiedClaims(Arc::new(claims)));
                 }
                 Step::Done(Err(e)) if self.reject_invalid => {
-                    let res = crate::response::error_response(&invalid_token(&e));
-                    return Either::Left(Either::Right(std::future::ready(Ok(res))));
+                    return Flow::Answer(crate::response::error_response(&invalid_token(&e)));
                 }
                 // Left to the routes that need a token.
                 Step::Done(Err(_)) => {}
                 #[cfg(feature = "jwks")]
                 Step::Refresh(generation) => {
-                    // The service polled ready is the one that is called.
-                    let ready = self.inner.clone();
-                    let inner = std::mem::replace(&mut self.inner, ready);
-                    let verifier = self.verifier.clone();
-                    return Either::Right(Box::pin(verify_then_call(
-                        verifier,
+                    return Flow::Wait(Box::pin(verify_later(
+                        self.verifier.clone(),
                         generation,
-                        req,
-                        inner,
+                        token.to_owned(),
                         self.reject_invalid,
                     )));
                 }
             }
         }
         req.extensions_mut().insert(self.verifier.clone());
-        Either::Left(Either::Left(
-            self.inner
-                .call(req)
-                .map_ok(axum::response::IntoResponse::into_response as fn(_) -> _),
-        ))
+        Flow::Continue(None)
+    }
+
+    fn resumed<B>(state: &mut Option<Verified>, req: &mut Request<B>) {
+        if let Some(Verified { claims, verifier }) = state.take() {
+            if let Some(claims) = claims {
+                req.extensions_mut().insert(claims);
+            }
+            req.extensions_mut().insert(verifier);
+        }
+    }
+
+    #[inline]
+    fn finish(_: Option<Verified>, res: Response) -> Response {
+        res
     }
 }
 
-/// [`JwtService`]'s slow path: fetch the key set, verify, call `inner`.
+/// [`JwtLayer`]'s slow path: fetch the key set, verify.
 #[cfg(feature = "jwks")]
-async fn verify_then_call<S, B>(
+async fn verify_later(
     verifier: Arc<JwtVerifier>,
     generation: u64,
-    mut req: Request<B>,
-    mut inner: S,
+    token: String,
     reject_invalid: bool,
-) -> Result<Response, std::convert::Infallible>
-where
-    S: Service<Request<B>, Error = std::convert::Infallible>,
-    S::Response: axum::response::IntoResponse,
-{
+) -> Result<Option<Verified>, Response> {
     if let Some(jwks) = &verifier.jwks {
         jwks.refresh_after(generation).await;
     }
-    let verified = match bearer(req.headers()) {
-        Some(token) => verifier.verify::<serde_json::Value>(token),
-        None => Err(JwtError::Malformed("no bearer token".into())),
-    };
-    match verified {
-        Err(e) if reject_invalid => Ok(crate::response::error_response(&invalid_token(&e))),
-        verified => {
-            if let Ok(claims) = verified {
-                req.extensions_mut()
-                    .insert(VerifiedClaims(Arc::new(claims)));
-            }
-            req.extensions_mut().insert(verifier);
-            let res = inner.call(req).await?;
-            Ok(axum::response::IntoResponse::into_response(res))
-        }
+    match verifier.verify::<serde_json::Value>(&token) {
+        Err(e) if reject_invalid => Err(crate::response::error_response(&invalid_token(&e))),
+        verified => Ok(Some(Verified {
+            claims: verified.ok().map(|claims| VerifiedClaims(Arc::new(claims))),
+            verifier,
+        })),
     }
 }

@@ -230,20 +230,18 @@ fn wrap(
             crate::routing::panic_response,
         ));
     }
-    let inner = router.clone();
-    if let Some(fused) = &fused {
-        router = if layered {
-            axum::Router::new().fallback_service(tower::Layer::layer(fused, router))
-        } else {
-            axum::Router::new().fallback_service(tower::Layer::layer(fused, dispatch.clone()))
-        };
+    let routes = if layered {
+        crate::server::Routes::Layered(router.clone())
+    } else {
+        crate::server::Routes::Direct(dispatch)
+    };
+    let served = crate::server::Served::new(fused.map(|fused| fused.0), routes);
+    if served.hook().is_some() {
+        router = axum::Router::new().fallback_service(served.clone());
     }
     BuiltApp {
         router,
-        inner,
-        dispatch,
-        layered,
-        fused,
+        served,
         openapi,
         asyncapi,
     }

@@ -8,18 +8,16 @@ pub use store::MemoryStore;
 use super::client_ip::{ClientIp, TrustedProxies};
 use super::path_under;
 use crate::response::Response;
-use axum::response::IntoResponse;
 use ferrapi_core::HttpError;
+use ferrapi_core::middleware::{Flow, Hook, HookService};
 use ferrapi_core::rate_limit::{Decision, Quota, RateLimitStore};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName, HeaderValue, Request, StatusCode};
-use std::convert::Infallible;
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tower::{Layer, Service};
+use tower::Layer;
 
 type KeyFn = dyn Fn(&Parts) -> Option<String> + Send + Sync;
 
@@ -142,7 +140,8 @@ pub struct RateLimitLayer {
 }
 
 #[derive(Clone)]
-struct Limiter {
+/// One limiter: its quota, store, key and paths.
+pub struct Limiter {
     name: String,
     quota: Quota,
     policy: HeaderValue,
@@ -314,18 +313,15 @@ fn too_many(limiter: &Limiter, d: &Decision) -> Response {
 impl<S> Layer<S> for RateLimitLayer {
     type Service = RateLimitService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService {
-            inner,
-            limiters: Arc::from([self.inner.clone()]),
-        }
+        HookService::new(RateLimits(Arc::from([self.inner.clone()])), inner)
     }
 }
 
-/// Several limiters as one layer, checked in order (the first as if
+/// Several limiters as one hook, checked in order (the first as if
 /// outermost): what [`Stack`](super::Stack) installs, one service instead of
-/// one per limiter.
+/// one per limiter. A [`RateLimitLayer`] alone is the hook of one.
 #[derive(Clone)]
-pub(crate) struct RateLimits(Arc<[Arc<Limiter>]>);
+pub struct RateLimits(Arc<[Arc<Limiter>]>);
 
 impl RateLimits {
     pub(crate) fn new(layers: Vec<RateLimitLayer>) -> Self {
@@ -333,76 +329,64 @@ impl RateLimits {
     }
 }
 
+impl fmt::Debug for RateLimits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.0.iter().map(|l| l.name.as_str()).collect();
+        f.debug_struct("RateLimits")
+            .field("limiters", &names)
+            .finish()
+    }
+}
+
 impl<S> Layer<S> for RateLimits {
     type Service = RateLimitService<S>;
     fn layer(&self, inner: S) -> Self::Service {
-        RateLimitService {
-            inner,
-            limiters: self.0.clone(),
+        HookService::new(self.clone(), inner)
+    }
+}
+
+/// The service of [`RateLimitLayer`]: the generic hook service.
+pub type RateLimitService<S> = HookService<RateLimits, S>;
+
+/// The allowed limiters' decisions, for the response's headers.
+type Decisions = Vec<(Arc<Limiter>, Decision)>;
+
+/// The request half: no wait when no limiter applies to the path (or
+/// none finds a key); else the store's checks, in order, answering 429
+/// (or 503 when a store fails closed). The response half sets the
+/// `RateLimit-*` headers.
+impl Hook for RateLimits {
+    type State = Decisions;
+    type Wait = futures_util::future::BoxFuture<'static, Result<Decisions, Response>>;
+
+    fn begin<B>(&self, req: &mut Request<B>) -> Flow<Decisions, Self::Wait> {
+        let path = req.uri().path();
+        if !self.0.iter().any(|l| l.applies(path)) {
+            return Flow::Continue(Vec::new());
         }
-    }
-}
-
-/// The service of [`RateLimitLayer`].
-#[derive(Clone)]
-pub struct RateLimitService<S> {
-    inner: S,
-    limiters: Arc<[Arc<Limiter>]>,
-}
-
-impl<S> fmt::Debug for RateLimitService<S> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let names: Vec<&str> = self.limiters.iter().map(|l| l.name.as_str()).collect();
-        f.debug_struct("RateLimitService")
-            .field("limiters", &names)
-            .finish_non_exhaustive()
-    }
-}
-
-impl<S, B> Service<Request<B>> for RateLimitService<S>
-where
-    S: Service<Request<B>, Error = Infallible> + Clone + Send + 'static,
-    S::Response: IntoResponse,
-    S::Future: Send + 'static,
-    B: Send + 'static,
-{
-    type Response = Response;
-    type Error = Infallible;
-    type Future = futures_util::future::BoxFuture<'static, Result<Response, Infallible>>;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, req: Request<B>) -> Self::Future {
-        // The service that was polled ready handles this request.
-        let clone = self.inner.clone();
-        let mut inner = std::mem::replace(&mut self.inner, clone);
-        let (parts, body) = req.into_parts();
-        let counted: Vec<(Arc<Limiter>, String)> = self
-            .limiters
-            .iter()
-            .filter(|l| l.applies(parts.uri.path()))
-            .filter_map(|l| Some((l.clone(), format!("{}:{}", l.name, l.key.key(&parts)?))))
-            .collect();
-        let req = Request::from_parts(parts, body);
+        let counted: Vec<(Arc<Limiter>, String)> = with_parts(req, |parts| {
+            self.0
+                .iter()
+                .filter(|l| l.applies(parts.uri.path()))
+                .filter_map(|l| Some((l.clone(), format!("{}:{}", l.name, l.key.key(parts)?))))
+                .collect()
+        });
         if counted.is_empty() {
-            let fut = inner.call(req);
-            return Box::pin(async move { Ok(fut.await?.into_response()) });
+            return Flow::Continue(Vec::new());
         }
-        Box::pin(async move {
+        Flow::Wait(Box::pin(async move {
             let mut decisions = Vec::with_capacity(counted.len());
             for (limiter, key) in counted {
                 match limiter.store.check(&key, limiter.quota).await {
                     Ok(d) if d.allowed => decisions.push((limiter, d)),
                     Ok(d) => {
                         tracing::debug!(limiter = %limiter.name, %key, "rate limit exceeded");
-                        return Ok(too_many(&limiter, &d));
+                        return Err(too_many(&limiter, &d));
                     }
                     Err(e) => {
                         limiter.log_store_error(&e);
                         if limiter.fail == FailMode::Closed {
-                            return Ok(crate::response::error_response(&HttpError::new(
+                            return Err(crate::response::error_response(&HttpError::new(
                                 StatusCode::SERVICE_UNAVAILABLE,
                                 "Service Unavailable",
                             )));
@@ -410,18 +394,69 @@ where
                     }
                 }
             }
-            let mut res = inner.call(req).await?.into_response();
-            for (limiter, d) in &decisions {
-                set_headers(res.headers_mut(), limiter, d);
-            }
-            Ok(res)
-        })
+            Ok(decisions)
+        }))
     }
+
+    fn finish(decisions: Decisions, mut res: Response) -> Response {
+        for (limiter, d) in &decisions {
+            set_headers(res.headers_mut(), limiter, d);
+        }
+        res
+    }
+}
+
+/// `f` over the request's head as [`Parts`] (what [`RateLimitKey`]
+/// functions take), without taking the request apart: its fields are
+/// moved into empty parts and back (no allocation).
+fn with_parts<B, T>(req: &mut Request<B>, f: impl FnOnce(&Parts) -> T) -> T {
+    let (mut parts, ()) = Request::new(()).into_parts();
+    std::mem::swap(&mut parts.method, req.method_mut());
+    std::mem::swap(&mut parts.uri, req.uri_mut());
+    std::mem::swap(&mut parts.version, req.version_mut());
+    std::mem::swap(&mut parts.headers, req.headers_mut());
+    std::mem::swap(&mut parts.extensions, req.extensions_mut());
+    let out = f(&parts);
+    std::mem::swap(&mut parts.method, req.method_mut());
+    std::mem::swap(&mut parts.uri, req.uri_mut());
+    std::mem::swap(&mut parts.version, req.version_mut());
+    std::mem::swap(&mut parts.headers, req.headers_mut());
+    std::mem::swap(&mut parts.extensions, req.extensions_mut());
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn keys_see_the_request_head_which_stays_whole() {
+        let mut req = Request::builder()
+            .method("POST")
+            .uri("/a?b=1")
+            .header("x-user", "ann")
+            .body(7u8)
+            .unwrap_or_default();
+        req.extensions_mut().insert(5u32);
+        let seen = with_parts(&mut req, |p| {
+            format!(
+                "{} {} {:?} {:?}",
+                p.method,
+                p.uri,
+                p.headers.get("x-user"),
+                p.extensions.get::<u32>()
+            )
+        });
+        assert_eq!(seen, r#"POST /a?b=1 Some("ann") Some(5)"#);
+        assert_eq!(req.method(), "POST");
+        assert_eq!(req.uri(), "/a?b=1");
+        assert_eq!(
+            req.headers().get("x-user").map(|v| v.as_bytes()),
+            Some(&b"ann"[..])
+        );
+        assert_eq!(req.extensions().get::<u32>(), Some(&5));
+        assert_eq!(*req.body(), 7);
+    }
 
     #[test]
     fn whole_seconds_round_up() {
