@@ -214,26 +214,28 @@ where
 }
 
 /// A shared hook (a composed stack, shared by the services it wraps).
+/// Always inlined: a call boundary here would make the whole state one
+/// more copy per request (the state is returned and taken by value).
 impl<H: Hook> Hook for Arc<H> {
     type State = H::State;
     type Wait = H::Wait;
 
-    #[inline]
+    #[inline(always)]
     fn begin<B>(&self, req: &mut Request<B>) -> Flow<Self::State, Self::Wait> {
         (**self).begin(req)
     }
 
-    #[inline]
+    #[inline(always)]
     fn resumed<B>(state: &mut Self::State, req: &mut Request<B>) {
         H::resumed(state, req);
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(state: Self::State, res: Response) -> Response {
         H::finish(state, res)
     }
 
-    #[inline]
+    #[inline(always)]
     fn span(state: &Self::State) -> Option<&tracing::Span> {
         H::span(state)
     }
