@@ -214,26 +214,28 @@ where
 }
 
 /// A shared hook (a composed stack, shared by the services it wraps).
+/// Always inlined: a call boundary here would make the whole state one
+/// more copy per request (the state is returned and taken by value).
 impl<H: Hook> Hook for Arc<H> {
     type State = H::State;
     type Wait = H::Wait;
 
-    #[inline]
+    #[inline(always)]
     fn begin<B>(&self, req: &mut Request<B>) -> Flow<Self::State, Self::Wait> {
         (**self).begin(req)
     }
 
-    #[inline]
+    #[inline(always)]
     fn resumed<B>(state: &mut Self::State, req: &mut Request<B>) {
         H::resumed(state, req);
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(state: Self::State, res: Response) -> Response {
         H::finish(state, res)
     }
 
-    #[inline]
+    #[inline(always)]
     fn span(state: &Self::State) -> Option<&tracing::Span> {
         H::span(state)
     }
@@ -301,11 +303,13 @@ where
     where
         S: Service<Request<B>, Response = Response> + Clone,
     {
-        let mut fut = start(&self.hook, req, |req| call(&self.inner, req));
-        if let Phase::Waiting { svc, .. } = &mut fut.phase {
-            *svc = Some(self.inner.clone());
-        }
-        fut
+        start::<H, S, B, _>(
+            &self.hook,
+            req,
+            &self.inner,
+            |inner, req| call(inner, req),
+            |inner| S::clone(inner),
+        )
     }
 }
 
@@ -326,11 +330,7 @@ where
     where
         T: Service<Request<B>, Response = Response> + Clone,
     {
-        let mut fut = start(&self.hook, req, |req| call(inner, req));
-        if let Phase::Waiting { svc, .. } = &mut fut.phase {
-            *svc = Some(inner.clone());
-        }
-        fut
+        HookFuture::new(&self.hook, inner, req, call)
     }
 }
 
@@ -353,49 +353,56 @@ where
         let Self { hook, inner } = self;
         // A waiting request keeps the service that was polled ready and
         // leaves a clone for the next one (tower's usual move).
-        let mut fut = start(hook, req, |req| inner.call(req));
-        if let Phase::Waiting { svc, .. } = &mut fut.phase {
-            let clone = inner.clone();
-            *svc = Some(std::mem::replace(inner, clone));
-        }
-        fut
+        start::<H, S, B, _>(
+            hook,
+            req,
+            inner,
+            |inner, req| inner.call(req),
+            |inner| {
+                let clone = inner.clone();
+                std::mem::replace(*inner, clone)
+            },
+        )
     }
 }
 
-/// The request halves, then the inner call (or the answer; or the wait,
-/// without the service it needs after it, which the caller adds).
-/// Always inlined: the future is then built where it is returned, not
-/// copied through every caller (it is large: the inner future and the
-/// state).
+/// The request halves, then the inner call (`call`), or the answer, or
+/// the wait with the request and the service it needs after it (`park`).
+/// `cx` is what both get: the inner service, by reference.
+///
+/// Always inlined, and the future built in one expression (no value
+/// changed after it is built): the future is large (the inner future and
+/// the state), and each intermediate value of it would be one more copy
+/// per request.
 #[inline(always)]
-fn start<H, S, B>(
+fn start<H, S, B, C>(
     hook: &H,
     mut req: Request<B>,
-    call: impl FnOnce(Request<B>) -> S::Future,
+    mut cx: C,
+    call: impl FnOnce(&mut C, Request<B>) -> S::Future,
+    park: impl FnOnce(&mut C) -> S,
 ) -> HookFuture<H, S, B>
 where
     H: Hook,
     S: Service<Request<B>>,
 {
-    let phase = match hook.begin(&mut req) {
-        Flow::Continue(state) => {
-            let fut = {
-                let _entered = H::span(&state).map(tracing::Span::enter);
-                call(req)
-            };
-            Phase::Running {
-                fut,
+    HookFuture {
+        phase: match hook.begin(&mut req) {
+            Flow::Continue(state) => Phase::Running {
+                fut: {
+                    let _entered = H::span(&state).map(tracing::Span::enter);
+                    call(&mut cx, req)
+                },
                 state: Some(state),
-            }
-        }
-        Flow::Answer(res) => Phase::Answered { res: Some(res) },
-        Flow::Wait(wait) => Phase::Waiting {
-            wait,
-            req: Some(req),
-            svc: None,
+            },
+            Flow::Answer(res) => Phase::Answered { res: Some(res) },
+            Flow::Wait(wait) => Phase::Waiting {
+                wait,
+                req: Some(req),
+                svc: Some(park(&mut cx)),
+            },
         },
-    };
-    HookFuture { phase }
+    }
 }
 
 pin_project! {
@@ -454,6 +461,83 @@ pin_project! {
         Answered {
             res: Option<Response>,
         },
+    }
+}
+
+impl<H, S, B> HookFuture<H, S, B>
+where
+    H: Hook,
+    S: Service<Request<B>, Response = Response> + Clone,
+{
+    /// `hook` served over `inner` for one request, without a
+    /// [`HookService`]: what [`HookService::call_on`] does with its own
+    /// hook, for a caller that holds the hook apart. The server does: its
+    /// hook is optional, and without it the routes are called alone; with
+    /// it, this future's hook is the present one, whose state is not
+    /// wrapped in one more `Option` (which each request would copy).
+    ///
+    /// `inner` is called through a shared reference (`call`) and cloned
+    /// only when the hook waits.
+    ///
+    /// ```
+    /// use ferrapi_core::body::{Body, Response};
+    /// use ferrapi_core::middleware::{Flow, Hook, HookFuture, NoWait};
+    /// use http::{HeaderValue, Request};
+    /// use std::convert::Infallible;
+    /// use std::future::{Ready, ready};
+    /// use std::task::{Context, Poll};
+    /// use tower_service::Service;
+    ///
+    /// #[derive(Clone)]
+    /// struct Mark;
+    ///
+    /// impl Hook for Mark {
+    ///     type State = ();
+    ///     type Wait = NoWait<Self::State>;
+    ///     fn begin<B>(&self, _req: &mut Request<B>) -> Flow<()> {
+    ///         Flow::Continue(())
+    ///     }
+    ///     fn finish((): (), mut res: Response) -> Response {
+    ///         res.headers_mut().insert("x-marked", HeaderValue::from_static("1"));
+    ///         res
+    ///     }
+    /// }
+    ///
+    /// #[derive(Clone)]
+    /// struct Hello;
+    ///
+    /// impl Service<Request<Body>> for Hello {
+    ///     type Response = Response;
+    ///     type Error = Infallible;
+    ///     type Future = Ready<Result<Response, Infallible>>;
+    ///     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+    ///         Poll::Ready(Ok(()))
+    ///     }
+    ///     fn call(&mut self, _req: Request<Body>) -> Self::Future {
+    ///         ready(Ok(Response::new(Body::from("hello"))))
+    ///     }
+    /// }
+    ///
+    /// # tokio::runtime::Builder::new_current_thread().build().unwrap().block_on(async {
+    /// let req = Request::new(Body::empty());
+    /// let res = HookFuture::new(&Mark, &Hello, req, |hello, req| hello.clone().call(req)).await;
+    /// assert_eq!(res.unwrap().headers()["x-marked"], "1");
+    /// # });
+    /// ```
+    #[inline(always)]
+    pub fn new(
+        hook: &H,
+        inner: &S,
+        req: Request<B>,
+        call: impl FnOnce(&S, Request<B>) -> S::Future,
+    ) -> Self {
+        start::<H, S, B, _>(
+            hook,
+            req,
+            inner,
+            |inner, req| call(inner, req),
+            |inner| S::clone(inner),
+        )
     }
 }
 

@@ -550,13 +550,15 @@ async fn stop_lifespans(started: &mut [crate::lifespan::Lifespan]) {
 
 /// What a connection's requests are served by: a
 /// [`Stack`](crate::middleware::Stack)'s fused outer layers, if any, over
-/// the routes, as one generic hook service. The server calls it through
-/// a shared reference, on the routes' own service
-/// ([`HookService::call_on`]): no clone of the service per request, no
-/// `&mut`, and the dispatcher's future (not the size of the router's) on
-/// the direct path. Without any hook (no `Stack`) and without tower layers
-/// the server calls the dispatcher alone: even an empty hook future costs
-/// a request its copies (about 3 % of a plain request's instructions).
+/// the routes, as one generic hook service. The server serves its parts
+/// through shared references ([`HookFuture::new`]: the present hook over
+/// the routes' own service): no clone of the service per request, no
+/// `&mut`, the dispatcher's future (not the size of the router's) on the
+/// direct path, and the fused hook's state not wrapped in the optional
+/// hook's `Option` (one copy less of it per request). Without any hook (no
+/// `Stack`) the server calls the routes alone: even an empty hook future
+/// costs a request its copies (about 3 % of a plain request's
+/// instructions).
 pub(crate) type Served = HookService<Option<Arc<Fused>>, Routes>;
 
 /// The routes as the server calls them: the only choice left in the served
@@ -664,28 +666,33 @@ impl hyper::service::Service<http::Request<hyper::body::Incoming>> for ConnServi
         } else {
             None
         };
+        let guard = Some(RequestGuard(self.watch.clone()));
         // Each kind of routes has its own future: the dispatcher's is a
-        // quarter of the router's, and it is the one of the hot path.
-        let inner = match self.app.inner() {
-            // No hook at all: the dispatcher's future alone (the hook
-            // future's frame, even empty, costs its copies per request).
-            Routes::Direct(dispatch) if self.app.hook().is_none() => Inner::Bare {
-                fut: dispatch.call(req),
-            },
-            Routes::Direct(dispatch) => Inner::Direct {
-                fut: self
-                    .app
-                    .call_on(dispatch, req, crate::routing::Dispatch::call),
-            },
-            Routes::Layered(router) => Inner::Layered {
-                fut: self.app.call_on(router, req, |router, req| {
-                    tower::Service::call(&mut router.clone(), req)
-                }),
-            },
-        };
+        // quarter of the router's, and it is the one of the hot path. Built
+        // in place, in the one expression of the returned future: each
+        // intermediate value of it would be one more copy per request.
         ServeFuture {
-            inner,
-            guard: Some(RequestGuard(self.watch.clone())),
+            inner: match (self.app.inner(), self.app.hook()) {
+                // No hook at all: the dispatcher's future alone (the hook
+                // future's frame, even empty, costs its copies per request).
+                (Routes::Direct(dispatch), None) => Inner::Bare {
+                    fut: dispatch.call(req),
+                },
+                // The present hook itself, not the optional one: its state
+                // is not wrapped in one more `Option` to copy.
+                (Routes::Direct(dispatch), Some(fused)) => Inner::Direct {
+                    fut: HookFuture::new(fused, dispatch, req, crate::routing::Dispatch::call),
+                },
+                (Routes::Layered(router), None) => Inner::LayeredBare {
+                    fut: tower::Service::call(&mut router.clone(), req),
+                },
+                (Routes::Layered(router), Some(fused)) => Inner::Layered {
+                    fut: HookFuture::new(fused, router, req, |router, req| {
+                        tower::Service::call(&mut router.clone(), req)
+                    }),
+                },
+            },
+            guard,
             access,
         }
     }
@@ -724,8 +731,9 @@ pin_project_lite::pin_project! {
     enum Inner {
         Refused { res: Option<http::Response<axum::body::Body>> },
         Bare { #[pin] fut: crate::routing::DispatchFuture },
-        Direct { #[pin] fut: HookFuture<Option<Arc<Fused>>, crate::routing::Dispatch, axum::body::Body> },
-        Layered { #[pin] fut: HookFuture<Option<Arc<Fused>>, axum::Router, axum::body::Body> },
+        Direct { #[pin] fut: HookFuture<Arc<Fused>, crate::routing::Dispatch, axum::body::Body> },
+        LayeredBare { #[pin] fut: axum::routing::future::RouteFuture<Infallible> },
+        Layered { #[pin] fut: HookFuture<Arc<Fused>, axum::Router, axum::body::Body> },
     }
 }
 
@@ -752,6 +760,7 @@ impl Future for ServeFuture {
             }
             InnerProj::Bare { fut } => ready!(fut.poll(cx)),
             InnerProj::Direct { fut } => ready!(fut.poll(cx)),
+            InnerProj::LayeredBare { fut } => ready!(fut.poll(cx)),
             InnerProj::Layered { fut } => ready!(fut.poll(cx)),
         };
         let Ok(mut res) = res;

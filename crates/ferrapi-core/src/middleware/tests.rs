@@ -361,3 +361,34 @@ async fn call_on_serves_the_hook_over_the_service_given() {
     assert!(entries(&held).is_empty(), "the held service is not called");
     assert_eq!(through(&res), ["a"]);
 }
+
+#[tokio::test]
+async fn a_hook_future_made_alone_goes_on_answers_or_waits() {
+    let log = Log::default();
+    let inner = Inner(log.clone());
+    let call = |inner: &Inner, req| inner.clone().call(req);
+    let unwrap = |res: Result<Response, Infallible>| match res {
+        Ok(res) => res,
+        Err(never) => match never {},
+    };
+    // Goes on: the request half, the given service, the response half.
+    let hook = named("a", &log);
+    let res = unwrap(HookFuture::new(&hook, &inner, request(&[]), call).await);
+    assert_eq!(entries(&log), ["begin a", "inner", "finish a"]);
+    assert_eq!(through(&res), ["a"]);
+    // Answers: the service is not called.
+    let res = unwrap(HookFuture::new(&hook, &inner, request(&[("x-refuse", "a")]), call).await);
+    assert_eq!(res.status(), StatusCode::FORBIDDEN);
+    assert_eq!(entries(&log), ["begin a", "inner", "finish a", "begin a"]);
+    // Waits: the service (a clone of the one given) is called after the
+    // wait, on the request the wait resumed into.
+    let res = unwrap(HookFuture::new(&Waits, &inner, request(&[]), call).await);
+    assert_eq!(entries(&log).last().map(String::as_str), Some("inner"));
+    assert_eq!(
+        res.headers().get("x-saw-wait").map(|v| v.as_bytes()),
+        Some(&b"1"[..])
+    );
+    let res = unwrap(HookFuture::new(&Waits, &inner, request(&[("x-limit", "1")]), call).await);
+    assert_eq!(res.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert_eq!(entries(&log).len(), 5, "a refused wait calls nothing");
+}

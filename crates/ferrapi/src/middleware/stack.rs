@@ -244,23 +244,25 @@ impl Fused {
     }
 }
 
+// Always inlined (as `Arc`'s forwarding): each call boundary is one more
+// copy of the whole state per request.
 impl Hook for Fused {
     type State = <Chain as Hook>::State;
     type Wait = NoWait<Self::State>;
 
-    #[inline]
+    #[inline(always)]
     fn begin<B>(&self, req: &mut Request<B>) -> Flow<Self::State> {
         self.0.begin(req)
     }
 
-    #[inline]
+    #[inline(always)]
     fn finish(state: Self::State, mut res: Response<Body>) -> Response<Body> {
         // One growth of the header map for all that is added.
         res.headers_mut().reserve(6);
         Chain::finish(state, res)
     }
 
-    #[inline]
+    #[inline(always)]
     fn span(state: &Self::State) -> Option<&tracing::Span> {
         Chain::span(state)
     }

@@ -58,13 +58,16 @@ impl TimingLayer {
 
 super::hook_layer!(TimingLayer, TimingService, TimingFuture);
 
-/// What [`TimingLayer`] keeps from a request until its response.
+/// What [`TimingLayer`] keeps from a request until its response: small,
+/// since every request's future carries it (the slow-request threshold
+/// goes with the request line, in the box made only when it is set).
 #[derive(Debug)]
 pub struct Started {
-    layer: TimingLayer,
     start: Instant,
-    /// The request line, kept only when slow requests are logged.
-    request: Option<Box<(Method, Uri)>>,
+    /// The threshold and the request line, kept only when slow requests
+    /// are logged.
+    slow: Option<Box<(Duration, Method, Uri)>>,
+    server_timing: bool,
 }
 
 /// The request half takes the start time; the response half writes the
@@ -76,11 +79,11 @@ impl Hook for TimingLayer {
     #[inline]
     fn begin<B>(&self, req: &mut Request<B>) -> Flow<Started> {
         Flow::Continue(Started {
-            layer: *self,
             start: Instant::now(),
-            request: self
+            slow: self
                 .slow
-                .map(|_| Box::new((req.method().clone(), req.uri().clone()))),
+                .map(|threshold| Box::new((threshold, req.method().clone(), req.uri().clone()))),
+            server_timing: self.server_timing,
         })
     }
 
@@ -91,17 +94,17 @@ impl Hook for TimingLayer {
         if let Some(v) = seconds_header(elapsed) {
             headers.insert(X_PROCESS_TIME, v);
         }
-        if started.layer.server_timing
+        if started.server_timing
             && let Some(v) = server_timing_header(elapsed)
         {
             headers.append(SERVER_TIMING, v);
         }
-        if let (Some(threshold), Some(request)) = (started.layer.slow, started.request.as_deref())
-            && elapsed > threshold
+        if let Some((threshold, method, uri)) = started.slow.as_deref()
+            && elapsed > *threshold
         {
             tracing::warn!(
-                method = %request.0,
-                path = %request.1.path(),
+                method = %method,
+                path = %uri.path(),
                 status = status.as_u16(),
                 seconds = elapsed.as_secs_f64(),
                 "slow request"
@@ -176,5 +179,68 @@ mod tests {
             .and_then(|h| h.to_str().ok().map(str::to_owned));
         assert_eq!(st.as_deref(), Some("app;dur=3000.000"));
         assert_eq!(text(Duration::MAX), "18446744073709.551615");
+    }
+
+    /// A log writer sharing what it was given.
+    #[derive(Clone, Default)]
+    struct Lines(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Lines {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            if let Ok(mut lines) = self.0.lock() {
+                lines.extend_from_slice(bytes);
+            }
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// One request through the layer's halves, taking at least 5 ms.
+    fn through(layer: TimingLayer) -> Response {
+        let mut req = Request::new(());
+        *req.method_mut() = Method::POST;
+        *req.uri_mut() = Uri::from_static("/users/7?full=1");
+        let Flow::Continue(started) = layer.begin(&mut req) else {
+            panic!("the timing layer always goes on");
+        };
+        std::thread::sleep(Duration::from_millis(5));
+        TimingLayer::finish(started, Response::new(axum::body::Body::empty()))
+    }
+
+    #[test]
+    fn slow_requests_are_logged_with_their_request_line() {
+        let lines = Lines::default();
+        let writer = lines.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        let (slow, fast, off) = tracing::subscriber::with_default(subscriber, || {
+            let slow = through(
+                TimingLayer::new()
+                    .server_timing(true)
+                    .slow_request_threshold(Some(Duration::from_millis(1))),
+            );
+            let fast =
+                through(TimingLayer::new().slow_request_threshold(Some(Duration::from_secs(3600))));
+            (slow, fast, through(TimingLayer::new()))
+        });
+        let text = lines
+            .0
+            .lock()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default();
+        assert_eq!(text.matches("slow request").count(), 1, "{text}");
+        assert!(text.contains("method=POST"), "{text}");
+        assert!(text.contains("path=/users/7 "), "{text}");
+        assert!(text.contains("status=200"), "{text}");
+        for res in [&slow, &fast, &off] {
+            assert!(res.headers().contains_key(X_PROCESS_TIME));
+        }
+        assert!(slow.headers().contains_key(SERVER_TIMING));
+        assert!(!fast.headers().contains_key(SERVER_TIMING));
+        assert!(!off.headers().contains_key(SERVER_TIMING));
     }
 }
